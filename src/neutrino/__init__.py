@@ -1,0 +1,1 @@
+"""neutrino: OpenStack Networking under the hood, small and fast."""

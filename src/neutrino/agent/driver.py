@@ -1,0 +1,45 @@
+"""The one narrow interface every agent driver sits behind.
+
+The agent calls, in this order, on every new view and on every periodic resync: dhcp, l3 (they create their
+namespaces and veth pairs), l2 (plugs host-side devices into bridges), firewall. A driver reads what the kernel has,
+compares it with the view and changes only the difference; calling `sync` twice with the same view changes nothing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from neutrino.sync.schema import View
+
+
+@dataclass
+class HostConfig:
+    """What an agent knows about its host; shared by all drivers."""
+    host: str
+    state_dir: str                                  # files of this agent: dnsmasq dirs, OVS run dir, ...
+    bridge_mappings: dict[str, str] = field(default_factory=lambda: {"public": "br-ex"})  # physnet -> bridge
+    tunnel_ip: str | None = None                    # local VXLAN endpoint
+    ovs_db: str | None = None                       # OVSDB socket, e.g. unix:/state/ovs/db.sock
+    metadata_port: int = 9697
+    server: str | None = None                       # server URL or unix:PATH (metadata proxy forwards there)
+    token: str | None = None
+
+
+@dataclass
+class SyncResult:
+    """What a driver realized: port id -> True when its part of the port is in place."""
+    ports: dict[str, bool] = field(default_factory=dict)
+    dhcp_ready: list[str] = field(default_factory=list)       # port ids whose DHCP host entry is live
+    routers: dict[str, bool] = field(default_factory=dict)
+    floatingips: dict[str, bool] = field(default_factory=dict)
+    changed: bool = False                                     # anything written to the kernel
+
+
+class Driver(Protocol):
+    name: str
+
+    def sync(self, view: View) -> SyncResult:
+        """Make the kernel match the view for what this driver owns."""
+
+    def cleanup(self) -> None:
+        """Remove everything this driver made on the host (used by `neutrino down` and tests)."""

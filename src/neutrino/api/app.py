@@ -1,0 +1,140 @@
+"""The HTTP application: Neutron v2.0 on one app (plus the Keystone subset under /v3 and the agent protocol)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from neutrino.api import auth, extensions, meta
+from neutrino.api.controller import Controller, json_response
+from neutrino.errors import NeutrinoError, NotFound
+
+LOG = logging.getLogger(__name__)
+OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
+
+
+def _resources():
+    from neutrino.api import networks, ports
+    res = [networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, ports.PORT]
+    for mod in ("secgroups", "routers"):
+        try:
+            module = __import__(f"neutrino.api.{mod}", fromlist=["RESOURCES"])
+        except ImportError:
+            continue
+        res.extend(module.RESOURCES)
+    return res
+
+
+def _extra_routes(router: APIRouter) -> None:
+    try:
+        from neutrino.api import routers
+    except ImportError:
+        return
+    routers.add_routes(router)
+
+
+class Notifier:
+    """Wakes long-polling agents after a commit (single process; PostgreSQL deployments add LISTEN/NOTIFY)."""
+
+    def __init__(self):
+        self.cond: asyncio.Condition | None = None
+
+    def notify(self) -> None:
+        if self.cond is None:
+            return
+        loop = asyncio.get_running_loop()
+        loop.create_task(self._wake())
+
+    async def _wake(self):
+        async with self.cond:
+            self.cond.notify_all()
+
+    async def wait(self, timeout: float) -> None:
+        if self.cond is None:
+            self.cond = asyncio.Condition()
+        async with self.cond:
+            try:
+                await asyncio.wait_for(self.cond.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+
+def create_app(settings, db) -> FastAPI:
+    app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.settings = settings
+    app.state.db = db
+    notifier = Notifier()
+    app.state.notifier = notifier
+    app.state.notify = notifier.notify
+
+    @app.on_event("startup")
+    async def _cond():  # the Condition must be made on the serving loop
+        notifier.cond = asyncio.Condition()
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next):
+        path = request.url.path
+        try:
+            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
+                request.state.ctx = auth.authenticate(request.headers, settings, db)
+        except NeutrinoError as e:
+            return json_response(e.body(), e.code)
+        return await call_next(request)
+
+    @app.exception_handler(NeutrinoError)
+    async def _neutrino_error(_request, exc: NeutrinoError):
+        if exc.code >= 500:
+            LOG.error("internal error: %s", exc.message)
+        return json_response(exc.body(), exc.code)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            err = NotFound(f"The resource could not be found: {request.url.path}")
+            err.type_name = "HTTPNotFound"
+            return json_response(err.body(), 404)
+        if exc.status_code == 405:
+            return json_response({"NeutronError": {"type": "HTTPMethodNotAllowed", "detail": "",
+                                                   "message": "The method is not allowed for this resource."}}, 405)
+        return json_response({"NeutronError": {"type": "HTTPError", "message": str(exc.detail), "detail": ""}},
+                             exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request, exc: RequestValidationError):
+        return json_response({"NeutronError": {"type": "HTTPBadRequest", "message": str(exc.errors()[:1]),
+                                               "detail": ""}}, 400)
+
+    @app.exception_handler(Exception)
+    async def _crash(_request, exc: Exception):
+        LOG.exception("unexpected error", exc_info=exc)
+        return json_response({"NeutronError": {"type": "HTTPInternalServerError", "detail": "",
+                                               "message": "Request Failed: internal server error while processing "
+                                                          "your request."}}, 500)
+
+    router = APIRouter()
+    meta.add_routes(router)
+    extensions.add_routes(router)
+    _extra_routes(router)
+    for res in _resources():
+        Controller(res).routes(router)
+    app.include_router(router)
+    _optional_routers(app, settings)
+    return app
+
+
+def _optional_routers(app: FastAPI, settings) -> None:
+    """The identity service and the agent protocol, when their modules are present."""
+    if settings.auth == "keystone":
+        try:
+            from neutrino.identity.routes import router as identity_router
+            app.include_router(identity_router)
+        except ImportError:
+            LOG.warning("identity service not available")
+    try:
+        from neutrino.sync.server import router as sync_router
+        app.include_router(sync_router)
+    except ImportError:
+        pass

@@ -1,0 +1,269 @@
+"""One generic controller for every Neutron collection: list/show/create(bulk)/update/delete and the tags API.
+
+A resource module describes itself with a `Resource` (attribute map + core functions); the controller does the
+HTTP side: envelopes, validation, policy for writes, If-Match, list semantics, and one transaction per request that
+also bumps the global revision agents watch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+
+from neutrino.api import listing
+from neutrino.api.attrs import Attr, string, validate_body
+from neutrino.core import common
+from neutrino.errors import BadRequest, Forbidden, bad_request
+
+MAX_TAGS = 50
+
+
+@dataclass
+class Resource:
+    singular: str                 # "security_group"
+    path: str                     # "security-groups"
+    core: ModuleType              # create/update/get/render/scope + delete function
+    attrs: dict[str, Attr]
+    delete: Callable
+    readonly: tuple[str, ...] = ()   # further attributes shown (and filterable) but not writable
+    taggable: bool = True
+    plural: str = ""
+    sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
+
+    def __post_init__(self):
+        self.plural = self.plural or self.path.replace("-", "_")
+        self.known = set(self.attrs) | set(self.readonly) | {"id", "tenant_id", "project_id", "tags",
+                                                               "created_at", "updated_at", "revision_number"}
+
+
+def json_response(data, status: int = 200) -> Response:
+    return Response(content=orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+async def read_json(request: Request):
+    raw = await request.body()
+    if not raw:
+        raise bad_request("Request body is empty.")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("Malformed request body") from None
+
+
+def writer(ctx) -> None:
+    if ctx.is_reader_only:
+        raise Forbidden("This action is disallowed by policy for a reader.")
+
+
+class Controller:
+    def __init__(self, res: Resource):
+        self.res = res
+
+    # --- helpers --------------------------------------------------------------------------------------------------
+    def _one(self, s, ctx, rid):
+        return self.res.core.get(s, ctx, rid)
+
+    def _render_one(self, s, ctx, rid):
+        row = self._one(s, ctx, rid)
+        return self.res.core.render(s, ctx, [row])[0]
+
+    def _list(self, s, ctx, q: listing.ListQuery):
+        table = self.res.core.T
+        stmt = select(table)
+        clause = self.res.core.scope(ctx)
+        if clause is not None:
+            stmt = stmt.where(clause)
+        rest = {}
+        for key, vals in q.filters.items():
+            col = self.res.sql_filters.get(key)
+            if col is None and key in ("id", "name", "project_id", "tenant_id") and key != "tenant_id":
+                col = table.c[key]
+            if key == "tenant_id":
+                col = table.c.project_id
+            if col is not None:
+                stmt = stmt.where(col.in_(vals))
+            else:
+                rest[key] = vals
+        rows = s.execute(stmt).all()
+        items = self.res.core.render(s, ctx, rows)
+        return listing.apply_filters(items, rest)
+
+    # --- handlers -------------------------------------------------------------------------------------------------
+    async def list(self, request: Request):
+        app = request.app.state
+        ctx = request.state.ctx
+        pairs = list(request.query_params.multi_items())
+        q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
+        items = app.db.run(self._list, ctx, q)
+        page, has_next, has_prev = listing.sort_and_page(items, q)
+        body = {self.res.plural: listing.select_fields(page, q.fields)}
+        links = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+        if links:
+            body[f"{self.res.plural}_links"] = links
+        return json_response(body)
+
+    async def show(self, request: Request, rid: str):
+        ctx = request.state.ctx
+        fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
+        item = request.app.state.db.run(self._render_one, ctx, rid)
+        return json_response({self.res.singular: listing.select_fields([item], fields)[0]})
+
+    async def create(self, request: Request):
+        ctx = request.state.ctx
+        writer(ctx)
+        body = await read_json(request)
+        app = request.app.state
+        res = self.res
+        if isinstance(body, dict) and res.plural in body and isinstance(body[res.plural], list):
+            items = [validate_body(res.attrs, i.get(res.singular, i) if isinstance(i, dict) else i, res.singular,
+                                   True, ctx) for i in body[res.plural]]
+            bulk = True
+        elif isinstance(body, dict) and res.singular in body:
+            items = [validate_body(res.attrs, body[res.singular], res.singular, True, ctx)]
+            bulk = False
+        else:
+            raise bad_request(f"Resource body required: expected '{res.singular}' or '{res.plural}'.")
+
+        def tx(s):
+            ids = [res.core.create(s, ctx, data, app.settings) for data in items]
+            common.bump(s)
+            rows = [self._one(s, ctx, i) for i in ids]
+            return res.core.render(s, ctx, rows)
+
+        out = app.db.run(tx)
+        app.notify()
+        return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)
+
+    async def update(self, request: Request, rid: str):
+        ctx = request.state.ctx
+        writer(ctx)
+        body = await read_json(request)
+        app = request.app.state
+        res = self.res
+        if not isinstance(body, dict) or res.singular not in body:
+            raise bad_request(f"Resource body required: expected '{res.singular}'.")
+        data = validate_body(res.attrs, body[res.singular], res.singular, False, ctx)
+        if_match = request.headers.get("if-match")
+
+        def tx(s):
+            row = self._one(s, ctx, rid)
+            common.check_if_match(row, if_match)
+            res.core.update(s, ctx, row, data, app.settings)
+            common.bump(s)
+            return self._render_one(s, ctx, rid)
+
+        out = app.db.run(tx)
+        app.notify()
+        return json_response({res.singular: out})
+
+    async def delete(self, request: Request, rid: str):
+        ctx = request.state.ctx
+        writer(ctx)
+        app = request.app.state
+        if_match = request.headers.get("if-match")
+
+        def tx(s):
+            row = self._one(s, ctx, rid)
+            common.check_if_match(row, if_match)
+            self.res.delete(s, ctx, row)
+            common.bump(s)
+
+        app.db.run(tx)
+        app.notify()
+        return Response(status_code=204)
+
+    # --- tags -----------------------------------------------------------------------------------------------------
+    def _tags_tx(self, request: Request, rid: str, change: Callable[[list[str]], list[str]] | None):
+        ctx = request.state.ctx
+        if change is not None:
+            writer(ctx)
+
+        def tx(s):
+            row = self._one(s, ctx, rid)
+            tags = common.tags_of(s, [rid])[rid]
+            if change is None:
+                return tags
+            common.require_owner(ctx, row, f"update_{self.res.singular}_tags")
+            new = change(tags)
+            if len(set(new)) > MAX_TAGS:
+                raise bad_request(f"Number of tags exceeds the limit of {MAX_TAGS}.", "TagsLimitExceeded")
+            common.set_tags(s, rid, new)
+            common.touch(s, self.res.core.T, rid)
+            common.bump(s)
+            return sorted(set(new))
+
+        out = request.app.state.db.run(tx)
+        if change is not None:
+            request.app.state.notify()
+        return out
+
+    @staticmethod
+    def _tag(tag: str) -> str:
+        return string(255)("tag", tag)
+
+    async def tags_get(self, request: Request, rid: str):
+        return json_response({"tags": self._tags_tx(request, rid, None)})
+
+    async def tags_put(self, request: Request, rid: str):
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
+            raise bad_request("Invalid input for tags. Reason: a list of tags is required.", "InvalidInput")
+        new = [self._tag(t) for t in body["tags"]]
+        return json_response({"tags": self._tags_tx(request, rid, lambda _old: new)})
+
+    async def tags_post(self, request: Request, rid: str):
+        body = await read_json(request)
+        if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
+            raise bad_request("Invalid input for tags. Reason: a list of tags is required.", "InvalidInput")
+        new = [self._tag(t) for t in body["tags"]]
+        return json_response({"tags": self._tags_tx(request, rid, lambda old: old + new)}, 201)
+
+    async def tags_delete_all(self, request: Request, rid: str):
+        self._tags_tx(request, rid, lambda _old: [])
+        return Response(status_code=204)
+
+    async def tag_check(self, request: Request, rid: str, tag: str):
+        if tag not in self._tags_tx(request, rid, None):
+            from neutrino.errors import NotFound
+            err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
+            err.type_name = "TagNotFound"
+            raise err
+        return Response(status_code=204)
+
+    async def tag_put(self, request: Request, rid: str, tag: str):
+        tag = self._tag(tag)
+        self._tags_tx(request, rid, lambda old: old + [tag])
+        return Response(status_code=201)
+
+    async def tag_delete(self, request: Request, rid: str, tag: str):
+        def change(old):
+            if tag not in old:
+                from neutrino.errors import NotFound
+                err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
+                err.type_name = "TagNotFound"
+                raise err
+            return [t for t in old if t != tag]
+        self._tags_tx(request, rid, change)
+        return Response(status_code=204)
+
+    def routes(self, router: APIRouter) -> None:
+        p = f"/v2.0/{self.res.path}"
+        for suffix in ("", ".json"):
+            router.add_api_route(p + suffix, self.list, methods=["GET"])
+            router.add_api_route(p + suffix, self.create, methods=["POST"])
+        router.add_api_route(p + "/{rid}", self.show, methods=["GET"])
+        router.add_api_route(p + "/{rid}", self.update, methods=["PUT"])
+        router.add_api_route(p + "/{rid}", self.delete, methods=["DELETE"])
+        if self.res.taggable:
+            router.add_api_route(p + "/{rid}/tags", self.tags_get, methods=["GET"])
+            router.add_api_route(p + "/{rid}/tags", self.tags_put, methods=["PUT"])
+            router.add_api_route(p + "/{rid}/tags", self.tags_post, methods=["POST"])
+            router.add_api_route(p + "/{rid}/tags", self.tags_delete_all, methods=["DELETE"])
+            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_check, methods=["GET"])
+            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_put, methods=["PUT"])
+            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_delete, methods=["DELETE"])

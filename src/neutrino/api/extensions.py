@@ -1,0 +1,68 @@
+"""`/v2.0/extensions`: only aliases whose attributes and behaviour neutrino really implements."""
+from fastapi import APIRouter, Request
+
+from neutrino.api.controller import json_response
+from neutrino.errors import NotFound
+
+UPDATED = "2025-01-01T00:00:00-00:00"
+EXTENSIONS = {
+    "agent": "The agent management extension.",
+    "allowed-address-pairs": "Provides allowed address pairs",
+    "binding": "Expose port bindings of a virtual port to external application",
+    "default-subnetpools": "Provides ability to mark and use a subnetpool as the default.",
+    "dns-integration": "Provides integration with DNS.",
+    "empty-string-filtering": "Allow filtering by attributes with empty string value",
+    "external-net": "Adds external network attribute to network resource.",
+    "ext-gw-mode": "Extension of the router abstraction for specifying whether SNAT should occur on the external "
+                   "gateway",
+    "extra_dhcp_opt": "Extra options configuration for DHCP.",
+    "extraroute": "Extra routes configuration for L3 router",
+    "extraroute-atomic": "Edit extra routes of a router on server side by atomically adding/removing extra routes",
+    "fip-port-details": "Add port_details attribute to Floating IP resource",
+    "filter-validation": "Provides validation on filtered attributes.",
+    "floating-ip-port-forwarding": "Provides floating IP port forwarding.",
+    "ip-substring-filtering": "Provides IP address substring filtering when listing ports",
+    "net-mtu": "Provides MTU attribute for a network resource.",
+    "net-mtu-writable": "Provides a writable MTU attribute for a network resource.",
+    "pagination": "Extension that indicates that pagination is enabled.",
+    "port-security": "Provides port security",
+    "project-id": "Extension that indicates that project_id is enabled.",
+    "provider": "Expose mapping of virtual networks to physical networks",
+    "quota_details": "Expose functions for quotas usage statistics per project",
+    "quotas": "Expose functions for quotas management per project",
+    "revision-if-match": "Extension indicating that If-Match based on revision_number is supported.",
+    "router": "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external "
+              "networks via a NAT gateway.",
+    "security-group": "The security groups extension.",
+    "sorting": "Extension that indicates that sorting is enabled.",
+    "standard-attr-description": "Extension to add descriptions to standard attributes",
+    "standard-attr-revisions": "This extension will display the revision number of neutron resources.",
+    "standard-attr-tag": "Enables to set tag on resources with standard attribute.",
+    "standard-attr-timestamp": "Adds created_at and updated_at fields to all Neutron resources that have Neutron "
+                               "standard attributes.",
+    "stateful-security-group": "Indicates if the security group is stateful or not",
+    "subnet_allocation": "Enables allocation of subnets from a subnet pool",
+}
+
+
+def _ext(alias: str, request: Request) -> dict:
+    name = alias.replace("-", " ").replace("_", " ").title()
+    return {"alias": alias, "name": name, "description": EXTENSIONS[alias], "updated": UPDATED, "links": []}
+
+
+async def list_extensions(request: Request):
+    return json_response({"extensions": [_ext(a, request) for a in sorted(EXTENSIONS)]})
+
+
+async def show_extension(request: Request, alias: str):
+    if alias not in EXTENSIONS:
+        err = NotFound(f"Extension with alias {alias} does not exist")
+        err.type_name = "ExtensionNotFound"
+        raise err
+    return json_response({"extension": _ext(alias, request)})
+
+
+def add_routes(router: APIRouter) -> None:
+    router.add_api_route("/v2.0/extensions", list_extensions, methods=["GET"])
+    router.add_api_route("/v2.0/extensions.json", list_extensions, methods=["GET"])
+    router.add_api_route("/v2.0/extensions/{alias}", show_extension, methods=["GET"])

@@ -1,0 +1,35 @@
+"""Discovery documents: `GET /` (versions, what clients need to find v2.0) and `GET /v2.0/` (resources)."""
+from fastapi import APIRouter, Request
+
+from neutrino.api.controller import json_response
+
+COLLECTIONS = ("networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security-groups",
+               "security-group-rules", "quotas", "agents", "extensions")
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+async def versions(request: Request):
+    return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",
+                                        "links": [{"href": f"{_base(request)}/v2.0/", "rel": "self"}]}]})
+
+
+async def v2(request: Request):
+    base = _base(request)
+    resources = [{"name": c.rstrip("s").replace("-", "_"), "collection": c,
+                  "links": [{"href": f"{base}/v2.0/{c}", "rel": "self"}]} for c in COLLECTIONS]
+    version = {"id": "v2.0", "status": "CURRENT", "links": [{"href": f"{base}/v2.0/", "rel": "self"}]}
+    return json_response({"resources": resources, "version": version})
+
+
+async def health(_request: Request):
+    return json_response({"status": "ok"})
+
+
+def add_routes(router: APIRouter) -> None:
+    router.add_api_route("/", versions, methods=["GET"])
+    router.add_api_route("/v2.0", v2, methods=["GET"])
+    router.add_api_route("/v2.0/", v2, methods=["GET"])
+    router.add_api_route("/healthz", health, methods=["GET"])

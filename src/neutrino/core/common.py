@@ -1,0 +1,122 @@
+"""Shared pieces of the service logic: ids, timestamps, standard attributes, tags, the global revision, lookups."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, insert, select, update
+
+from neutrino.context import Context
+from neutrino.db import models as m
+from neutrino.errors import Forbidden, PreconditionFailed, not_found
+
+T_META = m.Meta.__table__
+T_TAGS = m.Tag.__table__
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+
+
+def fmt(dt: datetime | None) -> str | None:
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def bump(s) -> int:
+    """Bump the global revision in this transaction (agents long-poll on it); returns the new value."""
+    res = s.execute(update(T_META).where(T_META.c.id == 1).values(revision=T_META.c.revision + 1))
+    if res.rowcount == 0:
+        s.execute(insert(T_META).values(id=1, revision=1))
+    return s.execute(select(T_META.c.revision).where(T_META.c.id == 1)).scalar_one()
+
+
+def revision(s) -> int:
+    return s.execute(select(T_META.c.revision).where(T_META.c.id == 1)).scalar() or 0
+
+
+def std(row) -> dict:
+    """Standard attributes of a row as Neutron shows them."""
+    return {"project_id": row.project_id, "tenant_id": row.project_id, "description": row.description,
+            "created_at": fmt(row.created_at), "updated_at": fmt(row.updated_at),
+            "revision_number": row.revision_number}
+
+
+def new_row(ctx: Context, data: dict) -> dict:
+    """Values for a new resource row: id, owner, description and timestamps."""
+    t = now()
+    return {"id": data.get("id") or new_id(), "project_id": data.get("project_id") or ctx.project_id or "",
+            "description": data.get("description", ""), "created_at": t, "updated_at": t, "revision_number": 0}
+
+
+def touch(s, table, rid: str, values: dict | None = None) -> None:
+    """Update a row and bump its revision_number and updated_at (every change is a new revision)."""
+    vals = dict(values or {})
+    vals.update(updated_at=now(), revision_number=table.c.revision_number + 1)
+    s.execute(update(table).where(table.c.id == rid).values(**vals))
+
+
+def check_if_match(row, if_match: str | None) -> None:
+    """If-Match: revision_number=N (or just N) must equal the row's revision, else 412."""
+    if not if_match:
+        return
+    want = if_match.split("=", 1)[-1].strip().strip('"')
+    if not want.isdigit() or int(want) != row.revision_number:
+        raise PreconditionFailed(f"Constrained to {want}, but current revision is {row.revision_number}")
+
+
+def tags_of(s, ids: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    for chunk in _chunks(ids):
+        for rid, tag in s.execute(select(T_TAGS.c.resource_id, T_TAGS.c.tag).where(T_TAGS.c.resource_id.in_(chunk))):
+            out[rid].append(tag)
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def set_tags(s, rid: str, tags: list[str]) -> None:
+    s.execute(delete(T_TAGS).where(T_TAGS.c.resource_id == rid))
+    if tags:
+        s.execute(insert(T_TAGS), [{"resource_id": rid, "tag": t} for t in sorted(set(tags))])
+
+
+def delete_tags(s, rid: str) -> None:
+    s.execute(delete(T_TAGS).where(T_TAGS.c.resource_id == rid))
+
+
+def _chunks(items: list, n: int = 900):
+    for i in range(0, len(items), n):
+        yield items[i:i + n]
+
+
+def in_chunks(s, stmt_for_chunk, ids: list) -> list:
+    """Run a select per chunk of ids (SQLite caps bound parameters) and concatenate the rows."""
+    rows: list = []
+    for chunk in _chunks(list(ids)):
+        rows.extend(s.execute(stmt_for_chunk(chunk)).all())
+    return rows
+
+
+def owned_or_admin(ctx: Context, row) -> bool:
+    return ctx.is_admin or row.project_id == ctx.project_id
+
+
+def get_visible(s, table, rid: str, ctx: Context, kind: str, visible=owned_or_admin):
+    """The row with this id if the caller may see it; 404 otherwise (never 403, so ids don't leak)."""
+    row = s.execute(select(table).where(table.c.id == rid)).first() if isinstance(rid, str) else None
+    if row is None or not visible(ctx, row):
+        raise not_found(kind, rid)
+    return row
+
+
+def require_owner(ctx: Context, row, action: str) -> None:
+    """Writes need ownership (or admin): visible-but-foreign rows (shared networks) answer 403/404 as Neutron."""
+    if ctx.is_admin or row.project_id == ctx.project_id:
+        return
+    raise Forbidden(f"(rule:{action}) is disallowed by policy")

@@ -1,0 +1,167 @@
+"""Networks: segments (provider attributes, VNI allocation), sharing and external visibility, delete rules."""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+
+from neutrino.context import Context
+from neutrino.core import common, quotas
+from neutrino.db import models as m
+from neutrino.errors import bad_request, conflict
+
+T = m.Network.__table__
+T_SUB = m.Subnet.__table__
+T_PORT = m.Port.__table__
+MAX_VNI = 2 ** 24 - 1
+PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
+
+
+def visible(ctx: Context, row) -> bool:
+    return ctx.is_admin or row.project_id == ctx.project_id or row.shared or row.external
+
+
+def scope(ctx: Context):
+    """SQL clause for the rows a caller may list (None = everything)."""
+    if ctx.is_admin:
+        return None
+    return (T.c.project_id == ctx.project_id) | T.c.shared.is_(True) | T.c.external.is_(True)
+
+
+def get(s, ctx: Context, net_id: str):
+    return common.get_visible(s, T, net_id, ctx, "Network", visible)
+
+
+def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | None = None) -> dict:
+    """Validate provider attributes and fill the segment (network_type, physical_network, segmentation_id, mtu)."""
+    ntype = data.get("provider:network_type")
+    physnet = data.get("provider:physical_network")
+    seg = data.get("provider:segmentation_id")
+    if ntype is None and (physnet or seg is not None):
+        raise bad_request("Invalid input for operation: provider:network_type required.", "InvalidInput")
+    if ntype is None:
+        ntype = "vxlan"
+    others = select(T).where(T.c.network_type == ntype)
+    if exclude:
+        others = others.where(T.c.id != exclude)
+    if ntype == "flat":
+        if not physnet:
+            raise bad_request("Invalid input for operation: physical_network required for flat provider network.",
+                              "InvalidInput")
+        if seg is not None:
+            raise bad_request("Invalid input for operation: segmentation_id specified for flat provider network.",
+                              "InvalidInput")
+        if s.execute(others.where(T.c.physical_network == physnet)).first():
+            raise conflict("FlatNetworkInUse", f"Unable to create the flat network. Physical network {physnet} "
+                                               "is in use.")
+    elif ntype == "vlan":
+        if not physnet or seg is None:
+            raise bad_request("Invalid input for operation: physical_network and segmentation_id required for vlan "
+                              "provider network.", "InvalidInput")
+        if not 1 <= seg <= 4094:
+            raise bad_request(f"Invalid input for operation: segmentation_id {seg} out of range (1 through 4094).",
+                              "InvalidInput")
+        if s.execute(others.where(T.c.physical_network == physnet, T.c.segmentation_id == seg)).first():
+            raise conflict("VlanIdInUse", f"Unable to create the network. The VLAN {seg} on physical network "
+                                          f"{physnet} is in use.")
+    elif ntype in ("vxlan", "geneve"):
+        if physnet:
+            raise bad_request(f"Invalid input for operation: provider:physical_network specified for {ntype} "
+                              "network.", "InvalidInput")
+        if seg is None:
+            used = {r[0] for r in s.execute(select(T.c.segmentation_id).where(T.c.network_type == ntype))}
+            seg = next(v for v in range(1, MAX_VNI) if v not in used)
+        elif not 1 <= seg <= MAX_VNI:
+            raise bad_request(f"Invalid input for operation: segmentation_id {seg} out of range.", "InvalidInput")
+        elif s.execute(others.where(T.c.segmentation_id == seg)).first():
+            raise conflict("TunnelIdInUse", f"Unable to create the network. The tunnel ID {seg} is in use.")
+    elif ntype == "local":
+        if physnet or seg is not None:
+            raise bad_request("Invalid input for operation: local networks take no physical_network or "
+                              "segmentation_id.", "InvalidInput")
+    else:
+        raise bad_request(f"Invalid input for operation: network_type value '{ntype}' not supported.",
+                          "InvalidInput")
+    mtu = default_mtu if ntype in ("vxlan", "geneve") else 1500
+    return {"network_type": ntype, "physical_network": physnet, "segmentation_id": seg, "default_mtu": mtu}
+
+
+def create(s, ctx: Context, data: dict, settings) -> str:
+    row = common.new_row(ctx, data)
+    quotas.check(s, row["project_id"], "network")
+    seg = _segment(s, data, data.get("router:external", False), settings.default_mtu)
+    mtu = data.get("mtu") or seg.pop("default_mtu")
+    seg.pop("default_mtu", None)
+    if mtu < 68:
+        raise bad_request(f"Invalid input for mtu. Reason: '{mtu}' is too small.", "InvalidInput")
+    row.update(name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True), status="ACTIVE",
+               shared=data.get("shared", False), external=data.get("router:external", False),
+               is_default=data.get("is_default", False), mtu=mtu,
+               port_security_enabled=data.get("port_security_enabled", True), dns_domain=data.get("dns_domain", ""),
+               availability_zone_hints=data.get("availability_zone_hints", []), **seg)
+    s.execute(insert(T).values(**row))
+    return row["id"]
+
+
+def update(s, ctx: Context, row, data: dict, settings) -> None:
+    common.require_owner(ctx, row, "update_network")
+    if any(k in data for k in PROVIDER):
+        if s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id).limit(1)).first():
+            raise conflict("InvalidInput", "Provider attributes cannot be changed on a network with ports.")
+        merged = {"provider:network_type": row.network_type, "provider:physical_network": row.physical_network,
+                  "provider:segmentation_id": row.segmentation_id}
+        merged.update({k: data[k] for k in PROVIDER if k in data})
+        seg = _segment(s, merged, row.external, settings.default_mtu, exclude=row.id)
+        seg.pop("default_mtu")
+    else:
+        seg = {}
+    if row.shared and data.get("shared") is False:
+        foreign = select(T_PORT.c.id).where(T_PORT.c.network_id == row.id, T_PORT.c.project_id != row.project_id,
+                                            ~T_PORT.c.device_owner.like("network:%")).limit(1)
+        if s.execute(foreign).first():
+            raise conflict("InvalidSharedSetting", f"Unable to reconfigure sharing settings for network {row.id}. "
+                                                   "Multiple tenants are using it.")
+    if "mtu" in data and data["mtu"] < 68:
+        raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
+    names = {"router:external": "external"}
+    values = {names.get(k, k): v for k, v in data.items() if k not in PROVIDER}
+    common.touch(s, T, row.id, {**values, **seg})
+
+
+def delete_network(s, ctx: Context, row) -> None:
+    common.require_owner(ctx, row, "delete_network")
+    busy = s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
+                                               T_PORT.c.device_owner != "network:dhcp").limit(1)).first()
+    if busy:
+        raise conflict("NetworkInUse", f"Unable to complete operation on network {row.id}. There are one or more "
+                                       "ports still in use on the network.")
+    from neutrino.core import ports
+    for (pid,) in s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id)).all():
+        ports.remove(s, pid)
+    for (sid,) in s.execute(select(T_SUB.c.id).where(T_SUB.c.network_id == row.id)).all():
+        common.delete_tags(s, sid)
+    s.execute(delete(T_SUB).where(T_SUB.c.network_id == row.id))
+    s.execute(delete(m.DhcpBinding.__table__).where(m.DhcpBinding.__table__.c.network_id == row.id))
+    common.delete_tags(s, row.id)
+    s.execute(delete(T).where(T.c.id == row.id))
+
+
+def render(s, ctx: Context, rows) -> list[dict]:
+    ids = [r.id for r in rows]
+    subnets: dict[str, list[str]] = {i: [] for i in ids}
+    for sid, nid in common.in_chunks(s, lambda c: select(T_SUB.c.id, T_SUB.c.network_id)
+                                     .where(T_SUB.c.network_id.in_(c)), ids):
+        subnets[nid].append(sid)
+    tags = common.tags_of(s, ids)
+    out = []
+    for r in rows:
+        d = {"id": r.id, "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
+             "subnets": sorted(subnets[r.id]), "shared": r.shared, "router:external": r.external, "mtu": r.mtu,
+             "port_security_enabled": r.port_security_enabled, "availability_zone_hints": r.availability_zone_hints,
+             "availability_zones": ["nova"], "ipv4_address_scope": None, "ipv6_address_scope": None,
+             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": None,
+             "tags": tags[r.id], **common.std(r)}
+        if ctx.is_admin:
+            d.update({"provider:network_type": r.network_type, "provider:physical_network": r.physical_network,
+                      "provider:segmentation_id": r.segmentation_id})
+        out.append(d)
+    return out
+

@@ -1,0 +1,329 @@
+"""Ports: MAC and fixed IP allocation (IPAM), security groups, address pairs, DHCP options and binding."""
+from __future__ import annotations
+
+import ipaddress
+import random
+
+from sqlalchemy import delete, insert, select, update
+
+from neutrino.context import Context
+from neutrino.core import binding, common, ipam, networks, quotas
+from neutrino.db import models as m
+from neutrino.errors import Forbidden, bad_request, conflict, not_found
+
+T = m.Port.__table__
+T_IP = m.IPAllocation.__table__
+T_SUB = m.Subnet.__table__
+T_NET = m.Network.__table__
+T_SG = m.PortSecurityGroup.__table__
+T_FIP = m.FloatingIP.__table__
+PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
+                    "network:router_interface_distributed", "network:ha_router_replicated_interface")
+
+
+def visible(ctx: Context, row) -> bool:
+    return ctx.is_admin or row.project_id == ctx.project_id
+
+
+def scope(ctx: Context):
+    if ctx.is_admin:
+        return None
+    own_nets = select(T_NET.c.id).where(T_NET.c.project_id == ctx.project_id)
+    return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(own_nets)
+
+
+def get(s, ctx: Context, port_id: str):
+    row = s.execute(select(T).where(T.c.id == port_id)).first() if isinstance(port_id, str) else None
+    if row is not None and (visible(ctx, row) or _owns_network(s, ctx, row.network_id)):
+        return row
+    raise not_found("Port", port_id)
+
+
+def _owns_network(s, ctx: Context, net_id: str) -> bool:
+    return s.execute(select(T_NET.c.id).where(T_NET.c.id == net_id, T_NET.c.project_id == ctx.project_id)).first() \
+        is not None
+
+
+def fixed_ips(s, port_id: str) -> list[dict]:
+    return [{"subnet_id": sid, "ip_address": ip} for sid, ip in
+            s.execute(select(T_IP.c.subnet_id, T_IP.c.ip_address).where(T_IP.c.port_id == port_id))]
+
+
+# --- MAC and IP allocation ----------------------------------------------------------------------------------------
+
+def _new_mac(s, net_id: str, base: str) -> str:
+    prefix = base.split(":")[:3]
+    for _ in range(16):
+        mac = ":".join(prefix + [f"{random.randint(0, 255):02x}" for _ in range(3)])
+        if not s.execute(select(T.c.id).where(T.c.network_id == net_id, T.c.mac_address == mac)).first():
+            return mac
+    from neutrino.errors import ServiceUnavailable
+    raise ServiceUnavailable("Unable to generate unique mac on network.")
+
+
+def _used(s, subnet_id: str) -> set[int]:
+    return {int(ipaddress.ip_address(r[0])) for r in
+            s.execute(select(T_IP.c.ip_address).where(T_IP.c.subnet_id == subnet_id))}
+
+
+def _ip_in_use(s, subnet_id: str, ip: str) -> bool:
+    return s.execute(select(T_IP.c.port_id).where(T_IP.c.subnet_id == subnet_id, T_IP.c.ip_address == ip)).first() \
+        is not None
+
+
+def _subnets(s, net_id: str) -> list:
+    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)).all()
+
+
+def _auto_v6(sub) -> bool:
+    return sub.ip_version == 6 and sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
+
+
+def allocate(s, net_id: str, mac: str, requested: list[dict] | None, device_owner: str,
+             keep: list[dict] = ()) -> list[dict]:
+    """Addresses for a port: the requested ones (checked) or one IPv4 from the first subnet with room plus SLAAC
+    addresses; `keep` are addresses the port already holds (on update)."""
+    subnets = _subnets(s, net_id)
+    by_id = {sub.id: sub for sub in subnets}
+    held = {(k["subnet_id"], k["ip_address"]) for k in keep}
+    out: list[dict] = []
+    if requested is None:
+        v4 = [sub for sub in subnets if sub.ip_version == 4]
+        for sub in v4:
+            ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
+            if ip:
+                out.append({"subnet_id": sub.id, "ip_address": ip})
+                break
+        else:
+            if v4:
+                raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net_id}.")
+        for sub in subnets:
+            if sub.ip_version == 6:
+                if _auto_v6(sub):
+                    out.append({"subnet_id": sub.id, "ip_address": ipam.eui64(sub.cidr, mac)})
+                else:
+                    ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
+                    if ip:
+                        out.append({"subnet_id": sub.id, "ip_address": ip})
+        return out
+    for req in requested:
+        sub_id, ip = req.get("subnet_id"), req.get("ip_address")
+        if sub_id is None and ip is None:
+            raise bad_request("Invalid input for operation: fixed_ips entry needs subnet_id or ip_address.",
+                              "InvalidInput")
+        if sub_id is None:
+            sub = next((x for x in subnets if ipaddress.ip_address(ip) in ipam.network(x.cidr)), None)
+            if sub is None:
+                raise bad_request(f"Invalid input for operation: IP address {ip} is not a valid IP for any of the "
+                                  "subnets on the specified network.", "InvalidInput")
+        else:
+            sub = by_id.get(sub_id)
+            if sub is None:
+                if s.execute(select(T_SUB.c.id).where(T_SUB.c.id == sub_id)).first():
+                    raise bad_request(f"Invalid input for operation: Failed to create port on network {net_id}, "
+                                      f"because fixed_ips included invalid subnet {sub_id}.", "InvalidInput")
+                raise not_found("Subnet", sub_id)
+        if ip is None:
+            ip = (ipam.eui64(sub.cidr, mac) if _auto_v6(sub)
+                  else ipam.next_free(sub.allocation_pools, _used(s, sub.id) | {
+                      int(ipaddress.ip_address(o["ip_address"])) for o in out if o["subnet_id"] == sub.id}))
+            if ip is None:
+                raise conflict("IpAddressGenerationFailure", f"No more IP addresses available for subnet {sub.id}.")
+        else:
+            if ipaddress.ip_address(ip) not in ipam.network(sub.cidr):
+                raise bad_request(f"Invalid input for operation: IP address {ip} is not a valid IP for the specified "
+                                  "subnet.", "InvalidInput")
+            if ip == sub.gateway_ip and device_owner not in ("network:router_interface", "network:router_gateway"):
+                raise conflict("IpAddressInUse", f"Unable to complete operation for network {net_id}. The IP "
+                                                 f"address {ip} is in use.")
+            if (sub.id, ip) not in held and _ip_in_use(s, sub.id, ip):
+                raise conflict("IpAddressInUse", f"Unable to complete operation for network {net_id}. The IP "
+                                                 f"address {ip} is in use.")
+        entry = {"subnet_id": sub.id, "ip_address": ip}
+        if entry in out:
+            raise bad_request("Invalid input for operation: Duplicate IP address in fixed_ips.", "InvalidInput")
+        out.append(entry)
+    return out
+
+
+def _store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
+    if ips:
+        s.execute(insert(T_IP), [{"port_id": port_id, "network_id": net_id, **ip} for ip in ips])
+
+
+# --- security groups, address pairs -------------------------------------------------------------------------------
+
+def _pairs(pairs: list[dict], mac: str) -> list[dict]:
+    out = []
+    for p in pairs:
+        entry = {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or mac}
+        if entry in out:
+            raise bad_request("Invalid input for operation: duplicate address pair.", "DuplicateAddressPairInRequest")
+        out.append(entry)
+    return out
+
+
+def _set_groups(s, port_id: str, sg_ids: list[str]) -> None:
+    s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
+    if sg_ids:
+        s.execute(insert(T_SG), [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(sg_ids)])
+
+
+def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, port_security: bool) -> list[str]:
+    from neutrino.core import secgroups
+    if "security_groups" in data:
+        ids = secgroups.check_ids(s, ctx, data["security_groups"])
+        if ids and not port_security:
+            raise conflict("PortSecurityAndIPRequiredForSecurityGroups",
+                           "Port security must be enabled and port must have an IP address in order to use "
+                           "security groups.")
+        return ids
+    if not port_security or owner.startswith("network:"):
+        return []
+    return [secgroups.ensure_default(s, project_id)]
+
+
+# --- create / update / delete -------------------------------------------------------------------------------------
+
+def create(s, ctx: Context, data: dict, settings) -> str:
+    net = networks.get(s, ctx, data["network_id"])
+    if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
+        raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
+    row = common.new_row(ctx, data)
+    quotas.check(s, row["project_id"], "port")
+    owner = data.get("device_owner", "")
+    if "mac_address" in data:
+        mac = data["mac_address"]
+        if s.execute(select(T.c.id).where(T.c.network_id == net.id, T.c.mac_address == mac)).first():
+            raise conflict("MacAddressInUse", f"Unable to complete operation for network {net.id}. The mac address "
+                                              f"{mac} is in use.")
+    else:
+        mac = _new_mac(s, net.id, settings.base_mac)
+    port_security = data.get("port_security_enabled", net.port_security_enabled)
+    pairs = _pairs(data.get("allowed_address_pairs", []), mac)
+    if pairs and not port_security:
+        raise conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have "
+                                                            "allowed address pairs on a port.")
+    ips = allocate(s, net.id, mac, data.get("fixed_ips"), owner)
+    groups = _groups_for_new(s, ctx, data, row["project_id"], owner, port_security)
+    row.update(network_id=net.id, name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True),
+               status="N/A" if owner == "network:floatingip" else "DOWN", mac_address=mac,
+               device_id=data.get("device_id", ""), device_owner=owner, port_security_enabled=port_security,
+               host_id=data.get("binding:host_id", ""), vnic_type=data.get("binding:vnic_type", "normal"),
+               profile=data.get("binding:profile", {}), allowed_address_pairs=pairs,
+               extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
+    s.execute(insert(T).values(**row))
+    _store_ips(s, row["id"], net.id, ips)
+    _set_groups(s, row["id"], groups)
+    binding.bind(s, row["id"], settings)
+    return row["id"]
+
+
+def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_id: str,
+                    fixed_ips: list[dict] | None = None, project_id: str | None = None, name: str = "",
+                    settings=None) -> str:
+    """A port the service makes for itself (router, DHCP, floating IP): no policy checks, no security groups."""
+    from neutrino.config import Settings
+    data = {"network_id": network_id, "device_owner": device_owner, "device_id": device_id, "name": name,
+            "project_id": project_id if project_id is not None else ctx.project_id, "security_groups": []}
+    if fixed_ips is not None:
+        data["fixed_ips"] = fixed_ips
+    return create(s, Context.admin(), data, settings or Settings())
+
+
+def update(s, ctx: Context, row, data: dict, settings) -> None:
+    if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
+        raise Forbidden("(rule:update_port) is disallowed by policy")
+    values = {}
+    mac = data.get("mac_address", row.mac_address)
+    if "mac_address" in data and mac != row.mac_address:
+        if row.vif_type not in ("unbound", "binding_failed") and row.host_id:
+            raise conflict("PortBound", f"Unable to complete operation on port {row.id}, port is already bound.")
+        if s.execute(select(T.c.id).where(T.c.network_id == row.network_id, T.c.mac_address == mac)).first():
+            raise conflict("MacAddressInUse", f"Unable to complete operation for network {row.network_id}. The mac "
+                                              f"address {mac} is in use.")
+        values["mac_address"] = mac
+    port_security = data.get("port_security_enabled", row.port_security_enabled)
+    if "fixed_ips" in data:
+        current = fixed_ips(s, row.id)
+        new = allocate(s, row.network_id, mac, data["fixed_ips"], row.device_owner, keep=current)
+        s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))
+        _store_ips(s, row.id, row.network_id, new)
+    if "security_groups" in data:
+        from neutrino.core import secgroups
+        groups = secgroups.check_ids(s, ctx, data["security_groups"])
+        _set_groups(s, row.id, groups)
+    else:
+        groups = [g for (g,) in s.execute(select(T_SG.c.security_group_id).where(T_SG.c.port_id == row.id))]
+    pairs = _pairs(data["allowed_address_pairs"], mac) if "allowed_address_pairs" in data else \
+        row.allowed_address_pairs
+    if not port_security and (groups or pairs):
+        if groups:
+            raise conflict("PortSecurityPortHasSecurityGroup", "Port has security group associated. Cannot disable "
+                                                               "port security or ip address until security group "
+                                                               "is removed.")
+        raise conflict("AddressPairAndPortSecurityRequired", "Port Security must be enabled in order to have "
+                                                             "allowed address pairs on a port.")
+    names = {"binding:host_id": "host_id", "binding:vnic_type": "vnic_type", "binding:profile": "profile"}
+    for k, v in data.items():
+        if k in ("fixed_ips", "security_groups", "mac_address"):
+            continue
+        values[names.get(k, k)] = v
+    if "allowed_address_pairs" in data:
+        values["allowed_address_pairs"] = pairs
+    common.touch(s, T, row.id, values)
+    if "binding:host_id" in data or "binding:vnic_type" in data:
+        binding.bind(s, row.id, settings)
+
+
+def delete_port(s, ctx: Context, row) -> None:
+    if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
+        raise Forbidden("(rule:delete_port) is disallowed by policy")
+    if row.device_owner in PROTECTED_OWNERS:
+        raise conflict("L3PortInUse" if "router" in row.device_owner else "PortInUse",
+                       f"Port {row.id} cannot be deleted directly via the port API: has device owner "
+                       f"{row.device_owner}.")
+    remove(s, row.id)
+
+
+def remove(s, port_id: str) -> None:
+    """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
+    s.execute(update(T_FIP).where(T_FIP.c.fixed_port_id == port_id)
+              .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
+    s.execute(delete(m.PortForwarding.__table__).where(m.PortForwarding.__table__.c.internal_port_id == port_id))
+    s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
+    s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
+    s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))
+    common.delete_tags(s, port_id)
+    s.execute(delete(T).where(T.c.id == port_id))
+
+
+# --- rendering ----------------------------------------------------------------------------------------------------
+
+def render(s, ctx: Context, rows) -> list[dict]:
+    ids = [r.id for r in rows]
+    ips: dict[str, list[dict]] = {i: [] for i in ids}
+    for pid, sid, ip in common.in_chunks(s, lambda c: select(T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
+                                         .where(T_IP.c.port_id.in_(c)), ids):
+        ips[pid].append({"subnet_id": sid, "ip_address": ip})
+    groups: dict[str, list[str]] = {i: [] for i in ids}
+    for pid, gid in common.in_chunks(s, lambda c: select(T_SG.c.port_id, T_SG.c.security_group_id)
+                                     .where(T_SG.c.port_id.in_(c)), ids):
+        groups[pid].append(gid)
+    tags = common.tags_of(s, ids)
+    out = []
+    for r in rows:
+        d = {"id": r.id, "name": r.name, "network_id": r.network_id, "admin_state_up": r.admin_state_up,
+             "status": r.status, "mac_address": r.mac_address,
+             "fixed_ips": sorted(ips[r.id], key=lambda x: (":" in x["ip_address"], x["ip_address"])),
+             "device_id": r.device_id, "device_owner": r.device_owner,
+             "port_security_enabled": r.port_security_enabled, "security_groups": sorted(groups[r.id]),
+             "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
+             "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
+             "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
+             "qos_policy_id": None, "qos_network_policy_id": None, "tags": tags[r.id], **common.std(r)}
+        if ctx.is_admin:
+            d.update({"binding:host_id": r.host_id, "binding:profile": r.profile or {},
+                      "binding:vif_type": r.vif_type, "binding:vif_details": r.vif_details or {}})
+        out.append(d)
+    return out

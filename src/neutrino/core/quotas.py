@@ -1,0 +1,54 @@
+"""Per-project quotas with Neutron's defaults; creating past a limit is 409 OverQuota."""
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, select
+
+from neutrino.db import models as m
+from neutrino.errors import OverQuota
+
+DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10, "floatingip": 50,
+            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
+TABLES = {"network": m.Network, "subnet": m.Subnet, "subnetpool": m.SubnetPool, "port": m.Port,
+          "router": m.Router, "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
+          "security_group_rule": m.SecurityGroupRule}
+T = m.Quota.__table__
+
+
+def limits(s, project_id: str) -> dict[str, int]:
+    out = dict(DEFAULTS)
+    for res, lim in s.execute(select(T.c.resource, T.c.limit).where(T.c.project_id == project_id)):
+        out[res] = lim
+    return out
+
+
+def used(s, project_id: str, resource: str) -> int:
+    table = TABLES[resource].__table__
+    return s.execute(select(func.count()).select_from(table).where(table.c.project_id == project_id)).scalar_one()
+
+
+def check(s, project_id: str, resource: str, adding: int = 1) -> None:
+    lim = limits(s, project_id).get(resource, -1)
+    if lim < 0:
+        return
+    if used(s, project_id, resource) + adding > lim:
+        raise OverQuota(f"Quota exceeded for resources: ['{resource}'].")
+
+
+def update(s, project_id: str, values: dict[str, int]) -> None:
+    for res, lim in values.items():
+        s.execute(delete(T).where(T.c.project_id == project_id, T.c.resource == res))
+        s.execute(insert(T).values(project_id=project_id, resource=res, limit=lim))
+
+
+def reset(s, project_id: str) -> None:
+    s.execute(delete(T).where(T.c.project_id == project_id))
+
+
+def projects_with_quotas(s) -> list[str]:
+    return [r[0] for r in s.execute(select(T.c.project_id).distinct())]
+
+
+def details(s, project_id: str) -> dict:
+    lim = limits(s, project_id)
+    return {res: {"limit": lim[res], "used": used(s, project_id, res) if res in TABLES else 0, "reserved": 0}
+            for res in lim}

@@ -1,0 +1,87 @@
+"""Subnet pools: prefixes from which subnets are carved (`subnet create --subnet-pool`)."""
+from __future__ import annotations
+
+from sqlalchemy import delete, insert, select
+
+from neutrino.context import Context
+from neutrino.core import common, ipam, quotas
+from neutrino.db import models as m
+from neutrino.errors import bad_request, conflict
+
+T = m.SubnetPool.__table__
+T_SUB = m.Subnet.__table__
+
+
+def visible(ctx: Context, row) -> bool:
+    return ctx.is_admin or row.project_id == ctx.project_id or row.shared
+
+
+def scope(ctx: Context):
+    return None if ctx.is_admin else (T.c.project_id == ctx.project_id) | T.c.shared.is_(True)
+
+
+def get(s, ctx: Context, pool_id: str):
+    return common.get_visible(s, T, pool_id, ctx, "SubnetPool", visible)
+
+
+def _prefixes(prefixes: list[str]) -> tuple[list[str], int]:
+    nets = sorted({ipam.network(p) for p in prefixes}, key=lambda n: (n.version, int(n.network_address)))
+    if not nets:
+        raise bad_request("Invalid input for prefixes. Reason: at least one prefix is required.", "InvalidInput")
+    if len({n.version for n in nets}) != 1:
+        raise bad_request("Illegal subnetpool prefix: all prefixes must be of one IP version.", "InvalidInput")
+    return [str(n) for n in nets], nets[0].version
+
+
+def _bounds(data: dict, version: int, current=None) -> dict:
+    hi = 32 if version == 4 else 128
+    lo = data.get("min_prefixlen", current.min_prefixlen if current else (8 if version == 4 else 64))
+    mx = data.get("max_prefixlen", current.max_prefixlen if current else hi)
+    df = data.get("default_prefixlen", current.default_prefixlen if current else lo)
+    if not (0 <= lo <= df <= mx <= hi):
+        raise bad_request(f"Illegal prefix bounds: min_prefixlen={lo}, default_prefixlen={df}, max_prefixlen={mx}.",
+                          "IllegalSubnetPoolPrefixBounds")
+    return {"min_prefixlen": lo, "max_prefixlen": mx, "default_prefixlen": df}
+
+
+def create(s, ctx: Context, data: dict, settings) -> str:
+    row = common.new_row(ctx, data)
+    prefixes, version = _prefixes(data["prefixes"])
+    row.update(name=data.get("name", ""), ip_version=version, prefixes=prefixes, shared=data.get("shared", False),
+               is_default=data.get("is_default", False), default_quota=data.get("default_quota"),
+               address_scope_id=data.get("address_scope_id"), **_bounds(data, version))
+    quotas.check(s, row["project_id"], "subnetpool")
+    s.execute(insert(T).values(**row))
+    return row["id"]
+
+
+def update(s, ctx: Context, row, data: dict, settings) -> None:
+    common.require_owner(ctx, row, "update_subnetpool")
+    if "prefixes" in data:
+        prefixes, version = _prefixes(data["prefixes"])
+        if version != row.ip_version:
+            raise bad_request("Illegal subnetpool prefix: IP version cannot change.", "InvalidInput")
+        old = [ipam.network(p) for p in row.prefixes]
+        if not all(any(o.subnet_of(n) for n in map(ipam.network, prefixes)) for o in old):
+            raise bad_request("Illegal update to prefixes: existing prefixes may only be extended.",
+                              "IllegalPrefixUpdate")
+        data["prefixes"] = prefixes
+    data.update(_bounds(data, row.ip_version, row))
+    common.touch(s, T, row.id, data)
+
+
+def delete_pool(s, ctx: Context, row) -> None:
+    common.require_owner(ctx, row, "delete_subnetpool")
+    if s.execute(select(T_SUB.c.id).where(T_SUB.c.subnetpool_id == row.id).limit(1)).first():
+        raise conflict("SubnetPoolInUse", f"Subnet pool {row.id} cannot be deleted: subnets are allocated from it.")
+    common.delete_tags(s, row.id)
+    s.execute(delete(T).where(T.c.id == row.id))
+
+
+def render(s, ctx: Context, rows) -> list[dict]:
+    tags = common.tags_of(s, [r.id for r in rows])
+    return [{"id": r.id, "name": r.name, "ip_version": r.ip_version, "prefixes": r.prefixes,
+             "min_prefixlen": r.min_prefixlen, "max_prefixlen": r.max_prefixlen,
+             "default_prefixlen": r.default_prefixlen, "default_quota": r.default_quota, "shared": r.shared,
+             "is_default": r.is_default, "address_scope_id": r.address_scope_id, "tags": tags[r.id],
+             **common.std(r)} for r in rows]

@@ -1,0 +1,158 @@
+"""Subnets: CIDR (given or carved from a subnet pool), gateway, pools, DNS, host routes, IPv6 modes."""
+from __future__ import annotations
+
+import ipaddress
+
+from sqlalchemy import delete, insert, select
+
+from neutrino.context import Context
+from neutrino.core import common, ipam, networks, quotas
+from neutrino.db import models as m
+from neutrino.errors import bad_request, conflict
+
+T = m.Subnet.__table__
+T_NET = m.Network.__table__
+T_IP = m.IPAllocation.__table__
+T_PORT = m.Port.__table__
+T_POOL = m.SubnetPool.__table__
+V6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
+
+
+def visible(ctx: Context, row, net=None) -> bool:
+    return ctx.is_admin or row.project_id == ctx.project_id or (net is not None and (net.shared or net.external))
+
+
+def scope(ctx: Context):
+    if ctx.is_admin:
+        return None
+    shared_nets = select(T_NET.c.id).where(T_NET.c.shared.is_(True) | T_NET.c.external.is_(True))
+    return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(shared_nets)
+
+
+def get(s, ctx: Context, subnet_id: str):
+    row = s.execute(select(T).where(T.c.id == subnet_id)).first() if isinstance(subnet_id, str) else None
+    if row is not None:
+        net = s.execute(select(T_NET).where(T_NET.c.id == row.network_id)).first()
+        if visible(ctx, row, net):
+            return row
+    from neutrino.errors import not_found
+    raise not_found("Subnet", subnet_id)
+
+
+def _from_pool(s, ctx: Context, data: dict) -> tuple[str, int]:
+    """Carve the first free prefix of the wanted length out of the subnet pool."""
+    from neutrino.core import subnetpools
+    pool = subnetpools.get(s, ctx, data["subnetpool_id"])
+    plen = data.get("prefixlen") or pool.default_prefixlen
+    if not pool.min_prefixlen <= plen <= pool.max_prefixlen:
+        raise bad_request(f"Illegal prefix bounds: prefixlen={plen}, min_prefixlen={pool.min_prefixlen}, "
+                          f"max_prefixlen={pool.max_prefixlen}.", "IllegalSubnetPoolPrefixBounds")
+    taken = [ipam.network(r[0]) for r in s.execute(select(T.c.cidr).where(T.c.subnetpool_id == pool.id))]
+    if "cidr" in data:
+        want = ipam.network(data["cidr"])
+        if not any(want.subnet_of(ipam.network(p)) for p in pool.prefixes if ipam.network(p).version == want.version):
+            raise bad_request(f"Cidr {want} is not within the prefixes of subnet pool {pool.id}.", "InvalidInput")
+        if any(want.overlaps(t) for t in taken):
+            raise conflict("SubnetAllocationError", f"Failed to allocate subnet: {want} is in use.")
+        return str(want), pool.ip_version
+    for prefix in pool.prefixes:
+        for cand in ipam.network(prefix).subnets(new_prefix=plen):
+            if not any(cand.overlaps(t) for t in taken):
+                return str(cand), pool.ip_version
+    raise conflict("SubnetAllocationError", "Failed to allocate subnet: Insufficient prefix space to allocate "
+                                            f"subnet size /{plen}.")
+
+
+def _check_v6(data: dict, version: int) -> None:
+    ra, addr = data.get("ipv6_ra_mode"), data.get("ipv6_address_mode")
+    if version == 4 and (ra or addr):
+        raise bad_request("Invalid input for operation: ipv6_ra_mode or ipv6_address_mode cannot be set when "
+                          "ip_version is 4.", "InvalidInput")
+    if ra and addr and ra != addr:
+        raise bad_request(f"Invalid input for operation: ipv6_ra_mode set to '{ra}' with ipv6_address_mode set to "
+                          f"'{addr}' is not valid. If both attributes are set, they must be the same value.",
+                          "InvalidInput")
+
+
+def _check_routes_dns(data: dict, version: int) -> None:
+    for ns in data.get("dns_nameservers") or []:
+        if ipaddress.ip_address(ns).version != version:
+            raise bad_request(f"Invalid input for operation: DNS nameserver {ns} does not match the ip_version.",
+                              "InvalidInput")
+    for r in data.get("host_routes") or []:
+        if ipaddress.ip_network(r["destination"]).version != version or \
+                ipaddress.ip_address(r["nexthop"]).version != version:
+            raise bad_request(f"Invalid input for operation: host route {r} does not match the ip_version.",
+                              "InvalidInput")
+
+
+def create(s, ctx: Context, data: dict, settings) -> str:
+    net = networks.get(s, ctx, data["network_id"])
+    common.require_owner(ctx, net, "create_subnet")
+    row = common.new_row(ctx, data)
+    quotas.check(s, row["project_id"], "subnet")
+    if data.get("subnetpool_id"):
+        cidr, version = _from_pool(s, ctx, data)
+    elif "cidr" in data:
+        cidr, version = data["cidr"], ipam.network(data["cidr"]).version
+    else:
+        raise bad_request("Bad subnets request: a cidr must be specified in the absence of a subnet pool.")
+    if data.get("ip_version", version) != version:
+        raise bad_request("Invalid input for operation: Cidr and ip_version do not match.", "InvalidInput")
+    net_ = ipam.network(cidr)
+    _check_v6(data, version)
+    _check_routes_dns(data, version)
+    others = [r[0] for r in s.execute(select(T.c.cidr).where(T.c.network_id == net.id))]
+    ipam.check_overlap(net_, others, net.id)
+    gateway = data["gateway_ip"] if "gateway_ip" in data else ipam.default_gateway(net_)
+    ipam.validate_gateway(net_, gateway)
+    pools = (ipam.validate_pools(net_, data["allocation_pools"], gateway) if data.get("allocation_pools")
+             else ipam.default_pools(net_, gateway))
+    row.update(network_id=net.id, name=data.get("name", ""), ip_version=version, cidr=cidr, gateway_ip=gateway,
+               enable_dhcp=data.get("enable_dhcp", True), ipv6_ra_mode=data.get("ipv6_ra_mode"),
+               ipv6_address_mode=data.get("ipv6_address_mode"), subnetpool_id=data.get("subnetpool_id"),
+               allocation_pools=pools, dns_nameservers=data.get("dns_nameservers", []),
+               host_routes=data.get("host_routes", []), service_types=data.get("service_types", []),
+               dns_publish_fixed_ip=data.get("dns_publish_fixed_ip", False))
+    s.execute(insert(T).values(**row))
+    return row["id"]
+
+
+def update(s, ctx: Context, row, data: dict, settings) -> None:
+    common.require_owner(ctx, row, "update_subnet")
+    net_ = ipam.network(row.cidr)
+    _check_routes_dns(data, row.ip_version)
+    gateway = data.get("gateway_ip", row.gateway_ip) if "gateway_ip" in data else row.gateway_ip
+    ipam.validate_gateway(net_, gateway)
+    if "allocation_pools" in data:
+        data["allocation_pools"] = ipam.validate_pools(net_, data["allocation_pools"], gateway)
+    elif "gateway_ip" in data:
+        ipam.validate_pools(net_, row.allocation_pools, gateway)
+    common.touch(s, T, row.id, data)
+
+
+def delete_subnet(s, ctx: Context, row) -> None:
+    common.require_owner(ctx, row, "delete_subnet")
+    users = select(T_PORT.c.id).join(T_IP, T_IP.c.port_id == T_PORT.c.id).where(
+        T_IP.c.subnet_id == row.id, T_PORT.c.device_owner != "network:dhcp").limit(1)
+    if s.execute(users).first():
+        raise conflict("SubnetInUse", f"Unable to complete operation on subnet {row.id}: One or more ports have an "
+                                      "IP allocation from this subnet.")
+    s.execute(delete(T_IP).where(T_IP.c.subnet_id == row.id))
+    common.delete_tags(s, row.id)
+    s.execute(delete(T).where(T.c.id == row.id))
+
+
+def render(s, ctx: Context, rows) -> list[dict]:
+    ids = [r.id for r in rows]
+    tags = common.tags_of(s, ids)
+    net_ids = list({r.network_id for r in rows})
+    external = {nid: ext for nid, ext in common.in_chunks(
+        s, lambda c: select(T_NET.c.id, T_NET.c.external).where(T_NET.c.id.in_(c)), net_ids)}
+    return [{"id": r.id, "name": r.name, "network_id": r.network_id, "ip_version": r.ip_version, "cidr": r.cidr,
+             "gateway_ip": r.gateway_ip, "allocation_pools": r.allocation_pools or [],
+             "host_routes": r.host_routes or [], "dns_nameservers": r.dns_nameservers or [],
+             "enable_dhcp": r.enable_dhcp, "ipv6_ra_mode": r.ipv6_ra_mode, "ipv6_address_mode": r.ipv6_address_mode,
+             "subnetpool_id": r.subnetpool_id, "service_types": r.service_types or [], "segment_id": None,
+             "dns_publish_fixed_ip": r.dns_publish_fixed_ip, "router:external": external.get(r.network_id, False),
+             "tags": tags[r.id], **common.std(r)} for r in rows]

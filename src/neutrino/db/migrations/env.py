@@ -1,0 +1,19 @@
+"""Alembic environment: runs on the connection neutrino hands over (or on NEUTRINO_DB_URL for autogenerate)."""
+import os
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from neutrino.db.models import Base
+
+target_metadata = Base.metadata
+conn = context.config.attributes.get("connection")
+if conn is None:
+    engine = create_engine(os.environ.get("NEUTRINO_DB_URL", "sqlite:///neutrino.db"))
+    with engine.begin() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+        context.run_migrations()
+else:
+    context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
+    with context.begin_transaction():
+        context.run_migrations()

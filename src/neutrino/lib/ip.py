@@ -1,0 +1,264 @@
+"""Network namespaces, links, addresses and routes over netlink (pyroute2).
+
+Every call is idempotent: ensure_* leaves the object as asked whether or not it existed, delete_* of something
+absent is success. One netlink socket is kept per namespace for the life of the process (the kernel, not the
+socket, is the cost: see reference/dataplane-on-this-machine.md).
+"""
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import threading
+
+from pyroute2 import IPRoute, NetNS, netns as _netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from neutrino.errors import KernelError
+
+NETNS_DIR = "/run/netns"
+_sockets: dict[str | None, IPRoute | NetNS] = {}
+_lock = threading.RLock()
+
+
+def sock(ns: str | None = None):
+    """The cached netlink socket of a namespace (None = this process's own)."""
+    with _lock:
+        s = _sockets.get(ns)
+        if s is None:
+            if ns is not None and not netns_exists(ns):
+                raise KernelError(f"network namespace {ns} does not exist")
+            s = NetNS(ns) if ns else IPRoute()
+            _sockets[ns] = s
+        return s
+
+
+def _forget(ns: str | None) -> None:
+    with _lock:
+        s = _sockets.pop(ns, None)
+    if s is not None:
+        try:
+            s.close()
+        except Exception:  # noqa: BLE001 - a dead socket is already closed
+            pass
+
+
+def _call(ns, fn, *args, ok=(), **kw):
+    try:
+        return fn(*args, **kw)
+    except NetlinkError as e:
+        if e.code in ok:
+            return None
+        raise KernelError(f"netlink {getattr(fn, '__name__', fn)} {args} {kw} in {ns or 'own ns'}: {e}") from e
+
+
+# --- namespaces ---------------------------------------------------------------------------------------------------
+
+def netns_exists(name: str) -> bool:
+    return os.path.exists(os.path.join(NETNS_DIR, name))
+
+
+def list_netns() -> list[str]:
+    try:
+        return sorted(os.listdir(NETNS_DIR))
+    except FileNotFoundError:
+        return []
+
+
+def ensure_netns(name: str) -> None:
+    """Create a namespace with lo up."""
+    if not netns_exists(name):
+        try:
+            _netns.create(name)
+        except FileExistsError:
+            pass
+    set_up("lo", name)
+
+
+def delete_netns(name: str) -> None:
+    """Remove a namespace; the kernel frees every device in it at once (the cheap way to delete veths)."""
+    _forget(name)
+    if netns_exists(name):
+        try:
+            _netns.remove(name)
+        except FileNotFoundError:
+            pass
+
+
+# --- links --------------------------------------------------------------------------------------------------------
+
+def link_index(name: str, ns: str | None = None) -> int | None:
+    found = sock(ns).link_lookup(ifname=name)
+    return found[0] if found else None
+
+
+def link_exists(name: str, ns: str | None = None) -> bool:
+    return link_index(name, ns) is not None
+
+
+def links(ns: str | None = None) -> dict[str, dict]:
+    """name -> {index, kind, master (index), state, mtu, mac} for every link of a namespace."""
+    out = {}
+    for msg in sock(ns).get_links():
+        info = msg.get("IFLA_LINKINFO")
+        out[msg.get("IFLA_IFNAME")] = {
+            "index": msg["index"],
+            "kind": info.get("IFLA_INFO_KIND") if info else None,
+            "master": msg.get("IFLA_MASTER"),
+            "state": msg.get("IFLA_OPERSTATE"),
+            "up": bool(msg["flags"] & 1),
+            "mtu": msg.get("IFLA_MTU"),
+            "mac": msg.get("IFLA_ADDRESS"),
+        }
+    return out
+
+
+def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None = None,
+                mtu: int | None = None, peer_mac: str | None = None) -> None:
+    """A veth pair `name` (in ns) <-> `peer` (in peer_ns), created directly in place, both ends up."""
+    if not link_exists(name, ns):
+        peer_spec: dict = {"ifname": peer}
+        if peer_ns != ns:
+            peer_spec["net_ns_fd"] = os.path.join(NETNS_DIR, peer_ns) if peer_ns else "/proc/1/ns/net"
+        if mtu:
+            peer_spec["mtu"] = mtu
+        if peer_mac:
+            peer_spec["address"] = peer_mac
+        kw = {"mtu": mtu} if mtu else {}
+        _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
+    set_link(name, ns, mtu=mtu, up=True)
+    set_link(peer, peer_ns, mtu=mtu, mac=peer_mac, up=True)
+
+
+def ensure_bridge(name: str, ns: str | None = None, mtu: int | None = None) -> None:
+    if not link_exists(name, ns):
+        _call(ns, sock(ns).link, "add", ifname=name, kind="bridge", ok=(errno.EEXIST,))
+    set_link(name, ns, mtu=mtu, up=True)
+
+
+def ensure_vxlan(name: str, vni: int, local: str, ns: str | None = None, dev: str | None = None,
+                 port: int = 4789, mtu: int | None = None) -> None:
+    """A kernel VXLAN device without multicast: peers come from FDB entries (l2population)."""
+    if not link_exists(name, ns):
+        kw = {"vxlan_id": vni, "vxlan_local": local, "vxlan_port": port, "vxlan_learning": 0}
+        if dev:
+            kw["vxlan_link"] = link_index(dev, ns)
+        _call(ns, sock(ns).link, "add", ifname=name, kind="vxlan", ok=(errno.EEXIST,), **kw)
+    set_link(name, ns, mtu=mtu, up=True)
+
+
+def set_link(name: str, ns: str | None = None, mtu: int | None = None, mac: str | None = None,
+             master: str | None = None, up: bool | None = None) -> None:
+    """Set only what differs from the link's current state."""
+    idx = link_index(name, ns)
+    if idx is None:
+        raise KernelError(f"no link {name} in {ns or 'own ns'}")
+    cur = sock(ns).get_links(idx)[0]
+    kw: dict = {}
+    if mtu and cur.get("IFLA_MTU") != mtu:
+        kw["mtu"] = mtu
+    if mac and (cur.get("IFLA_ADDRESS") or "").lower() != mac.lower():
+        kw["address"] = mac
+    if master is not None:
+        midx = link_index(master, ns)
+        if midx is None:
+            raise KernelError(f"no master {master} in {ns or 'own ns'}")
+        if cur.get("IFLA_MASTER") != midx:
+            kw["master"] = midx
+    if kw:
+        _call(ns, sock(ns).link, "set", index=idx, **kw)
+    if up is not None and bool(cur["flags"] & 1) != up:
+        _call(ns, sock(ns).link, "set", index=idx, state="up" if up else "down")
+
+
+def set_up(name: str, ns: str | None = None) -> None:
+    set_link(name, ns, up=True)
+
+
+def delete_link(name: str, ns: str | None = None) -> None:
+    if ns is not None and not netns_exists(ns):
+        return
+    idx = link_index(name, ns)
+    if idx is not None:
+        _call(ns, sock(ns).link, "del", index=idx, ok=(errno.ENODEV, errno.ENOENT))
+
+
+# --- addresses ----------------------------------------------------------------------------------------------------
+
+def addresses(dev: str, ns: str | None = None) -> set[str]:
+    """The addresses of a device as 'ip/prefixlen' strings (link-local IPv6 left out)."""
+    idx = link_index(dev, ns)
+    if idx is None:
+        return set()
+    out = set()
+    for a in sock(ns).get_addr(index=idx):
+        ip = a.get("IFA_ADDRESS")
+        if ip and not ip.startswith("fe80:"):
+            out.add(f"{ip}/{a['prefixlen']}")
+    return out
+
+
+def ensure_addresses(dev: str, wanted: list[str] | set[str], ns: str | None = None, exclusive: bool = True) -> bool:
+    """Make the device carry `wanted` ('ip/len'); with exclusive, remove others. True when anything changed."""
+    idx = link_index(dev, ns)
+    if idx is None:
+        raise KernelError(f"no link {dev} in {ns or 'own ns'}")
+    want = {str(ipaddress.ip_interface(w)) for w in wanted}
+    have = addresses(dev, ns)
+    for cidr in sorted(want - have):
+        iface = ipaddress.ip_interface(cidr)
+        kw = {}
+        if iface.version == 4:
+            kw["broadcast"] = str(iface.network.broadcast_address)
+        _call(ns, sock(ns).addr, "add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+              ok=(errno.EEXIST,), **kw)
+    if exclusive:
+        for cidr in sorted(have - want):
+            iface = ipaddress.ip_interface(cidr)
+            _call(ns, sock(ns).addr, "del", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+                  ok=(errno.EADDRNOTAVAIL, errno.ENOENT))
+    return bool(want - have) or (exclusive and bool(have - want))
+
+
+# --- routes -------------------------------------------------------------------------------------------------------
+
+def routes(ns: str | None = None, family: int = 4) -> list[dict]:
+    """Main-table unicast routes as {'dst': 'cidr'|'default', 'gateway': ip|None, 'dev': name, 'proto': n}."""
+    fam = 2 if family == 4 else 10
+    names = {v["index"]: k for k, v in links(ns).items()}
+    out = []
+    for r in sock(ns).get_routes(family=fam, table=254):
+        if r["type"] != 1:
+            continue
+        dst = r.get("RTA_DST")
+        out.append({
+            "dst": f"{dst}/{r['dst_len']}" if dst else "default",
+            "gateway": r.get("RTA_GATEWAY"),
+            "dev": names.get(r.get("RTA_OIF")),
+            "proto": r["proto"],
+        })
+    return out
+
+
+def ensure_route(dst: str, ns: str | None = None, gateway: str | None = None, dev: str | None = None) -> None:
+    """Add or replace one route ('default' or a CIDR) so it goes via gateway/dev."""
+    kw: dict = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+    if dst == "default" and gateway and ":" in gateway:
+        kw["dst"] = "::/0"
+    if gateway:
+        kw["gateway"] = gateway
+    if dev:
+        kw["oif"] = link_index(dev, ns)
+    _call(ns, sock(ns).route, "replace", **kw)
+
+
+def delete_route(dst: str, ns: str | None = None, gateway: str | None = None) -> None:
+    kw: dict = {"dst": "0.0.0.0/0" if dst == "default" else dst}
+    if gateway:
+        kw["gateway"] = gateway
+    _call(ns, sock(ns).route, "del", ok=(errno.ESRCH, errno.ENOENT), **kw)
+
+
+def neigh_add(ip: str, mac: str, dev: str, ns: str | None = None) -> None:
+    """A permanent neighbour entry (used for VXLAN FDB peers and proxy ARP)."""
+    _call(ns, sock(ns).neigh, "replace", dst=ip, lladdr=mac, ifindex=link_index(dev, ns), state=0x80)

@@ -1,0 +1,70 @@
+"""Running helper programs, optionally inside a named network namespace.
+
+Every external program neutrino uses is started from here, so that the argument lists, the namespace entry and
+the error reporting are in one place.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+
+from neutrino.errors import KernelError
+
+LOG = logging.getLogger(__name__)
+
+
+def netns_argv(argv: list[str], netns: str | None) -> list[str]:
+    """Prefix argv with `ip netns exec NS` when a namespace is given."""
+    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+
+
+def run(argv: list[str], netns: str | None = None, input: str | None = None, check: bool = True,
+        ok_codes: tuple[int, ...] = (0,), timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a program to completion; raise KernelError unless its exit code is in ok_codes."""
+    full = netns_argv(argv, netns)
+    proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode not in ok_codes:
+        raise KernelError(f"{' '.join(full)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
+    return proc
+
+
+def output(argv: list[str], netns: str | None = None, **kw) -> str:
+    return run(argv, netns=netns, **kw).stdout
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def cmdline(pid: int) -> list[str]:
+    """The argv of a live process, [] when it is gone."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return [a.decode() for a in f.read().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def read_pidfile(path: str) -> int | None:
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    return pid if pid and pid_alive(pid) else None
+
+
+def terminate(pid: int, sig: int = signal.SIGTERM) -> None:
+    """Signal one process we started; a process already gone is success."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,71 @@
+"""Shared fixtures: a server app on a fresh SQLite database, clients per project, and a live server for CLIs."""
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+
+from neutrino.api.app import create_app
+from neutrino.config import Settings
+from neutrino.db.engine import Database
+
+
+def _db_url(tmp_path) -> str:
+    return os.environ.get("NEUTRINO_TEST_DB_URL") or f"sqlite:///{tmp_path}/neutrino.db"
+
+
+@pytest.fixture
+def app(tmp_path):
+    settings = Settings(state_dir=str(tmp_path), auth="noauth", admin_token="admintoken")
+    db = Database(_db_url(tmp_path))
+    db.setup()
+    yield create_app(settings, db)
+    db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    """Admin client (noauth, no project header = admin in project 'admin')."""
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def project_client(app):
+    """project_client('p1') -> a client acting as a member of project p1."""
+    clients = []
+
+    def make(project: str, roles: str = "member,reader"):
+        c = TestClient(app, headers={"X-Project-Id": project, "X-Roles": roles})
+        c.__enter__()
+        clients.append(c)
+        return c
+    yield make
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served by uvicorn on a free loopback port, for the real openstack CLI and SDK."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 10
+    while not server.started and time.time() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(5)
