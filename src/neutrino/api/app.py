@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import auth, extensions, meta
+from neutrino.api import admin, auth, extensions, meta
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 
@@ -70,10 +70,6 @@ def create_app(settings, db) -> FastAPI:
     app.state.notifier = notifier
     app.state.notify = notifier.notify
 
-    @app.on_event("startup")
-    async def _cond():  # the Condition must be made on the serving loop
-        notifier.cond = asyncio.Condition()
-
     @app.middleware("http")
     async def _auth(request: Request, call_next):
         path = request.url.path
@@ -117,6 +113,7 @@ def create_app(settings, db) -> FastAPI:
     router = APIRouter()
     meta.add_routes(router)
     extensions.add_routes(router)
+    admin.add_routes(router)
     _extra_routes(router)
     for res in _resources():
         Controller(res).routes(router)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from neutrino.api import listing
 from neutrino.api.attrs import Attr, string, validate_body
-from neutrino.core import common
+from neutrino.core import common, scheduling
 from neutrino.errors import BadRequest, Forbidden, bad_request
 
 MAX_TAGS = 50
@@ -34,6 +34,8 @@ class Resource:
     taggable: bool = True
     plural: str = ""
     sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
+    reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
+    before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -73,6 +75,8 @@ class Controller:
         return self.res.core.render(s, ctx, [row])[0]
 
     def _list(self, s, ctx, q: listing.ListQuery):
+        if self.res.before_list is not None:
+            self.res.before_list(s, ctx, q.filters)
         table = self.res.core.T
         stmt = select(table)
         clause = self.res.core.scope(ctx)
@@ -92,6 +96,11 @@ class Controller:
         rows = s.execute(stmt).all()
         items = self.res.core.render(s, ctx, rows)
         return listing.apply_filters(items, rest)
+
+    def _after_write(self, s, settings) -> None:
+        if self.res.reschedule:
+            scheduling.schedule(s, settings)
+        common.bump(s)
 
     # --- handlers -------------------------------------------------------------------------------------------------
     async def list(self, request: Request):
@@ -131,7 +140,7 @@ class Controller:
 
         def tx(s):
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
-            common.bump(s)
+            self._after_write(s, app.settings)
             rows = [self._one(s, ctx, i) for i in ids]
             return res.core.render(s, ctx, rows)
 
@@ -154,7 +163,7 @@ class Controller:
             row = self._one(s, ctx, rid)
             common.check_if_match(row, if_match)
             res.core.update(s, ctx, row, data, app.settings)
-            common.bump(s)
+            self._after_write(s, app.settings)
             return self._render_one(s, ctx, rid)
 
         out = app.db.run(tx)
@@ -171,7 +180,7 @@ class Controller:
             row = self._one(s, ctx, rid)
             common.check_if_match(row, if_match)
             self.res.delete(s, ctx, row)
-            common.bump(s)
+            self._after_write(s, app.settings)
 
         app.db.run(tx)
         app.notify()

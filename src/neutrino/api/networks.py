@@ -21,7 +21,7 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "dns_domain": Attr(convert=string(255)),
     "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "subnets", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
-             "l2_adjacency"))
+             "l2_adjacency"), reschedule=True)
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
 _pool = dict_of({"start": ip_address, "end": ip_address}, required=("start", "end"))
@@ -45,7 +45,8 @@ SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, at
     "service_types": Attr(convert=list_of(string(255))),
     "segment_id": Attr(convert=nullable(uuid_str)),
     "dns_publish_fixed_ip": Attr(convert=boolean),
-}, readonly=("router:external",), sql_filters={"network_id": subnets.T.c.network_id, "cidr": subnets.T.c.cidr})
+}, readonly=("router:external",), reschedule=True,
+    sql_filters={"network_id": subnets.T.c.network_id, "cidr": subnets.T.c.cidr})
 
 SUBNETPOOL = Resource("subnetpool", "subnetpools", subnetpools, delete=subnetpools.delete_pool, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,

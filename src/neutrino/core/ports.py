@@ -4,7 +4,8 @@ from __future__ import annotations
 import ipaddress
 import random
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select
+from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
 from neutrino.core import binding, common, ipam, networks, quotas
@@ -288,7 +289,7 @@ def delete_port(s, ctx: Context, row) -> None:
 
 def remove(s, port_id: str) -> None:
     """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
-    s.execute(update(T_FIP).where(T_FIP.c.fixed_port_id == port_id)
+    s.execute(sql_update(T_FIP).where(T_FIP.c.fixed_port_id == port_id)
               .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
     s.execute(delete(m.PortForwarding.__table__).where(m.PortForwarding.__table__.c.internal_port_id == port_id))
     s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))

@@ -119,7 +119,7 @@ def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None
     if not link_exists(name, ns):
         peer_spec: dict = {"ifname": peer}
         if peer_ns != ns:
-            peer_spec["net_ns_fd"] = os.path.join(NETNS_DIR, peer_ns) if peer_ns else "/proc/1/ns/net"
+            peer_spec["net_ns_fd"] = os.path.join(NETNS_DIR, peer_ns) if peer_ns else f"/proc/{os.getpid()}/ns/net"
         if mtu:
             peer_spec["mtu"] = mtu
         if peer_mac:
@@ -262,3 +262,26 @@ def delete_route(dst: str, ns: str | None = None, gateway: str | None = None) ->
 def neigh_add(ip: str, mac: str, dev: str, ns: str | None = None) -> None:
     """A permanent neighbour entry (used for VXLAN FDB peers and proxy ARP)."""
     _call(ns, sock(ns).neigh, "replace", dst=ip, lladdr=mac, ifindex=link_index(dev, ns), state=0x80)
+
+
+# --- bridge FDB of VXLAN devices (l2population: no multicast, no learning) ----------------------------------------
+
+def fdb_entries(dev: str, ns: str | None = None) -> set[tuple[str, str]]:
+    """(mac, remote ip) pairs of a VXLAN device's FDB; 00:00:00:00:00:00 entries are where floods go."""
+    idx = link_index(dev, ns)
+    if idx is None:
+        return set()
+    return {(m.get("NDA_LLADDR"), m.get("NDA_DST")) for m in sock(ns).fdb("dump", ifindex=idx)
+            if m["ifindex"] == idx and m.get("NDA_DST")}
+
+
+def fdb_append(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
+    """`bridge fdb append MAC dev DEV dst DST` (a permanent entry; several dsts per MAC allowed)."""
+    _call(ns, sock(ns).fdb, "append", ifindex=link_index(dev, ns), lladdr=mac, dst=dst, state=0x80,
+          ok=(errno.EEXIST,))
+
+
+def fdb_delete(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
+    idx = link_index(dev, ns)
+    if idx is not None:
+        _call(ns, sock(ns).fdb, "del", ifindex=idx, lladdr=mac, dst=dst, ok=(errno.ENOENT,))

@@ -1,0 +1,49 @@
+#!/bin/sh
+# busybox udhcpc event script for a neutrino guest: configures only the guest's own interface and its resolv.conf.
+# Called as `udhcpc.sh EVENT` inside the guest namespace with udhcpc's variables ($interface $ip $mask $router $dns
+# $domain $mtu $staticroutes). resolv.conf goes to $NEUTRINO_RESOLV_CONF (/etc/netns/<guest ns>/resolv.conf), never
+# to /etc/resolv.conf, which outside a bind mount is the host's.
+
+set -u
+
+configure() {
+    want="$ip/${mask:-32}"
+    if ! ip -4 addr show dev "$interface" | grep -q "inet $want "; then
+        ip -4 addr flush dev "$interface" scope global
+        ip addr add "$want" dev "$interface"
+    fi
+    [ -n "${mtu:-}" ] && ip link set dev "$interface" mtu "$mtu"
+    ip link set dev "$interface" up
+    if [ -n "${staticroutes:-}" ]; then
+        # RFC 3442: with classless routes the router option is ignored; pairs are "dst/len gateway".
+        set -- $staticroutes
+        while [ $# -ge 2 ]; do
+            if [ "$2" = "0.0.0.0" ]; then
+                ip route replace "$1" dev "$interface"
+            else
+                ip route replace "$1" via "$2" dev "$interface"
+            fi
+            shift 2
+        done
+    elif [ -n "${router:-}" ]; then
+        set -- $router
+        ip route replace default via "$1" dev "$interface"
+    fi
+    if [ -n "${NEUTRINO_RESOLV_CONF:-}" ]; then
+        {
+            [ -n "${domain:-}" ] && echo "search $domain"
+            for ns in ${dns:-}; do echo "nameserver $ns"; done
+        } > "$NEUTRINO_RESOLV_CONF"     # written in place: a bind mount of this file stays valid
+    fi
+}
+
+case "$1" in
+    deconfig)
+        ip -4 addr flush dev "$interface" scope global
+        ip link set dev "$interface" up
+        ;;
+    bound|renew)
+        configure
+        ;;
+esac
+exit 0

@@ -1,0 +1,92 @@
+"""Sockets opened inside a named network namespace from this process.
+
+A socket keeps the namespace it was created in, so the agent can serve (metadata) or send (gratuitous ARP) inside
+qrouter-/qdhcp- namespaces without a helper process: a short-lived thread enters the namespace with setns(2)
+(Python 3.11 has no os.setns), creates the socket, and steps back out. Only that thread ever changes namespace.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import socket
+import threading
+from typing import Callable, TypeVar
+
+from neutrino.errors import KernelError
+
+NETNS_DIR = "/run/netns"
+CLONE_NEWNET = 0x40000000
+IP_FREEBIND = 15
+
+T = TypeVar("T")
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
+    """Run fn(*args, **kw) in a helper thread that is inside network namespace ns; its result or error comes back."""
+    if ns is None:
+        return fn(*args, **kw)
+    box: dict = {}
+
+    def runner() -> None:
+        try:
+            target = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            box["error"] = KernelError(f"network namespace {ns} does not exist")
+            return
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                box["result"] = fn(*args, **kw)
+            finally:
+                _setns(home)
+        except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
+            box["error"] = e
+        finally:
+            os.close(target)
+            os.close(home)
+
+    t = threading.Thread(target=runner, name=f"netns-{ns}", daemon=True)
+    t.start()
+    t.join()
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def listen_tcp(ns: str | None, host: str, port: int, backlog: int = 128, freebind: bool = False) -> socket.socket:
+    """A listening TCP socket bound inside ns; freebind lets it bind an address the namespace does not carry yet."""
+    def make() -> socket.socket:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        s = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if freebind:
+                s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)
+            s.bind((host, port))
+            s.listen(backlog)
+        except OSError as e:
+            s.close()
+            raise KernelError(f"cannot listen on {host}:{port} in {ns or 'own ns'}: {e}") from e
+        return s
+    return in_netns(ns, make)
+
+
+def packet_socket(ns: str | None, dev: str, ethertype: int) -> socket.socket:
+    """A raw AF_PACKET socket bound to one device of ns, for sending whole Ethernet frames."""
+    def make() -> socket.socket:
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
+        try:
+            s.bind((dev, ethertype))
+        except OSError as e:
+            s.close()
+            raise KernelError(f"cannot open a packet socket on {dev} in {ns or 'own ns'}: {e}") from e
+        return s
+    return in_netns(ns, make)

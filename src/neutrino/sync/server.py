@@ -1,0 +1,121 @@
+"""Server side of the agent protocol: host views by long-poll, reports (heartbeat, realized state), metadata.
+
+GET  /agent/v1/hosts/{host}/view?since=REV&wait=30   waits until the global revision passes REV, then the view
+POST /agent/v1/hosts/{host}/report                   registers/heartbeats the agent, clears provisioning blocks
+GET  /agent/v1/metadata/{path}                       answers for the port behind X-Forwarded-For (proxied)
+"""
+from __future__ import annotations
+
+import hmac
+import time
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select, update
+
+from neutrino.api.controller import json_response, read_json
+from neutrino.core import agents, binding, common, metadata, scheduling, views
+from neutrino.db import models as m
+from neutrino.errors import Unauthorized, bad_request
+
+router = APIRouter()
+T_AGENT = m.Agent.__table__
+T_PORT = m.Port.__table__
+T_FIP = m.FloatingIP.__table__
+T_ROUTER = m.Router.__table__
+MAX_WAIT = 60.0
+
+
+def _check_token(request: Request) -> None:
+    want = request.app.state.settings.agent_token
+    got = request.headers.get("x-auth-token") or ""
+    if want and not hmac.compare_digest(got, want):
+        raise Unauthorized("Invalid agent token.")
+
+
+@router.get("/agent/v1/hosts/{host}/view")
+async def view(request: Request, host: str, since: int = 0, wait: float = 0):
+    _check_token(request)
+    app = request.app.state
+    deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
+    while app.db.run(common.revision) <= since:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await app.notifier.wait(left)
+    return json_response(app.db.run(views.compile_view, host, app.settings))
+
+
+def _upsert_agents(s, host: str, conf: dict) -> bool:
+    """One row per agent type the host runs (L2 + one per role); True when a row is new or was dead."""
+    l2_type = agents.L2_TYPES.get(conf.get("l2", "ovs"), agents.L2_TYPES["ovs"])
+    wanted = {l2_type: f"neutrino-{conf.get('l2', 'ovs')}-agent"}
+    for role in conf.get("roles", []):
+        if role in agents.ROLE_TYPES:
+            wanted[agents.ROLE_TYPES[role]] = f"neutrino-{role}-agent"
+    t = common.now()
+    changed = False
+    for atype, binary in wanted.items():
+        row = s.execute(select(T_AGENT).where(T_AGENT.c.host == host, T_AGENT.c.agent_type == atype)).first()
+        if row is None:
+            s.execute(T_AGENT.insert().values(id=common.new_id(), host=host, agent_type=atype, binary=binary,
+                                              topic="N/A", admin_state_up=True, configurations=conf, created_at=t,
+                                              started_at=t, heartbeat_timestamp=t))
+            changed = True
+        else:
+            if not agents.alive(row) or row.configurations != conf:
+                changed = True
+            s.execute(update(T_AGENT).where(T_AGENT.c.id == row.id).values(heartbeat_timestamp=t,
+                                                                            configurations=conf))
+    return changed
+
+
+def _apply_report(s, host: str, body: dict, settings) -> int:
+    conf = body.get("agent") or {}
+    if not isinstance(conf, dict):
+        raise bad_request("agent must be an object")
+    changed = _upsert_agents(s, host, conf)
+    if changed:
+        scheduling.schedule(s, settings)
+    mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
+    dhcp_ready = set(body.get("dhcp_ready") or [])
+    for pid, ok in (body.get("ports") or {}).items():
+        if pid not in mine:
+            continue
+        if ok:
+            binding.clear(s, pid, binding.L2)
+        elif mine[pid] == "ACTIVE":
+            s.execute(update(T_PORT).where(T_PORT.c.id == pid).values(status="DOWN"))
+    for pid in dhcp_ready:
+        binding.clear(s, pid, binding.DHCP)
+    fips = body.get("floatingips") or {}
+    for fid, ok in fips.items():
+        s.execute(update(T_FIP).where(T_FIP.c.id == fid).values(status="ACTIVE" if ok else "DOWN"))
+    for rid, ok in (body.get("routers") or {}).items():
+        s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid, T_ROUTER.c.host == host)
+                  .values(status="ACTIVE" if ok else "ERROR"))
+    return common.bump(s) if changed else common.revision(s)
+
+
+@router.post("/agent/v1/hosts/{host}/report")
+async def report(request: Request, host: str):
+    _check_token(request)
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise bad_request("report must be an object")
+    app = request.app.state
+    before = app.db.run(common.revision)
+    rev = app.db.run(_apply_report, host, body, app.settings)
+    if rev != before:
+        app.notify()
+    return json_response({"revision": rev})
+
+
+@router.get("/agent/v1/metadata/{path:path}")
+async def metadata_get(request: Request, path: str):
+    _check_token(request)
+    h = request.headers
+    source = (h.get("x-forwarded-for") or "").split(",")[0].strip()
+    status, ctype, body = request.app.state.db.run(
+        metadata.answer, path, source, h.get("x-neutrino-router-id"), h.get("x-neutrino-network-id"))
+    from fastapi.responses import Response
+    return Response(content=body, status_code=status, media_type=ctype)

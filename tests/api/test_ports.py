@@ -1,0 +1,126 @@
+"""Ports through HTTP: IPAM (requested and automatic addresses, exhaustion, reuse), MACs, groups, pairs, binding."""
+import concurrent.futures
+
+from tests.api.test_networks import err, mknet, mksub
+
+
+def mkport(c, net_id, **kw):
+    r = c.post("/v2.0/ports", json={"port": {"network_id": net_id, **kw}})
+    assert r.status_code == 201, r.text
+    return r.json()["port"]
+
+
+def test_port_defaults(client):
+    n = mknet(client)
+    s = mksub(client, n["id"])
+    p = mkport(client, n["id"], name="p1")
+    assert p["status"] == "DOWN" and p["mac_address"].startswith("fa:16:3e:")
+    assert p["fixed_ips"] == [{"subnet_id": s["id"], "ip_address": "10.0.0.2"}]
+    assert len(p["security_groups"]) == 1 and p["binding:vif_type"] == "unbound"
+    default = client.get(f"/v2.0/security-groups/{p['security_groups'][0]}").json()["security_group"]
+    assert default["name"] == "default"
+    assert p["allowed_address_pairs"] == [] and p["extra_dhcp_opts"] == []
+
+
+def test_requested_addresses(client):
+    n = mknet(client)
+    s = mksub(client, n["id"])
+    p = mkport(client, n["id"], fixed_ips=[{"ip_address": "10.0.0.50"}])
+    assert p["fixed_ips"][0] == {"subnet_id": s["id"], "ip_address": "10.0.0.50"}
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"], "fixed_ips": [{"ip_address": "10.0.0.50"}]}}),
+        409, "IpAddressInUse")
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"], "fixed_ips": [{"ip_address": "10.9.0.5"}]}}),
+        400)
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"],
+                                                  "fixed_ips": [{"subnet_id": s["id"], "ip_address": "10.0.1.5"}]}}),
+        400)
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"], "fixed_ips": [{"ip_address": "bogus"}]}}),
+        400)
+    q = client.put(f"/v2.0/ports/{p['id']}", json={"port": {"fixed_ips": [{"ip_address": "10.0.0.60"}]}}).json()
+    assert q["port"]["fixed_ips"][0]["ip_address"] == "10.0.0.60"
+    assert mkport(client, n["id"], fixed_ips=[{"ip_address": "10.0.0.50"}])["fixed_ips"][0]["ip_address"] == \
+        "10.0.0.50"
+    assert client.get("/v2.0/ports?fixed_ips=ip_address%3D10.0.0.60").json()["ports"][0]["id"] == p["id"]
+    assert len(client.get("/v2.0/ports?fixed_ips=ip_address_substr%3D10.0.0.").json()["ports"]) == 2
+
+
+def test_pool_exhaustion_and_reuse(client):
+    n = mknet(client)
+    mksub(client, n["id"], "10.0.0.0/29")      # .2 - .6: 5 addresses
+    ports = [mkport(client, n["id"]) for _ in range(5)]
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"]}}), 409, "IpAddressGenerationFailure")
+    gone = ports[2]["fixed_ips"][0]["ip_address"]
+    assert client.delete(f"/v2.0/ports/{ports[2]['id']}").status_code == 204
+    assert mkport(client, n["id"])["fixed_ips"][0]["ip_address"] == gone
+
+
+def test_concurrent_creates_get_distinct_addresses(live_server):
+    import httpx
+    with httpx.Client(base_url=live_server) as c:
+        net = c.post("/v2.0/networks", json={"network": {"name": "n"}}).json()["network"]
+        c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4}})
+
+        def one(_):
+            return c.post("/v2.0/ports", json={"port": {"network_id": net["id"]}})
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            results = list(ex.map(one, range(100)))
+        assert all(r.status_code == 201 for r in results)
+        ips = {r.json()["port"]["fixed_ips"][0]["ip_address"] for r in results}
+        assert len(ips) == 100
+
+
+def test_mac_and_pairs_and_port_security(client):
+    n = mknet(client)
+    mksub(client, n["id"])
+    p = mkport(client, n["id"], mac_address="FA:16:3E:00:00:01")
+    assert p["mac_address"] == "fa:16:3e:00:00:01"
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"], "mac_address": "fa:16:3e:00:00:01"}}), 409,
+        "MacAddressInUse")
+    err(client.post("/v2.0/ports", json={"port": {"network_id": n["id"], "mac_address": "zz"}}), 400)
+    q = mkport(client, n["id"], allowed_address_pairs=[{"ip_address": "10.0.0.200/30"}])
+    assert q["allowed_address_pairs"] == [{"ip_address": "10.0.0.200/30", "mac_address": q["mac_address"]}]
+    err(client.put(f"/v2.0/ports/{q['id']}", json={"port": {"port_security_enabled": False}}), 409)
+    r = client.put(f"/v2.0/ports/{q['id']}", json={"port": {"port_security_enabled": False, "security_groups": [],
+                                                            "allowed_address_pairs": []}})
+    assert r.status_code == 200 and r.json()["port"]["port_security_enabled"] is False
+    insecure = mkport(client, n["id"], port_security_enabled=False)
+    assert insecure["security_groups"] == []
+
+
+def test_protected_owners_and_policy(client, project_client):
+    n = mknet(client)
+    mksub(client, n["id"])
+    p = mkport(client, n["id"], device_owner="network:router_interface")
+    err(client.delete(f"/v2.0/ports/{p['id']}"), 409)
+    other = project_client("po")
+    err(other.get(f"/v2.0/ports/{p['id']}"), 404)
+    err(other.post("/v2.0/ports", json={"port": {"network_id": n["id"]}}), 404)
+    err(other.post("/v2.0/ports", json={"port": {"network_id": mknet(other)["id"], "binding:host_id": "h1"}}), 403)
+
+
+def test_binding_without_agent_fails(client):
+    n = mknet(client)
+    mksub(client, n["id"])
+    p = mkport(client, n["id"], **{"binding:host_id": "nohost"})
+    assert p["binding:vif_type"] == "binding_failed" and p["binding:host_id"] == "nohost"
+
+
+def test_binding_with_live_agent_and_status(client):
+    n = mknet(client)
+    mksub(client, n["id"])
+    conf = {"l2": "ovs", "firewall": "iptables", "roles": ["l2", "dhcp"], "datapath_type": "netdev",
+            "ovs_hybrid_plug": True}
+    assert client.post("/agent/v1/hosts/h1/report", json={"agent": conf}).status_code == 200
+    agents = client.get("/v2.0/agents").json()["agents"]
+    assert {a["agent_type"] for a in agents} == {"Open vSwitch agent", "DHCP agent"}
+    assert all(a["alive"] for a in agents)
+    p = mkport(client, n["id"], **{"binding:host_id": "h1"})
+    assert p["binding:vif_type"] == "ovs" and p["binding:vif_details"]["ovs_hybrid_plug"] is True
+    view = client.get("/agent/v1/hosts/h1/view").json()
+    assert [x["id"] for x in view["ports"] if x["kind"] == "instance"] == [p["id"]]
+    dhcp = view["dhcp"][0]
+    assert dhcp["network_id"] == n["id"] and dhcp["hosts"][0]["port_id"] == p["id"]
+    client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "ports": {p["id"]: True}})
+    assert client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"] == "DOWN"   # DHCP block left
+    client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "dhcp_ready": [p["id"]]})
+    assert client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"] == "ACTIVE"
