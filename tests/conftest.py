@@ -5,6 +5,7 @@ import os
 import socket
 import threading
 import time
+import uuid
 
 import pytest
 import uvicorn
@@ -15,14 +16,28 @@ from neutrino.config import Settings
 from neutrino.db.engine import Database
 
 
-def _db_url(tmp_path) -> str:
-    return os.environ.get("NEUTRINO_TEST_DB_URL") or f"sqlite:///{tmp_path}/neutrino.db"
+@pytest.fixture
+def db_url(tmp_path):
+    """SQLite in the test's directory, or (NEUTRINO_TEST_PG_URL set) a fresh PostgreSQL database per test."""
+    admin_url = os.environ.get("NEUTRINO_TEST_PG_URL")
+    if not admin_url:
+        yield f"sqlite:///{tmp_path}/neutrino.db"
+        return
+    from sqlalchemy import create_engine, text
+    name = f"nt_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
 
 
 @pytest.fixture
-def app(tmp_path):
+def app(tmp_path, db_url):
     settings = Settings(state_dir=str(tmp_path), auth="noauth", admin_token="admintoken")
-    db = Database(_db_url(tmp_path))
+    db = Database(db_url)
     db.setup()
     yield create_app(settings, db)
     db.engine.dispose()

@@ -19,7 +19,8 @@ def now() -> datetime:
 
 
 def fmt(dt: datetime | None) -> str | None:
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ") if dt else None
+    """Neutron's timestamp format; rows hold whole seconds, so isoformat() is exactly YYYY-MM-DDTHH:MM:SS."""
+    return dt.isoformat() + "Z" if dt else None
 
 
 def new_id() -> str:

@@ -99,15 +99,20 @@ def in_pools(ip: str, pools: list[dict]) -> bool:
     return any(int(ipaddress.ip_address(p["start"])) <= v <= int(ipaddress.ip_address(p["end"])) for p in pools)
 
 
-def next_free(pools: list[dict], used: set[int]) -> str | None:
-    """The lowest free address of the pools, in pool order."""
+def _v4(i: int) -> str:
+    return f"{i >> 24 & 255}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+
+
+def next_free(pools: list[dict], used: set[str]) -> str | None:
+    """The lowest free address of the pools, in pool order; `used` holds addresses as strings (no parsing)."""
     for p in pools:
-        a, b = int(ipaddress.ip_address(p["start"])), int(ipaddress.ip_address(p["end"]))
-        cand = a
-        while cand <= b:
-            if cand not in used:
-                return str(ipaddress.ip_address(cand))
-            cand += 1
+        start = ipaddress.ip_address(p["start"])
+        a, b = int(start), int(ipaddress.ip_address(p["end"]))
+        text = _v4 if start.version == 4 else (lambda i: str(ipaddress.IPv6Address(i)))
+        for cand in range(a, b + 1):
+            ip = text(cand)
+            if ip not in used:
+                return ip
     return None
 
 

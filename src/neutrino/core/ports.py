@@ -5,7 +5,6 @@ import ipaddress
 import random
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
 from neutrino.core import binding, common, ipam, networks, quotas
@@ -17,7 +16,6 @@ T_IP = m.IPAllocation.__table__
 T_SUB = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_SG = m.PortSecurityGroup.__table__
-T_FIP = m.FloatingIP.__table__
 PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                     "network:router_interface_distributed", "network:ha_router_replicated_interface")
 
@@ -62,9 +60,8 @@ def _new_mac(s, net_id: str, base: str) -> str:
     raise ServiceUnavailable("Unable to generate unique mac on network.")
 
 
-def _used(s, subnet_id: str) -> set[int]:
-    return {int(ipaddress.ip_address(r[0])) for r in
-            s.execute(select(T_IP.c.ip_address).where(T_IP.c.subnet_id == subnet_id))}
+def _used(s, subnet_id: str) -> set[str]:
+    return set(s.execute(select(T_IP.c.ip_address).where(T_IP.c.subnet_id == subnet_id)).scalars())
 
 
 def _ip_in_use(s, subnet_id: str, ip: str) -> bool:
@@ -127,7 +124,7 @@ def allocate(s, net_id: str, mac: str, requested: list[dict] | None, device_owne
         if ip is None:
             ip = (ipam.eui64(sub.cidr, mac) if _auto_v6(sub)
                   else ipam.next_free(sub.allocation_pools, _used(s, sub.id) | {
-                      int(ipaddress.ip_address(o["ip_address"])) for o in out if o["subnet_id"] == sub.id}))
+                      o["ip_address"] for o in out if o["subnet_id"] == sub.id}))
             if ip is None:
                 raise conflict("IpAddressGenerationFailure", f"No more IP addresses available for subnet {sub.id}.")
         else:
@@ -164,8 +161,9 @@ def _pairs(pairs: list[dict], mac: str) -> list[dict]:
     return out
 
 
-def _set_groups(s, port_id: str, sg_ids: list[str]) -> None:
-    s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
+def _set_groups(s, port_id: str, sg_ids: list[str], new: bool = False) -> None:
+    if not new:
+        s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
     if sg_ids:
         s.execute(insert(T_SG), [{"port_id": port_id, "security_group_id": g} for g in dict.fromkeys(sg_ids)])
 
@@ -215,8 +213,9 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
     s.execute(insert(T).values(**row))
     _store_ips(s, row["id"], net.id, ips)
-    _set_groups(s, row["id"], groups)
-    binding.bind(s, row["id"], settings)
+    _set_groups(s, row["id"], groups, new=True)
+    if row["host_id"]:
+        binding.bind(s, row["id"], settings)
     return row["id"]
 
 
@@ -289,9 +288,8 @@ def delete_port(s, ctx: Context, row) -> None:
 
 def remove(s, port_id: str) -> None:
     """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
-    s.execute(sql_update(T_FIP).where(T_FIP.c.fixed_port_id == port_id)
-              .values(fixed_port_id=None, fixed_ip_address=None, router_id=None, status="DOWN"))
-    s.execute(delete(m.PortForwarding.__table__).where(m.PortForwarding.__table__.c.internal_port_id == port_id))
+    from neutrino.core import floatingips
+    floatingips.disassociate_port(s, port_id)
     s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
     s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))

@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` (the lab of the seed page) and `make test`.
+VENV := .venv/bin
+PYTEST := $(VENV)/python -m pytest
+
+.PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
+        bench bench-api bench-agent
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(VENV)/neutrino up
+
+down:
+	$(VENV)/neutrino down
+
+test: setup
+	$(PYTEST) -q tests/unit tests/api tests/functional tests/fullstack tests/acceptance
+	$(MAKE) --no-print-directory test-pg
+
+test-unit: setup
+	$(PYTEST) -q tests/unit
+
+test-api: setup
+	$(PYTEST) -q tests/api
+
+# The API core again on PostgreSQL (Debian's package), each test in a fresh database.
+test-pg: setup
+	url=$$(scripts/postgres.sh start) && NEUTRINO_TEST_PG_URL=$$url $(PYTEST) -q tests/api/test_networks.py \
+	  tests/api/test_ports.py; rc=$$?; scripts/postgres.sh stop; exit $$rc
+
+test-functional: setup
+	$(PYTEST) -q tests/functional
+
+test-fullstack: setup
+	$(PYTEST) -q tests/fullstack
+
+test-acceptance: setup
+	$(PYTEST) -q tests/acceptance
+
+bench: bench-api bench-agent
+
+bench-api: setup
+	$(VENV)/python bench/api.py
+
+bench-agent: setup
+	$(VENV)/python bench/agent.py
