@@ -285,3 +285,10 @@ def fdb_delete(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
     idx = link_index(dev, ns)
     if idx is not None:
         _call(ns, sock(ns).fdb, "del", ifindex=idx, lladdr=mac, dst=dst, ok=(errno.ENOENT,))
+
+
+def detach(name: str, ns: str | None = None) -> None:
+    """`ip link set NAME nomaster`: take a device out of its bridge (absent or already free is success)."""
+    idx = link_index(name, ns)
+    if idx is not None and sock(ns).get_links(idx)[0].get("IFLA_MASTER"):
+        _call(ns, sock(ns).link, "set", index=idx, master=0, ok=(errno.ENODEV,))

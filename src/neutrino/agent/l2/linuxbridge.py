@@ -1,0 +1,130 @@
+"""The fast kernel L2 path: one Linux bridge per network, tap/ns- devices enslaved to it, kernel VXLAN between hosts.
+
+Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on physnet P, the bridge named
+`bridge_mappings[P]` (created when missing). A vxlan network gets `vxlan-<vni>` in its bridge: no multicast, no
+learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
+No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
+difference; a second sync with the same view writes nothing.
+"""
+from __future__ import annotations
+
+from neutrino import names
+from neutrino.agent.driver import HostConfig, SyncResult
+from neutrino.lib import ip
+from neutrino.sync.schema import View
+
+FLOOD = "00:00:00:00:00:00"
+
+
+class LinuxBridgeL2Driver:
+    """Linux bridge L2 agent. `netns` is the host namespace (None: this process's)."""
+
+    name = "linuxbridge"
+
+    def __init__(self, config: HostConfig, netns: str | None = None):
+        self.config = config
+        self.netns = netns
+
+    def bridge_of(self, net: dict) -> str | None:
+        """The bridge of a network on this host, None when it cannot be realized here (e.g. VLAN)."""
+        seg = net["segment"]
+        if seg["network_type"] == "flat":
+            return self.config.bridge_mappings.get(seg["physical_network"])
+        if seg["network_type"] == "vxlan" and not self.config.tunnel_ip:
+            return None
+        return names.brq(net["id"]) if seg["network_type"] in ("vxlan", "local") else None
+
+    def _fdb(self, view: View, vni: int) -> set[tuple[str, str]]:
+        peers = {p["ip"] for p in view["tunnels"].get("peers", []) if p["ip"] != self.config.tunnel_ip}
+        out = set()
+        for e in view["fdb"]:
+            if e["vni"] == vni and e["host_ip"] in peers:
+                out |= {(FLOOD, e["host_ip"]), (e["mac_address"].lower(), e["host_ip"])}
+        return out
+
+    def _ensure_network(self, view: View, net: dict, bridge: str, links: dict) -> bool:
+        ns, mtu, changed = self.netns, net.get("mtu") or None, False
+        cur = links.get(bridge)
+        if cur is None or not cur["up"] or (mtu and bridge.startswith("brq") and cur["mtu"] != mtu):
+            ip.ensure_bridge(bridge, ns, mtu=mtu if bridge.startswith("brq") else None)
+            changed = True
+        seg = net["segment"]
+        if seg["network_type"] != "vxlan":
+            return changed
+        vx = names.vxlan(seg["segmentation_id"])
+        br_idx = links[bridge]["index"] if bridge in links else ip.link_index(bridge, ns)
+        if vx not in links:
+            ip.ensure_vxlan(vx, seg["segmentation_id"], self.config.tunnel_ip, ns, mtu=mtu)
+            changed = True
+        if not _ok(links.get(vx), br_idx, mtu):
+            ip.set_link(vx, ns, mtu=mtu, master=bridge, up=True)
+            changed = True
+        want, have = self._fdb(view, seg["segmentation_id"]), ip.fdb_entries(vx, ns)
+        for mac, dst in sorted(want - have):
+            ip.fdb_append(vx, mac, dst, ns)
+        for mac, dst in sorted(have - want):
+            ip.fdb_delete(vx, mac, dst, ns)
+        return changed or want != have
+
+    def sync(self, view: View) -> SyncResult:
+        ns = self.netns
+        links = ip.links(ns)
+        result, changed = SyncResult(), False
+        bridges: dict[str, str] = {}          # network id -> bridge
+        for net in view["networks"].values():
+            bridge = self.bridge_of(net)
+            if bridge and any(p["network_id"] == net["id"] for p in view["ports"]):
+                bridges[net["id"]] = bridge
+                changed |= self._ensure_network(view, net, bridge, links)
+        if changed:
+            links = ip.links(ns)
+        plugged: set[str] = set()
+        for port in view["ports"]:
+            dev, bridge = port["device"], bridges.get(port["network_id"])
+            if dev not in links or bridge is None:
+                result.ports[port["id"]] = False
+                continue
+            mtu = port.get("mtu") or None
+            if port["admin_state_up"]:
+                plugged.add(dev)
+                if not _ok(links[dev], links[bridge]["index"], mtu):
+                    ip.set_link(dev, ns, mtu=mtu, master=bridge, up=True)
+                    changed = True
+            elif links[dev]["master"] is not None:
+                ip.detach(dev, ns)
+                changed = True
+            result.ports[port["id"]] = True
+        changed |= self._remove_stale(set(bridges.values()), {names.vxlan(n["segment"]["segmentation_id"])
+                                                               for n in view["networks"].values()
+                                                               if n["id"] in bridges
+                                                               and n["segment"]["network_type"] == "vxlan"},
+                                      plugged, links)
+        result.changed = changed
+        return result
+
+    def _remove_stale(self, bridges: set[str], vxlans: set[str], plugged: set[str], links: dict) -> bool:
+        """Detach tap/ns- devices of ports gone from our bridges; delete unused brq*/vxlan-* devices."""
+        ours = {links[b]["index"] for b in set(self.config.bridge_mappings.values()) | bridges if b in links}
+        ours |= {v["index"] for k, v in links.items() if k.startswith("brq")}
+        changed = False
+        for name, link in sorted(links.items()):
+            if link["master"] in ours and name.startswith(("tap", "ns-")) and name not in plugged:
+                ip.detach(name, self.netns)
+                changed = True
+        for name in sorted(links):
+            if (name.startswith("brq") and name not in bridges) or (name.startswith("vxlan-") and name not in vxlans):
+                ip.delete_link(name, self.netns)
+                changed = True
+        return changed
+
+    def cleanup(self) -> None:
+        """Delete every brq*/vxlan-* device and detach our devices from the mapped bridges (taps stay)."""
+        if self.netns is not None and not ip.netns_exists(self.netns):
+            return
+        self._remove_stale(set(), set(), set(), ip.links(self.netns))
+
+
+def _ok(link: dict | None, master: int | None, mtu: int | None) -> bool:
+    if link is None or not link["up"] or link["master"] != master:
+        return False
+    return not (mtu and link["mtu"] != mtu)

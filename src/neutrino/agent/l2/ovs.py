@@ -1,0 +1,275 @@
+"""The seed's L2 wiring on Open vSwitch: tap → qbr → qvb/qvo → br-int (local VLAN per network) → br-tun / br-ex.
+
+Each sync reads OVSDB (one in-memory snapshot) and the host's links (one netlink dump), computes the difference
+with the view and applies it: kernel devices first, then ONE OVSDB transaction for every port add/change/removal,
+then flows (`ovs-ofctl diff-flows`, replaced only when they differ), then the devices of removed ports. A second
+sync with the same view writes nothing.
+
+Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
+Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
+admin_state_up is false sits on the dead VLAN 4095.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+from neutrino import names
+from neutrino.agent.driver import HostConfig, SyncResult
+from neutrino.lib import ip
+from neutrino.lib import ovs as lib_ovs
+from neutrino.sync.schema import View
+
+BR_INT = "br-int"
+BR_TUN = "br-tun"
+PATCH_TUN = "patch-tun"      # on br-int
+PATCH_INT = "patch-int"      # on br-tun
+MAX_VLAN = 4094
+HYBRID_PREFIXES = ("qbr", "qvb")
+DEV_LEN = 3 + names.ID_LEN
+
+
+def int_patch(bridge: str) -> str:
+    """br-int side of the patch to a physnet bridge (Neutron's int-<bridge>)."""
+    return f"int-{bridge}"[:15]
+
+
+def phy_patch(bridge: str) -> str:
+    """Physnet-bridge side of that patch (Neutron's phy-<bridge>)."""
+    return f"phy-{bridge}"[:15]
+
+
+def vxlan_port(remote_ip: str) -> str:
+    """Tunnel port name per peer, Neutron style: vxlan-<remote ip in hex>."""
+    return "vxlan-" + socket.inet_aton(remote_ip).hex()
+
+
+def rundir_of(config: HostConfig) -> str:
+    """The OVS run directory: where db.sock and the bridges' .mgmt sockets live."""
+    if config.ovs_db and config.ovs_db.startswith("unix:"):
+        return os.path.dirname(config.ovs_db[len("unix:"):])
+    return os.path.join(config.state_dir, "ovs")
+
+
+class OvsL2Driver:
+    """Hybrid-plug OVS L2 agent (the seed's design). `netns` is the host namespace (None: this process's)."""
+
+    name = "ovs"
+
+    def __init__(self, config: HostConfig, netns: str | None = None):
+        self.config = config
+        self.netns = netns
+        self.rundir = rundir_of(config)
+        self.db_url = config.ovs_db or lib_ovs.db_url(self.rundir)
+        self.datapath = lib_ovs.datapath_type()
+        self._db: lib_ovs.Ovsdb | None = None
+        self._lvids: dict[str, int] = {}
+
+    # --- plumbing -------------------------------------------------------------------------------------------------
+
+    def _ovsdb(self) -> lib_ovs.Ovsdb:
+        if self._db is None:
+            self._db = lib_ovs.Ovsdb(self.db_url)
+        return self._db
+
+    def close(self) -> None:
+        """Drop the OVSDB connection (the wiring stays)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # --- local VLANs ----------------------------------------------------------------------------------------------
+
+    def local_vlans(self, view: View, br_int: lib_ovs.BridgeInfo | None) -> dict[str, int]:
+        """network id -> local VLAN for every network with a port in the view; kept from OVS, else the lowest free."""
+        in_ovs: dict[str, int] = {}
+        for p in (br_int.ports.values() if br_int else ()):
+            net, tag = p.other_config.get("net_uuid"), p.other_config.get("tag")
+            if net and tag and tag.isdigit():
+                in_ovs.setdefault(net, int(tag))
+        needed = {p["network_id"] for p in view["ports"]}
+        needed |= {n["id"] for n in view["networks"].values()
+                   if n["segment"]["network_type"] == "flat" and n["segment"]["physical_network"]
+                   in self.config.bridge_mappings}
+        mapping = {n: in_ovs.get(n, self._lvids.get(n)) for n in needed}
+        mapping = {n: v for n, v in mapping.items() if v}
+        used = set(mapping.values()) | set(in_ovs.values())
+        free = (v for v in range(1, MAX_VLAN + 1) if v not in used)
+        for net in sorted(needed - set(mapping)):
+            mapping[net] = next(free)
+        self._lvids = mapping
+        return mapping
+
+    # --- kernel side ----------------------------------------------------------------------------------------------
+
+    def _hybrid_plug(self, port: dict, links: dict) -> bool:
+        """tap<id> in qbr<id>, veth qvb<id> (in qbr) / qvo<id>; True when anything changed."""
+        pid, ns, mtu = port["id"], self.netns, port.get("mtu") or None
+        tap, qbr, qvb, qvo = port["device"], names.qbr(pid), names.qvb(pid), names.qvo(pid)
+        changed = False
+        if not _ok(links.get(qbr), mtu=mtu):
+            ip.ensure_bridge(qbr, ns, mtu=mtu)
+            changed = True
+        created = qvb not in links or qvo not in links
+        if created:
+            ip.ensure_veth(qvb, qvo, ns, ns, mtu=mtu)
+            changed = True
+        qbr_idx = links[qbr]["index"] if qbr in links else ip.link_index(qbr, ns)
+        for dev in (tap, qvb):
+            if not _ok(links.get(dev), master=qbr_idx, mtu=mtu):
+                ip.set_link(dev, ns, mtu=mtu, master=qbr, up=True)
+                changed = True
+        if not created and not _ok(links.get(qvo), mtu=mtu):
+            ip.set_link(qvo, ns, mtu=mtu, up=True)
+            changed = True
+        return changed
+
+    def _unplug_stale_hybrid(self, keep: set[str], links: dict) -> bool:
+        """Delete qvb (its qvo goes with it) and qbr of ports no longer here; the tap stays with its owner."""
+        changed = False
+        for name in sorted(links):
+            if len(name) == DEV_LEN and name.startswith(HYBRID_PREFIXES) and name[3:] not in keep:
+                ip.delete_link(name, self.netns)
+                changed = True
+        return changed
+
+    # --- OVS side -------------------------------------------------------------------------------------------------
+
+    def _bridges(self, db: lib_ovs.Ovsdb, have: dict, view: View, lvids: dict[str, int]) -> list:
+        """br-int, physnet bridges with their patch pair, br-tun with its patch pair and one vxlan port per peer."""
+        dp = self.datapath
+        cmds = db.ensure_bridge(have, BR_INT, dp, "secure")
+        br_int = have.get(BR_INT)
+        for physnet, bridge in sorted(self.config.bridge_mappings.items()):
+            cmds += db.ensure_bridge(have, bridge, dp, "secure")
+            cmds += db.ensure_port(br_int, BR_INT, int_patch(bridge), tag=self._flat_tag(view, physnet, lvids),
+                                   type="patch", options={"peer": phy_patch(bridge)})
+            cmds += db.ensure_port(have.get(bridge), bridge, phy_patch(bridge), type="patch",
+                                   options={"peer": int_patch(bridge)})
+        if self.config.tunnel_ip:
+            cmds += db.ensure_bridge(have, BR_TUN, dp, "secure")
+            cmds += db.ensure_port(br_int, BR_INT, PATCH_TUN, type="patch", options={"peer": PATCH_INT})
+            br_tun = have.get(BR_TUN)
+            cmds += db.ensure_port(br_tun, BR_TUN, PATCH_INT, type="patch", options={"peer": PATCH_TUN})
+            peers = {p["ip"] for p in view["tunnels"].get("peers", []) if p["ip"] != self.config.tunnel_ip}
+            wanted = {vxlan_port(p): p for p in peers}
+            for name, peer in sorted(wanted.items()):
+                cmds += db.ensure_port(br_tun, BR_TUN, name, type="vxlan",
+                                       options={"remote_ip": peer, "local_ip": self.config.tunnel_ip,
+                                                "key": "flow", "dst_port": "4789"})
+            stale = [n for n, p in (br_tun.ports.items() if br_tun else ()) if p.type == "vxlan" and n not in wanted]
+            cmds += db.del_ports(stale, BR_TUN)
+        return cmds
+
+    @staticmethod
+    def _flat_tag(view: View, physnet: str, lvids: dict[str, int]) -> int:
+        """The access tag of int-<bridge>: the local VLAN of the flat network on that physnet (one per physnet)."""
+        flats = sorted(n["id"] for n in view["networks"].values()
+                       if n["segment"]["network_type"] == "flat" and n["segment"]["physical_network"] == physnet)
+        return lvids[flats[0]] if flats else lib_ovs.DEAD_VLAN
+
+    def _tun_flows(self, view: View, lvids: dict[str, int], br_tun: lib_ovs.BridgeInfo) -> list[str]:
+        """br-tun: local VLAN -> VNI toward peers (unicast from view["fdb"], flood to peers of that VNI), back in.
+
+        Ports are named by OpenFlow port number (ovs-ofctl cannot resolve names while diffing a flow file)."""
+        ofport = {n: p.ofport for n, p in br_tun.ports.items() if p.ofport and p.ofport > 0}
+        peers = {p["ip"] for p in view["tunnels"].get("peers", [])
+                 if p["ip"] != self.config.tunnel_ip and vxlan_port(p["ip"]) in ofport}
+        if PATCH_INT not in ofport:
+            return ["priority=0,actions=drop"]
+        flows = [f"table=0,priority=1,in_port={ofport[PATCH_INT]},actions=resubmit(,2)",
+                 "table=0,priority=0,actions=drop",
+                 "table=2,priority=1,dl_dst=00:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,20)",
+                 "table=2,priority=1,dl_dst=01:00:00:00:00:00/01:00:00:00:00:00,actions=resubmit(,22)",
+                 "table=20,priority=0,actions=resubmit(,22)"]
+        flows += [f"table=0,priority=1,in_port={ofport[vxlan_port(p)]},actions=resubmit(,4)" for p in sorted(peers)]
+        nets = {n["segment"]["segmentation_id"]: n["id"] for n in view["networks"].values()
+                if n["segment"]["network_type"] == "vxlan" and n["id"] in lvids}
+        flood: dict[int, set[str]] = {}
+        for e in view["fdb"]:
+            if e["vni"] in nets and e["host_ip"] in peers:
+                flood.setdefault(e["vni"], set()).add(e["host_ip"])
+                out = ofport[vxlan_port(e["host_ip"])]
+                flows.append(f"table=20,priority=2,dl_vlan={lvids[nets[e['vni']]]},dl_dst={e['mac_address']},"
+                             f"actions=strip_vlan,load:{e['vni']:#x}->NXM_NX_TUN_ID[],output:{out}")
+        for vni, net in sorted(nets.items()):
+            flows.append(f"table=4,priority=1,tun_id={vni},actions=mod_vlan_vid:{lvids[net]},"
+                         f"output:{ofport[PATCH_INT]}")
+            outs = ",".join(f"output:{ofport[vxlan_port(p)]}" for p in sorted(flood.get(vni, ())))
+            if outs:
+                flows.append(f"table=22,priority=1,dl_vlan={lvids[net]},actions=strip_vlan,"
+                             f"load:{vni:#x}->NXM_NX_TUN_ID[],{outs}")
+        return flows
+
+    # --- the Driver interface -------------------------------------------------------------------------------------
+
+    def sync(self, view: View) -> SyncResult:
+        db = self._ovsdb()
+        have = db.bridges()
+        lvids = self.local_vlans(view, have.get(BR_INT))
+        links = ip.links(self.netns)
+        result = SyncResult()
+        changed = False
+        cmds = self._bridges(db, have, view, lvids)
+        br_int = have.get(BR_INT)
+        wanted_ovs: set[str] = set()
+        keep_hybrid: set[str] = set()
+        for port in view["ports"]:
+            pid, net = port["id"], view["networks"].get(port["network_id"])
+            if port["device"] not in links or net is None:
+                result.ports[pid] = False
+                continue
+            if port["kind"] == "instance":
+                keep_hybrid.add(pid[:names.ID_LEN])
+                changed |= self._hybrid_plug(port, links)
+                ovs_dev = names.qvo(pid)
+            else:
+                ovs_dev = port["device"]
+                if port.get("mtu") and links[ovs_dev]["mtu"] != port["mtu"] or not links[ovs_dev]["up"]:
+                    ip.set_link(ovs_dev, self.netns, mtu=port.get("mtu") or None, up=True)
+                    changed = True
+            lvid, seg = lvids[net["id"]], net["segment"]
+            other = {"net_uuid": net["id"], "network_type": seg["network_type"], "tag": str(lvid),
+                     "physical_network": seg["physical_network"] or "", "segmentation_id":
+                     str(seg["segmentation_id"] or "")}
+            ext = {"iface-id": pid, "attached-mac": port["mac_address"], "iface-status": "active"}
+            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN,
+                                   other_config=other, external_ids=ext)
+            wanted_ovs.add(ovs_dev)
+            result.ports[pid] = True
+        if self.datapath == "netdev":   # see lib.ovs.tx_checksum_off; verified on every sync (cheap)
+            changed |= bool(lib_ovs.tx_checksum_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
+        stale = [n for n, p in (br_int.ports.items() if br_int else ())
+                 if "iface-id" in p.external_ids and n not in wanted_ovs]
+        cmds += db.del_ports(stale, BR_INT)
+        db.commit(cmds)
+        changed |= bool(cmds)
+        normal = ["table=0,priority=0,actions=NORMAL"]
+        for bridge in [BR_INT, *sorted(set(self.config.bridge_mappings.values()))]:
+            changed |= lib_ovs.ensure_flows(self.rundir, bridge, normal)
+        if self.config.tunnel_ip:
+            br_tun = (db.bridges() if cmds else have)[BR_TUN]
+            changed |= lib_ovs.ensure_flows(self.rundir, BR_TUN, self._tun_flows(view, lvids, br_tun))
+        changed |= self._unplug_stale_hybrid(keep_hybrid, links)
+        result.changed = changed
+        return result
+
+    def cleanup(self) -> None:
+        """Remove br-int, br-tun, the mapped bridges and every qbr/qvb/qvo device (taps stay with their owner)."""
+        db = self._ovsdb()
+        have = db.bridges()
+        bridges = [BR_INT, BR_TUN, *sorted(set(self.config.bridge_mappings.values()))]
+        db.commit([c for b in bridges if b in have for c in db.del_bridge(b)])
+        if self.netns is None or ip.netns_exists(self.netns):
+            self._unplug_stale_hybrid(set(), ip.links(self.netns))
+        self._lvids.clear()
+        self.close()
+
+
+def _ok(link: dict | None, master: int | None = None, mtu: int | None = None) -> bool:
+    """Whether a link exists, is up and already has the asked master and MTU."""
+    if link is None or not link["up"]:
+        return False
+    if master is not None and link["master"] != master:
+        return False
+    return not (mtu and link["mtu"] != mtu)

@@ -1,0 +1,297 @@
+"""Open vSwitch: daemons for an emulated host, OVSDB through ovsdbapp (batched), OpenFlow through ovs-ofctl.
+
+Everything a driver asks for is idempotent. OVSDB changes are collected as ovsdbapp commands and committed in one
+transaction (`Ovsdb.commit`), so wiring 1000 ports costs one round trip, not 1000 (reference row 12: 50 add-port
+one by one 0.49 s, in one transaction 0.04 s). Flows are reconciled with `ovs-ofctl diff-flows` (a read) and, only
+when they differ, `ovs-ofctl --bundle replace-flows` (OVS sends just the difference, atomically).
+"""
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import socket
+import struct
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+from ovsdbapp.backend.ovs_idl import command as idl_command
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.open_vswitch import impl_idl
+
+from neutrino.errors import KernelError
+from neutrino.lib import nsocket, proc
+
+SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
+DAEMONS = ("ovsdb-server", "ovs-vswitchd")
+DEAD_VLAN = 4095
+
+
+# --- daemons ------------------------------------------------------------------------------------------------------
+
+def db_url(rundir: str) -> str:
+    return f"unix:{os.path.join(rundir, 'db.sock')}"
+
+
+def _pidfile(rundir: str, daemon: str) -> str:
+    return os.path.join(rundir, f"{daemon}.pid")
+
+
+def daemon_pid(rundir: str, daemon: str) -> int | None:
+    """The pid of our daemon when its pidfile names a live process running that program."""
+    pid = proc.read_pidfile(_pidfile(rundir, daemon))
+    if pid is None:
+        return None
+    argv = proc.cmdline(pid)
+    return pid if argv and daemon in os.path.basename(argv[0]) else None
+
+
+def _env(rundir: str) -> list[str]:
+    return ["env", *(f"{k}={rundir}" for k in ("OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"))]
+
+
+def start_daemons(rundir: str, netns: str | None = None) -> None:
+    """Start ovsdb-server and ovs-vswitchd (inside netns) with every file under rundir; running ones are kept."""
+    os.makedirs(rundir, exist_ok=True)
+    db = os.path.join(rundir, "conf.db")
+    if not os.path.exists(db):
+        proc.run(["ovsdb-tool", "create", db, SCHEMA])
+    if daemon_pid(rundir, "ovsdb-server") is None:
+        proc.run([*_env(rundir), "ovsdb-server", db, f"--remote=punix:{os.path.join(rundir, 'db.sock')}",
+                  f"--pidfile={_pidfile(rundir, 'ovsdb-server')}",
+                  f"--unixctl={os.path.join(rundir, 'ovsdb-server.ctl')}",
+                  f"--log-file={os.path.join(rundir, 'ovsdb-server.log')}", "--detach"], netns=netns)
+        proc.run(["ovs-vsctl", f"--db={db_url(rundir)}", "--no-wait", "init"])
+    if daemon_pid(rundir, "ovs-vswitchd") is None:
+        proc.run([*_env(rundir), "ovs-vswitchd", db_url(rundir), f"--pidfile={_pidfile(rundir, 'ovs-vswitchd')}",
+                  f"--unixctl={os.path.join(rundir, 'ovs-vswitchd.ctl')}",
+                  f"--log-file={os.path.join(rundir, 'ovs-vswitchd.log')}", "--detach"], netns=netns)
+
+
+def stop_daemons(rundir: str, timeout: float = 10) -> None:
+    """Stop our two daemons by their pidfile pids (vswitchd first); absent daemons are success."""
+    for daemon in reversed(DAEMONS):
+        pid = daemon_pid(rundir, daemon)
+        if pid is None:
+            continue
+        proc.terminate(pid)
+        deadline = time.monotonic() + timeout
+        while proc.pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if proc.pid_alive(pid):
+            proc.terminate(pid, signal.SIGKILL)
+
+
+def datapath_type() -> str:
+    """'system' when the openvswitch kernel module is loaded, else the userspace 'netdev' datapath."""
+    return "system" if os.path.exists("/sys/module/openvswitch") else "netdev"
+
+
+# --- ethtool ------------------------------------------------------------------------------------------------------
+
+SIOCETHTOOL = 0x8946
+ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x16, 0x17
+
+
+def _ethtool(sock: socket.socket, dev: str, cmd: int, data: int = 0) -> int:
+    """One legacy ethtool ioctl carrying a struct ethtool_value; returns its data field."""
+    buf = ctypes.create_string_buffer(struct.pack("II", cmd, data))
+    ifreq = struct.pack("16sP", dev.encode(), ctypes.addressof(buf)).ljust(40, b"\0")
+    try:
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+    except OSError as e:
+        raise KernelError(f"ethtool ioctl {cmd:#x} on {dev}: {e}") from e
+    return struct.unpack("II", buf.raw[:8])[1]
+
+
+def tx_checksum_off(devs: list[str] | str, netns: str | None = None) -> list[str]:
+    """`ethtool -K DEV tx off` for each device still on; returns the devices changed.
+
+    The kernel then completes partial checksums before a packet leaves through DEV, which OVS's userspace datapath
+    needs (it forwards partial checksums unfixed and the receiver drops them). Done with the ethtool ioctl on one
+    socket opened inside netns: reading 200 devices costs microseconds, not 200 `ethtool` processes.
+    """
+    devs = [devs] if isinstance(devs, str) else list(devs)
+    if not devs:
+        return []
+
+    def run() -> list[str]:
+        changed = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for dev in devs:
+                if _ethtool(sock, dev, ETHTOOL_GTXCSUM):
+                    _ethtool(sock, dev, ETHTOOL_STXCSUM, 0)
+                    changed.append(dev)
+        return changed
+
+    return nsocket.in_netns(netns, run)
+
+
+# --- OVSDB --------------------------------------------------------------------------------------------------------
+
+@dataclass
+class PortInfo:
+    """One Port of a bridge with its (single) Interface, as read from OVSDB."""
+    name: str
+    tag: int | None = None
+    other_config: dict[str, str] = field(default_factory=dict)       # Port.other_config (net_uuid, tag, ...)
+    external_ids: dict[str, str] = field(default_factory=dict)       # Interface.external_ids (iface-id, ...)
+    type: str = ""
+    options: dict[str, str] = field(default_factory=dict)
+    ofport: int | None = None
+
+
+@dataclass
+class BridgeInfo:
+    name: str
+    datapath_type: str
+    fail_mode: str | None
+    ports: dict[str, PortInfo]
+
+
+def _one(value):
+    """OVSDB optional columns come back as [] or [x]."""
+    if isinstance(value, list):
+        return value[0] if value else None
+    return value
+
+
+class _Snapshot(idl_command.ReadOnlyCommand):
+    """Every bridge with its ports and interfaces, read from the IDL cache in one pass."""
+
+    def run_idl(self, txn):
+        out = {}
+        for br in self.api.tables["Bridge"].rows.values():
+            ports = {}
+            for p in br.ports:
+                iface = p.interfaces[0] if p.interfaces else None
+                ports[p.name] = PortInfo(
+                    name=p.name, tag=_one(p.tag), other_config=dict(p.other_config),
+                    external_ids=dict(iface.external_ids) if iface else {},
+                    type=iface.type if iface else "", options=dict(iface.options) if iface else {},
+                    ofport=_one(iface.ofport) if iface else None)
+            out[br.name] = BridgeInfo(br.name, br.datapath_type, _one(br.fail_mode), ports)
+        self.result = out
+
+
+class Ovsdb:
+    """One OVSDB connection. Read with `bridges()`, change with command lists committed by `commit()`."""
+
+    def __init__(self, url: str, timeout: float = 30):
+        try:
+            idl = connection.OvsdbIdl.from_server(url, "Open_vSwitch")
+            self._conn = connection.Connection(idl=idl, timeout=timeout)
+            # ovsdbapp keeps the connection on the class: a subclass per connection lets one process (the lab,
+            # tests) talk to several OVSDBs, and a closed connection never comes back
+            api_cls = type("OvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
+            self.api = api_cls(self._conn)
+        except Exception as e:  # noqa: BLE001 - ovsdbapp raises many kinds
+            raise KernelError(f"cannot connect to OVSDB at {url}: {e}") from e
+
+    def close(self) -> None:
+        self._conn.stop()
+
+    def bridges(self) -> dict[str, BridgeInfo]:
+        return _Snapshot(self.api).execute(check_error=True)
+
+    def commit(self, cmds: list) -> None:
+        """Run the commands in one transaction (nothing when empty)."""
+        if not cmds:
+            return
+        try:
+            with self.api.transaction(check_error=True) as txn:
+                for c in cmds:
+                    txn.add(c)
+        except Exception as e:  # noqa: BLE001
+            raise KernelError(f"OVSDB transaction failed: {e}") from e
+
+    # command builders: each returns [] when OVSDB already holds what is asked -------------------------------------
+
+    def ensure_bridge(self, have: dict[str, BridgeInfo], name: str, datapath_type: str,
+                      fail_mode: str | None = None) -> list:
+        cur = have.get(name)
+        cmds = []
+        if cur is None:
+            cmds.append(self.api.add_br(name, may_exist=True, datapath_type=datapath_type))
+        elif cur.datapath_type != datapath_type:
+            cmds.append(self.api.db_set("Bridge", name, ("datapath_type", datapath_type)))
+        if fail_mode and (cur is None or cur.fail_mode != fail_mode):
+            cmds.append(self.api.db_set("Bridge", name, ("fail_mode", fail_mode)))
+        return cmds
+
+    def ensure_port(self, bridge: BridgeInfo | None, bridge_name: str, name: str, tag: int | None = None,
+                    other_config: dict | None = None, external_ids: dict | None = None, type: str = "",
+                    options: dict | None = None) -> list:
+        """A port with one interface; only the columns that differ are written (maps: the given keys)."""
+        cur = bridge.ports.get(name) if bridge else None
+        other_config, external_ids, options = other_config or {}, external_ids or {}, options or {}
+        cmds = []
+        if cur is None:
+            iface: dict = {}
+            if type:
+                iface["type"] = type
+            if options:
+                iface["options"] = options
+            if external_ids:
+                iface["external_ids"] = external_ids
+            cmds.append(self.api.add_port(bridge_name, name, may_exist=True, **iface))
+            port_cols = ([("tag", tag)] if tag is not None else []) + ([("other_config", other_config)]
+                                                                         if other_config else [])
+            if port_cols:
+                cmds.append(self.api.db_set("Port", name, *port_cols))
+            return cmds
+        port_cols = []
+        if tag is not None and cur.tag != tag:
+            port_cols.append(("tag", tag))
+        if any(cur.other_config.get(k) != v for k, v in other_config.items()):
+            port_cols.append(("other_config", other_config))
+        if port_cols:
+            cmds.append(self.api.db_set("Port", name, *port_cols))
+        iface_cols = []
+        if type and cur.type != type:
+            iface_cols.append(("type", type))
+        if any(cur.options.get(k) != v for k, v in options.items()):
+            iface_cols.append(("options", options))
+        if any(cur.external_ids.get(k) != v for k, v in external_ids.items()):
+            iface_cols.append(("external_ids", external_ids))
+        if iface_cols:
+            cmds.append(self.api.db_set("Interface", name, *iface_cols))
+        return cmds
+
+    def del_ports(self, names, bridge: str | None = None) -> list:
+        return [self.api.del_port(n, bridge=bridge, if_exists=True) for n in names]
+
+    def del_bridge(self, name: str) -> list:
+        return [self.api.del_br(name, if_exists=True)]
+
+
+# --- OpenFlow -----------------------------------------------------------------------------------------------------
+
+def _mgmt(rundir: str, bridge: str) -> str:
+    return f"unix:{os.path.join(rundir, bridge + '.mgmt')}"
+
+
+def dump_flows(rundir: str, bridge: str) -> str:
+    return proc.output(["ovs-ofctl", "--names", "--no-stats", "dump-flows", _mgmt(rundir, bridge)])
+
+
+def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
+    """Make the bridge's flow table exactly `flows` (ovs-ofctl syntax); True when anything changed."""
+    with tempfile.NamedTemporaryFile("w", suffix=".flows", delete=False) as f:
+        f.write("\n".join(flows) + "\n")
+        path = f.name
+    try:
+        target = _mgmt(rundir, bridge)
+        if proc.run(["ovs-ofctl", "diff-flows", target, path], ok_codes=(0, 2)).returncode == 0:
+            return False
+        proc.run(["ovs-ofctl", "--bundle", "replace-flows", target, path])
+        return True
+    finally:
+        os.unlink(path)
+
+
+def appctl(rundir: str, daemon: str, *args: str) -> str:
+    """ovs-appctl to one of our daemons (e.g. 'ovs/route/show', 'dpif/show')."""
+    return proc.output(["ovs-appctl", "-t", os.path.join(rundir, f"{daemon}.ctl"), *args])

@@ -1,0 +1,272 @@
+"""OVS hybrid wiring on the real kernel: a throwaway host namespace with its own OVS daemons, guests plugged through
+tap → qbr → qvb/qvo → br-int, exactly as the seed page shows."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from neutrino import names
+from neutrino.agent.driver import HostConfig
+from neutrino.agent.l2.ovs import OvsL2Driver
+from neutrino.lib import ip, ovs
+from netfix_l2 import Namespaces, ViewBuilder, need_root, ping, tcp_transfer
+
+
+@pytest.fixture(scope="module")
+def host():
+    """(netns, rundir) of one emulated host with OVS daemons, shared by the module's tests."""
+    need_root()
+    made = Namespaces()
+    try:
+        yield made.ovs_host()
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def guests():
+    made = Namespaces()
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def make_driver(host, **kw) -> OvsL2Driver:
+    ns, rundir = host
+    cfg = HostConfig(host="host1", state_dir=rundir, ovs_db=ovs.db_url(rundir), **kw)
+    return OvsL2Driver(cfg, netns=ns)
+
+
+@pytest.fixture
+def driver(host):
+    drv = make_driver(host)
+    try:
+        yield drv
+    finally:
+        drv.cleanup()
+
+
+def vsctl(host, *args) -> str:
+    return subprocess.run(["ovs-vsctl", f"--db={ovs.db_url(host[1])}", *args], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def two_guests(host, guests, vb, same_network=True):
+    net_a = vb.network()
+    net_b = net_a if same_network else vb.network()
+    pa, pb = vb.port(net_a, "10.0.0.11"), vb.port(net_b, "10.0.0.12")
+    ga = guests.guest(host[0], pa, "10.0.0.11/24")
+    gb = guests.guest(host[0], pb, "10.0.0.12/24")
+    return pa, pb, ga, gb
+
+
+def test_same_network_ping_and_tcp(host, guests, driver):
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    res = driver.sync(vb.view)
+    assert res.ports == {pa["id"]: True, pb["id"]: True}
+    assert res.changed
+    assert ping(ga, "10.0.0.12")
+    assert tcp_transfer(gb, "10.0.0.12", ga) == 300_000   # fails without tx off on qvb (netdev datapath)
+    feats = subprocess.run(["ip", "netns", "exec", host[0], "ethtool", "-k", names.qvb(pa["id"])],
+                           capture_output=True, text=True).stdout
+    assert "tx-checksumming: off" in feats
+
+
+def test_different_networks_isolated(host, guests, driver):
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb, same_network=False)
+    driver.sync(vb.view)
+    tags = {vsctl(host, "get", "Port", names.qvo(p["id"]), "tag").strip() for p in (pa, pb)}
+    assert len(tags) == 2
+    assert not ping(ga, "10.0.0.12", count=2, wait=1)
+
+
+def test_second_sync_is_noop(host, guests, driver):
+    vb = ViewBuilder()
+    two_guests(host, guests, vb)
+    assert driver.sync(vb.view).changed
+    before = vsctl(host, "show")
+    links_before = {k: v["index"] for k, v in ip.links(host[0]).items()}
+    res = driver.sync(vb.view)
+    assert not res.changed
+    assert vsctl(host, "show") == before
+    assert {k: v["index"] for k, v in ip.links(host[0]).items()} == links_before
+
+
+def test_seed_commands_show_the_wiring(host, guests, driver):
+    vb = ViewBuilder()
+    pa, _, _, _ = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    pid = pa["id"]
+    assert names.qvo(pid) in vsctl(host, "list-ports", "br-int").split()
+    ip_a = subprocess.run(["ip", "netns", "exec", host[0], "ip", "a"], capture_output=True, text=True).stdout
+    for dev in (names.tap(pid), names.qbr(pid), names.qvb(pid), names.qvo(pid)):
+        assert f" {dev}" in ip_a
+    links = ip.links(host[0])
+    assert links[names.tap(pid)]["master"] == links[names.qbr(pid)]["index"]
+    assert links[names.qvb(pid)]["master"] == links[names.qbr(pid)]["index"]
+    ext = vsctl(host, "get", "Interface", names.qvo(pid), "external_ids")
+    assert f'iface-id="{pid}"' in ext and f'attached-mac="{pa["mac_address"]}"' in ext
+    assert 'iface-status=active' in ext
+    assert "br-ex" in vsctl(host, "list-br").split()
+    assert "int-br-ex" in vsctl(host, "list-ports", "br-int").split()
+
+
+def test_restart_keeps_tags_and_traffic(host, guests, driver):
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    other = vb.network()
+    pc = vb.port(other, "10.0.0.13")
+    guests.guest(host[0], pc, "10.0.0.13/24")
+    driver.sync(vb.view)
+    tags = {p["id"]: vsctl(host, "get", "Port", names.qvo(p["id"]), "tag").strip() for p in (pa, pb, pc)}
+    pinger = subprocess.Popen(["ip", "netns", "exec", ga, "ping", "-i", "0.05", "-c", "60", "10.0.0.12"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        driver.close()
+        fresh = make_driver(host)
+        # the new agent sees the networks in another order: allocation must still come from OVS
+        vb.view["networks"] = dict(reversed(list(vb.view["networks"].items())))
+        assert not fresh.sync(vb.view).changed
+        out, _ = pinger.communicate(timeout=20)
+    finally:
+        if pinger.poll() is None:
+            pinger.kill()
+    assert " 0% packet loss" in out
+    assert tags == {p["id"]: vsctl(host, "get", "Port", names.qvo(p["id"]), "tag").strip() for p in (pa, pb, pc)}
+    fresh.close()
+
+
+def test_port_removed_unplugs(host, guests, driver):
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    vb.remove_port(pb["id"])
+    res = driver.sync(vb.bump())
+    assert res.changed and pb["id"] not in res.ports
+    links = ip.links(host[0])
+    pid = pb["id"]
+    assert names.tap(pid) in links     # the tap belongs to the instance launcher
+    assert links[names.tap(pid)]["master"] is None
+    for dev in (names.qbr(pid), names.qvb(pid), names.qvo(pid)):
+        assert dev not in links
+    assert names.qvo(pid) not in vsctl(host, "list-ports", "br-int").split()
+    assert names.qvo(pa["id"]) in vsctl(host, "list-ports", "br-int").split()
+
+
+def test_admin_down_is_dead_vlan_and_back(host, guests, driver):
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    live = vsctl(host, "get", "Port", names.qvo(pb["id"]), "tag").strip()
+    pb["admin_state_up"] = False
+    driver.sync(vb.bump())
+    assert vsctl(host, "get", "Port", names.qvo(pb["id"]), "tag").strip() == "4095"
+    assert not ping(ga, "10.0.0.12", count=1, wait=1)
+    pb["admin_state_up"] = True
+    driver.sync(vb.bump())
+    assert vsctl(host, "get", "Port", names.qvo(pb["id"]), "tag").strip() == live
+    assert ping(ga, "10.0.0.12")
+
+
+def test_missing_tap_is_not_wired(host, guests, driver):
+    vb = ViewBuilder()
+    net = vb.network()
+    p = vb.port(net, "10.0.0.20")
+    res = driver.sync(vb.view)
+    assert res.ports == {p["id"]: False}
+    assert names.qbr(p["id"]) not in ip.links(host[0])
+    guests.guest(host[0], p, "10.0.0.20/24")
+    assert driver.sync(vb.bump()).ports == {p["id"]: True}
+
+
+def test_namespace_port_plugged_without_qbr(host, guests, driver):
+    """A dhcp port: ns-<id> goes straight into br-int; the namespace side needs tx off (the DHCP driver's job)."""
+    vb = ViewBuilder()
+    net = vb.network()
+    pa = vb.port(net, "10.0.0.11")
+    pd = vb.port(net, "10.0.0.2", kind="dhcp")
+    ga = guests.guest(host[0], pa, "10.0.0.11/24")
+    gd = guests.add()
+    ip.ensure_veth(pd["device"], pd["ns_device"], host[0], gd, peer_mac=pd["mac_address"])
+    ip.ensure_addresses(pd["ns_device"], ["10.0.0.2/24"], gd)
+    ovs.tx_checksum_off(pd["ns_device"], gd)
+    res = driver.sync(vb.view)
+    assert res.ports == {pa["id"]: True, pd["id"]: True}
+    assert pd["device"] in vsctl(host, "list-ports", "br-int").split()
+    assert names.qbr(pd["id"]) not in ip.links(host[0])
+    assert ping(ga, "10.0.0.2")
+    assert tcp_transfer(gd, "10.0.0.2", ga) == 300_000
+    vb.remove_port(pd["id"])
+    driver.sync(vb.bump())
+    assert pd["device"] not in vsctl(host, "list-ports", "br-int").split()
+    assert pd["device"] in ip.links(host[0])      # the device itself is the DHCP driver's
+
+
+def test_flat_network_reaches_br_ex(host, guests, driver):
+    """A gateway port on the flat physnet 'public' reaches br-ex through int-br-ex/phy-br-ex (as 172.24.4.1 does)."""
+    ns = host[0]
+    vb = ViewBuilder()
+    pub = vb.network("flat", physical_network="public")
+    pg = vb.port(pub, "172.24.4.10", kind="router_gateway")
+    gr = guests.add()
+    ip.ensure_veth(pg["device"], "qg-x", ns, gr, peer_mac=pg["mac_address"])
+    ip.ensure_addresses("qg-x", ["172.24.4.10/24"], gr)
+    ovs.tx_checksum_off("qg-x", gr)
+    driver.sync(vb.view)
+    ip.ensure_addresses("br-ex", ["172.24.4.1/24"], ns)
+    ip.set_up("br-ex", ns)
+    try:
+        assert ping(gr, "172.24.4.1")
+        tag = vsctl(host, "get", "Port", "int-br-ex", "tag").strip()
+        assert tag == vsctl(host, "get", "Port", pg["device"], "tag").strip()
+    finally:
+        ip.ensure_addresses("br-ex", [], ns)
+
+
+def test_vxlan_between_two_hosts(guests):
+    """Two emulated hosts, each with its own OVS; underlay veth whose IP sits on an OVS bridge (netdev tunnels need
+    it there), br-tun flows from the views' tunnels and FDB."""
+    need_root()
+    hosts = [guests.ovs_host(), guests.ovs_host()]
+    ip.ensure_veth("upl", "upl", hosts[0][0], hosts[1][0], mtu=1600)
+    vbs, drivers, gs = [], [], []
+    net = "5d0c7a1e-0000-4000-8000-00000000vx01"
+    ports = []
+    for i, h in enumerate(hosts):
+        db = ovs.Ovsdb(ovs.db_url(h[1]))
+        have = db.bridges()
+        db.commit(db.ensure_bridge(have, "br-phy", ovs.datapath_type()))
+        db.commit(db.ensure_port(db.bridges()["br-phy"], "br-phy", "upl"))
+        db.close()
+        ip.set_link("br-phy", h[0], mtu=1600, up=True)
+        ip.ensure_addresses("br-phy", [f"10.255.0.{i + 1}/24"], h[0])
+        vb = ViewBuilder(f"host{i}")
+        vb.network("vxlan", 1000, net_id=net)
+        ports.append(vb.port(net, f"10.0.0.{11 + i}"))
+        vbs.append(vb)
+        drivers.append(make_driver(h, tunnel_ip=f"10.255.0.{i + 1}", bridge_mappings={}))
+    try:
+        for i, h in enumerate(hosts):
+            other = 1 - i
+            vbs[i].view["tunnels"] = {"local_ip": f"10.255.0.{i + 1}",
+                                      "peers": [{"host": f"host{other}", "ip": f"10.255.0.{other + 1}"}]}
+            vbs[i].view["fdb"] = [{"network_id": net, "vni": 1000, "mac_address": ports[other]["mac_address"],
+                                   "ip_address": f"10.0.0.{11 + other}", "host_ip": f"10.255.0.{other + 1}"}]
+            gs.append(guests.guest(h[0], ports[i], f"10.0.0.{11 + i}/24"))
+            assert drivers[i].sync(vbs[i].view).ports == {ports[i]["id"]: True}
+        assert ping(gs[0], "10.0.0.12", count=3)
+        assert tcp_transfer(gs[1], "10.0.0.12", gs[0]) == 300_000
+        assert not drivers[0].sync(vbs[0].view).changed
+        assert "vxlan-0aff0002" in vsctl(hosts[0], "list-ports", "br-tun").split()
+        vbs[0].view["tunnels"]["peers"] = []
+        vbs[0].view["fdb"] = []
+        drivers[0].sync(vbs[0].bump())
+        assert "vxlan-0aff0002" not in vsctl(hosts[0], "list-ports", "br-tun").split()
+        assert not ping(gs[0], "10.0.0.12", count=1, wait=1)
+    finally:
+        for d in drivers:
+            d.cleanup()
