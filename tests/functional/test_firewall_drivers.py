@@ -1,0 +1,224 @@
+"""Security groups on the real kernel, for both firewall drivers, in throwaway namespaces (see netfix_fw)."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from neutrino import names
+from neutrino.agent.driver import HostConfig
+from neutrino.agent.firewall.iptables import IptablesFirewallDriver
+from neutrino.agent.firewall.nftables import NftablesFirewallDriver
+
+if os.geteuid() != 0:
+    pytest.skip("needs root (network namespaces)", allow_module_level=True)
+
+from netfix_fw import Host, group, port, rid, rule, view  # noqa: E402
+
+NET = rid()
+
+
+def make_driver(kind: str, ns: str):
+    cfg = HostConfig("h1", "/tmp")
+    if kind == "iptables":
+        return IptablesFirewallDriver(cfg, ns=ns, bridge="network")
+    return NftablesFirewallDriver(cfg, ns=ns)
+
+
+def applied(drv) -> list[str]:
+    """Every kernel change the last sync made (iptables lines, ipset lines or nft script)."""
+    if isinstance(drv, IptablesFirewallDriver):
+        return [line for lines in drv.last_lines.values() for line in lines]
+    return drv.last_script
+
+
+def owned(host: Host) -> str:
+    """Everything a driver could have left in the host: its chains, sets and tables."""
+    out = ""
+    for argv in (["iptables-save"], ["ip6tables-save"], ["ipset", "list", "-n"], ["nft", "list", "ruleset"]):
+        out += host.exec(host.ns, argv).stdout
+    return out
+
+
+@pytest.fixture(params=["iptables", "nftables"])
+def world(request):
+    """Ports a, b in `default` (members talk to members), c in `web` (tcp/22 + icmp in), u without port security."""
+    h = Host()
+    default, web = rid(), rid()
+    ports = {
+        "a": port(rid(), NET, "10.0.0.11", "fa:16:3e:00:00:11", [default]),
+        "b": port(rid(), NET, "10.0.0.12", "fa:16:3e:00:00:12", [default]),
+        "c": port(rid(), NET, "10.0.0.13", "fa:16:3e:00:00:13", [web]),
+        "u": port(rid(), NET, "10.0.0.14", "fa:16:3e:00:00:14", [], security=False),
+    }
+    groups = {"default": group(default, [rule("ingress", remote_group_id=default), rule("egress"),
+                                         rule("egress", ethertype="IPv6")]),
+              "web": group(web, [rule("egress"), rule("ingress", "tcp", 22), rule("ingress", "icmp")])}
+    try:
+        for p in ports.values():
+            h.plug(p)
+        drv = make_driver(request.param, h.ns)
+        yield h, drv, ports, groups
+        drv.cleanup()
+        left = owned(h)
+        assert "neutron-" not in left and "NIPv" not in left and "neutrino" not in left, left
+    finally:
+        h.close()
+
+
+def test_groups_rules_and_idempotence(world):
+    h, drv, p, g = world
+    v = view(list(p.values()), list(g.values()))
+    assert drv.sync(v).ports == {p[k]["id"]: True for k in "abc"}
+    assert h.ping(p["a"], "10.0.0.12") and h.ping(p["b"], "10.0.0.11")       # remote group: members talk
+    assert not h.ping(p["c"], "10.0.0.11")                                       # non-members do not
+    assert h.ping(p["a"], "10.0.0.13")                                           # web: icmp in
+    h.listen(p["c"], 22)
+    h.listen(p["c"], 23)
+    assert h.tcp(p["a"], "10.0.0.13", 22) and not h.tcp(p["a"], "10.0.0.13", 23)
+    second = drv.sync(v)
+    assert not second.changed and applied(drv) == []
+    g["web"]["rules"] = [r for r in g["web"]["rules"] if r["protocol"] != "tcp"]
+    drv.sync(view(list(p.values()), list(g.values())))
+    assert not h.tcp(p["a"], "10.0.0.13", 22)
+    assert h.ping(p["a"], "10.0.0.13")
+
+
+def test_one_port_change_touches_only_its_chains(world):
+    h, drv, p, g = world
+    drv.sync(view(list(p.values()), list(g.values())))
+    g["web"]["rules"].append(rule("ingress", "udp", 53))
+    drv.sync(view(list(p.values()), list(g.values())))
+    lines = applied(drv)
+    assert lines
+    dev_c, others = names.sg_dev(p["c"]["id"]), [names.sg_dev(p[k]["id"]) for k in "ab"]
+    assert all(dev_c in line for line in lines), lines
+    assert not any(d in line for d in others for line in lines)
+
+
+def test_remote_group_follows_membership_without_rule_changes(world):
+    h, drv, p, g = world
+    x = port(rid(), NET, "10.0.0.20", "fa:16:3e:00:00:20", [])       # a port of another host: not in this view
+    h.plug(x)
+    v = view(list(p.values()), list(g.values()))
+    drv.sync(v)
+    assert not h.ping(x, "10.0.0.11")
+    v["remote_groups"][g["default"]["id"]]["IPv4"].append("10.0.0.20")
+    drv.sync(v)
+    assert h.ping(x, "10.0.0.11")
+    lines = applied(drv)
+    if isinstance(drv, IptablesFirewallDriver):
+        assert drv.last_lines["ipset"] and not any(drv.last_lines[t] for t in ("filter4", "raw4", "filter6", "raw6"))
+    else:
+        assert lines and all(line.startswith(("add element", "delete element")) for line in lines), lines
+    v["remote_groups"][g["default"]["id"]]["IPv4"].remove("10.0.0.20")
+    drv.sync(v)
+    assert not h.ping(x, "10.0.0.11")
+    assert names.ipset_name(g["default"]["id"]) in owned(h)
+    g["default"]["rules"] = [r for r in g["default"]["rules"] if not r["remote_group_id"]]
+    drv.sync(view(list(p.values()), list(g.values())))
+    assert names.ipset_name(g["default"]["id"]) not in owned(h)          # unused set destroyed
+
+
+def test_ipv6_members_talk_others_do_not(world):
+    h, drv, p, g = world
+    for k, addr in (("a", "fd00::11"), ("b", "fd00::12"), ("c", "fd00::13")):
+        p[k]["fixed_ips"].append({"subnet_id": "s6", "ip_address": addr, "prefixlen": 64, "cidr": "fd00::/64",
+                                  "gateway_ip": None})
+        h.exec(h.guests[p[k]["id"]], ["ip", "-6", "addr", "add", f"{addr}/64", "dev", "eth0", "nodad"])
+    g["default"]["rules"].append(rule("ingress", remote_group_id=g["default"]["id"], ethertype="IPv6"))
+    g["web"]["rules"].append(rule("egress", ethertype="IPv6"))
+    drv.sync(view(list(p.values()), list(g.values())))
+    ping6 = lambda src, dst: h.exec(h.guests[p[src]["id"]], ["ping", "-6", "-c1", "-W1", dst]).returncode == 0
+    assert ping6("a", "fd00::12") and not ping6("c", "fd00::11")
+    assert not drv.sync(view(list(p.values()), list(g.values()))).changed
+
+
+def test_spoofing_fails_and_address_pairs_work(world):
+    h, drv, p, g = world
+    g["web"]["rules"].append(rule("ingress"))                       # c accepts anything: only spoofing can block
+    p["a"]["allowed_address_pairs"] = [{"ip_address": "10.0.0.128/25"}]
+    drv.sync(view(list(p.values()), list(g.values())))
+    ga = h.guests[p["a"]["id"]]
+    assert h.exec(ga, ["ping", "-c1", "-W1", "10.0.0.13"]).returncode == 0
+    h.exec(ga, ["ip", "addr", "add", "10.0.0.51/24", "dev", "eth0"])
+    h.exec(ga, ["ip", "addr", "add", "10.0.0.130/24", "dev", "eth0"])
+    assert h.exec(ga, ["ping", "-c1", "-W1", "-I", "10.0.0.51", "10.0.0.13"]).returncode != 0     # other IP
+    assert h.exec(ga, ["ping", "-c1", "-W1", "-I", "10.0.0.130", "10.0.0.13"]).returncode == 0    # pair
+    h.exec(ga, ["ip", "link", "set", "eth0", "address", "fa:16:3e:00:00:99"])
+    h.exec(ga, ["ip", "neigh", "flush", "all"])
+    assert h.exec(ga, ["ping", "-c1", "-W1", "10.0.0.13"]).returncode != 0                        # other MAC
+
+
+def test_port_security_disabled_is_open(world):
+    h, drv, p, g = world
+    drv.sync(view(list(p.values()), list(g.values())))
+    h.listen(p["u"], 23)
+    assert h.ping(p["c"], "10.0.0.14") and h.tcp(p["a"], "10.0.0.14", 23)
+    assert p["u"]["id"][:10] not in owned(h)
+
+
+def test_stateless_group_needs_both_directions(world):
+    h, drv, p, g = world
+    g["web"]["stateful"] = False
+    drv.sync(view(list(p.values()), list(g.values())))
+    assert not h.ping(p["a"], "10.0.0.13")   # c's untracked reply is not ESTABLISHED for a, which allows no icmp
+    g["default"]["rules"].append(rule("ingress", "icmp", remote_ip_prefix="10.0.0.13/32"))
+    drv.sync(view(list(p.values()), list(g.values())))
+    assert h.ping(p["c"], "10.0.0.11")
+
+
+SEED_LINES = ["RETURN     all  --  anywhere             anywhere             state RELATED,ESTABLISHED",
+              "RETURN     tcp  --  anywhere             anywhere             tcp dpt:ssh",
+              "RETURN     icmp --  anywhere             anywhere",
+              "RETURN     udp  --  anywhere             anywhere             udp spt:bootps dpt:bootpc",
+              "DROP       all  --  anywhere             anywhere             state INVALID",
+              "neutron-openvswi-sg-fallback  all  --  anywhere             anywhere"]
+
+
+def test_seed_chain_listing_and_conntrack_zone():
+    """`iptables -L neutron-openvswi-i<dev>` reads like the seed page; connections land in the network's zone."""
+    h = Host()
+    try:
+        sg = rid()
+        vm = port(rid(), NET, "10.0.0.3", "fa:16:3e:00:00:03", [sg])
+        peer = port(rid(), NET, "10.0.0.4", "fa:16:3e:00:00:04", [], security=False)
+        h.plug(vm)
+        h.plug(peer)
+        drv = IptablesFirewallDriver(HostConfig("h1", "/tmp"), ns=h.ns, bridge="network")
+        drv.sync(view([vm, peer], [group(sg, [rule("ingress", "tcp", 22), rule("ingress", "icmp"),
+                                              rule("egress")])]))
+        chain = names.sg_chain("i", vm["id"])
+        listing = h.exec(h.ns, ["iptables", "-L", chain]).stdout.splitlines()
+        assert listing[0] == f"Chain {chain} (1 references)"
+        assert [line.rstrip() for line in listing[2:]] == SEED_LINES
+        assert h.ping(peer, "10.0.0.3")
+        assert "zone=1" in h.exec(h.ns, ["conntrack", "-L"]).stdout
+        drv.cleanup()
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("kind", ["iptables", "nftables"])
+def test_hybrid_plug_per_port_bridges(kind):
+    """The ovs backend's wiring (tap -> qbr -> qvb/qvo -> br-int): filtering and zones keyed by qbr<id>."""
+    h = Host()
+    try:
+        sg = rid()
+        a = port(rid(), NET, "10.0.0.21", "fa:16:3e:00:00:21", [sg])
+        b = port(rid(), NET, "10.0.0.22", "fa:16:3e:00:00:22", [sg])
+        x = port(rid(), NET, "10.0.0.23", "fa:16:3e:00:00:23", [], security=False)
+        for p in (a, b, x):
+            h.plug_hybrid(p)
+        cfg = HostConfig("h1", "/tmp")
+        drv = (IptablesFirewallDriver(cfg, ns=h.ns) if kind == "iptables"
+               else NftablesFirewallDriver(cfg, ns=h.ns, bridge="port"))
+        v = view([a, b, x], [group(sg, [rule("ingress", remote_group_id=sg), rule("egress")])])
+        drv.sync(v)
+        assert h.ping(a, "10.0.0.22") and h.ping(b, "10.0.0.21")
+        assert not h.ping(x, "10.0.0.21")
+        assert "zone=1" in h.exec(h.ns, ["conntrack", "-L"]).stdout
+        assert not drv.sync(v).changed
+        drv.cleanup()
+    finally:
+        h.close()
