@@ -27,6 +27,9 @@ def used(s, project_id: str, resource: str) -> int:
 
 
 def check(s, project_id: str, resource: str, adding: int = 1) -> None:
+    """Service-owned resources (project '': router gateways, floating IP ports) are not charged to anyone."""
+    if not project_id:
+        return
     lim = limits(s, project_id).get(resource, -1)
     if lim < 0:
         return
