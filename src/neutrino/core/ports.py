@@ -272,7 +272,9 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     if "allowed_address_pairs" in data:
         values["allowed_address_pairs"] = pairs
     common.touch(s, T, row.id, values)
-    if "binding:host_id" in data or "binding:vnic_type" in data:
+    if data.get("binding:host_id", row.host_id) != row.host_id or \
+            data.get("binding:vnic_type", row.vnic_type) != row.vnic_type or \
+            ("binding:host_id" in data and row.vif_type == "binding_failed"):
         binding.bind(s, row.id, settings)
 
 

@@ -61,12 +61,10 @@ def start_daemons(rundir: str, netns: str | None = None) -> None:
     if daemon_pid(rundir, "ovsdb-server") is None:
         proc.run([*_env(rundir), "ovsdb-server", db, f"--remote=punix:{os.path.join(rundir, 'db.sock')}",
                   f"--pidfile={_pidfile(rundir, 'ovsdb-server')}",
-                  f"--unixctl={os.path.join(rundir, 'ovsdb-server.ctl')}",
                   f"--log-file={os.path.join(rundir, 'ovsdb-server.log')}", "--detach"], netns=netns)
         proc.run(["ovs-vsctl", f"--db={db_url(rundir)}", "--no-wait", "init"])
     if daemon_pid(rundir, "ovs-vswitchd") is None:
         proc.run([*_env(rundir), "ovs-vswitchd", db_url(rundir), f"--pidfile={_pidfile(rundir, 'ovs-vswitchd')}",
-                  f"--unixctl={os.path.join(rundir, 'ovs-vswitchd.ctl')}",
                   f"--log-file={os.path.join(rundir, 'ovs-vswitchd.log')}", "--detach"], netns=netns)
 
 
@@ -290,8 +288,3 @@ def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
         return True
     finally:
         os.unlink(path)
-
-
-def appctl(rundir: str, daemon: str, *args: str) -> str:
-    """ovs-appctl to one of our daemons (e.g. 'ovs/route/show', 'dpif/show')."""
-    return proc.output(["ovs-appctl", "-t", os.path.join(rundir, f"{daemon}.ctl"), *args])

@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import subprocess
+import time
 
 from neutrino.errors import KernelError
 
@@ -68,3 +69,52 @@ def terminate(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def spawn(argv: list[str], netns: str | None = None, log: str | None = None, pidfile: str | None = None,
+          env: dict[str, str] | None = None) -> int:
+    """Start a long-lived program detached (own session, no stdin, output appended to log); write its pid file.
+
+    `ip netns exec` execs the program in place, so the returned pid is the program's own even with a namespace.
+    """
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    try:
+        child = subprocess.Popen(netns_argv(argv, netns), stdin=subprocess.DEVNULL, stdout=out,
+                                 stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
+                                 env={**os.environ, **env} if env else None)
+    except OSError as e:
+        raise KernelError(f"cannot start {argv[0]}: {e}") from e
+    finally:
+        if log:
+            out.close()
+    if pidfile:
+        with open(pidfile, "w") as f:
+            f.write(f"{child.pid}\n")
+    return child.pid
+
+
+def _reap(pid: int) -> None:
+    """Collect a child of ours that has exited, so it does not linger as a zombie that looks alive."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def stop(pid: int, timeout: float = 5) -> None:
+    """SIGTERM one process we started, SIGKILL it after timeout; returns once it is gone."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        terminate(pid, sig)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _reap(pid)
+            if not pid_alive(pid):
+                return
+            time.sleep(0.02)
+    raise KernelError(f"process {pid} survived SIGKILL")
+
+
+def exec_in(argv: list[str], netns: str | None = None, env: dict[str, str] | None = None) -> None:
+    """Replace this process with argv (inside netns): for interactive shells and pass-through commands."""
+    full = netns_argv(argv, netns)
+    os.execvpe(full[0], full, {**os.environ, **(env or {})})

@@ -1,0 +1,322 @@
+"""The agent loop: watch this host's view, make the kernel match it through the drivers, report what is in place.
+
+Level-triggered: the agent long-polls with the last revision it saw and always converges to the latest view. A view
+whose content (all but `revision`) is what the drivers last applied runs nothing. Every `resync_interval` the
+drivers run anyway, which repairs drift (a deleted device, a dead dnsmasq) at almost no cost since each driver
+reads the kernel and writes only differences. A failing driver is isolated: it is logged, the others still run, and
+it is retried alone with exponential back-off (0.5 s → 30 s) until it succeeds; what it owns is reported as not in
+place meanwhile. Nothing is flushed on start: a restarted agent reads what the kernel has and converges, so traffic
+keeps flowing. SIGTERM ends the loop and leaves every device, rule and process in place.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from neutrino import names
+from neutrino.agent.driver import Driver, HostConfig, SyncResult
+from neutrino.errors import NeutrinoError
+from neutrino.sync.client import Backoff, ProtocolError, SyncClient
+from neutrino.sync.schema import View
+
+LOG = logging.getLogger(__name__)
+
+ROLES = ("l2", "dhcp", "l3", "metadata")
+# dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
+ORDER = ("dhcp", "l3", "l2", "firewall", "metadata")
+
+
+class AgentStopped(BaseException):
+    """Raised from the signal handler to cut a long-poll short (a BaseException: no error handler swallows it)."""
+
+
+@dataclass
+class Slot:
+    """One driver in the pipeline with its failure state."""
+    role: str
+    driver: Driver
+    result: SyncResult = field(default_factory=SyncResult)
+    failed: bool = False
+    retry_at: float = 0.0
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tuple[str, Driver]]:
+    """The drivers for these roles, in pipeline order (imported lazily: a compute host never loads the L3 code)."""
+    made: dict[str, Driver] = {}
+    if "dhcp" in roles:
+        from neutrino.agent.dhcp import DhcpDriver
+        made["dhcp"] = DhcpDriver(config)
+    if "l3" in roles:
+        from neutrino.agent.l3 import L3Driver
+        made["l3"] = L3Driver(config)
+    if "l2" in roles:
+        if l2 == "ovs":
+            from neutrino.agent.l2.ovs import OvsL2Driver
+            made["l2"] = OvsL2Driver(config)
+        else:
+            from neutrino.agent.l2.linuxbridge import LinuxBridgeL2Driver
+            made["l2"] = LinuxBridgeL2Driver(config)
+        if firewall == "iptables":
+            from neutrino.agent.firewall.iptables import IptablesFirewallDriver
+            made["firewall"] = IptablesFirewallDriver(
+                config, prefix=names.IPT_PREFIX if l2 == "ovs" else names.IPT_LB_PREFIX)
+        else:
+            from neutrino.agent.firewall.nftables import NftablesFirewallDriver
+            made["firewall"] = NftablesFirewallDriver(config, bridge="port" if l2 == "ovs" else "network")
+    if "metadata" in roles:
+        from neutrino.agent.metadata import MetadataProxy
+        made["metadata"] = MetadataProxy(config)
+    return [(role, made[role]) for role in ORDER if role in made]
+
+
+def view_digest(view: View) -> str:
+    """Identity of a view's content: everything but the revision."""
+    body = {k: v for k, v in view.items() if k != "revision"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def failure_result(role: str, view: View) -> SyncResult:
+    """What a driver that raised owns, all reported as not in place."""
+    r = SyncResult()
+    if role == "l2":
+        r.ports = {p["id"]: False for p in view.get("ports", [])}
+    elif role == "firewall":
+        r.ports = {p["id"]: False for p in view.get("ports", [])
+                   if p.get("kind") == "instance" and p.get("port_security_enabled")}
+    elif role == "dhcp":
+        r.ports = {n["port_id"]: False for n in view.get("dhcp", [])}
+    elif role in ("l3", "metadata"):
+        routers = [x for x in view.get("routers", []) if x.get("admin_state_up", True)]
+        r.routers = {x["id"]: False for x in routers}
+        if role == "l3":
+            r.ports = {p["port_id"]: False for x in routers for p in [*x["interfaces"], x.get("gateway")] if p}
+            r.floatingips = {f["id"]: False for x in routers for f in x.get("floating_ips", [])}
+    return r
+
+
+def _all(values: dict[str, list[bool]]) -> dict[str, bool]:
+    return {k: all(v) for k, v in sorted(values.items())}
+
+
+def merge(view: View, results: list[SyncResult]) -> SyncResult:
+    """One result for the report: a thing is in place when every driver that speaks of it says so; a port of the
+    view no driver speaks of is not in place."""
+    ports: dict[str, list[bool]] = {p["id"]: [] for p in view.get("ports", [])}
+    routers: dict[str, list[bool]] = {}
+    fips: dict[str, list[bool]] = {}
+    ready: set[str] = set()
+    for r in results:
+        for target, source in ((ports, r.ports), (routers, r.routers), (fips, r.floatingips)):
+            for key, ok in source.items():
+                target.setdefault(key, []).append(bool(ok))
+        ready.update(r.dhcp_ready)
+    return SyncResult(ports={k: bool(v) and all(v) for k, v in sorted(ports.items())}, dhcp_ready=sorted(ready),
+                      routers=_all(routers), floatingips=_all(fips), changed=any(r.changed for r in results))
+
+
+class Agent:
+    """The loop of one host. `drivers` and `client` are built from the config unless given (tests give fakes)."""
+
+    def __init__(self, config: HostConfig, l2: str = "ovs", firewall: str = "iptables", roles=ROLES, *,
+                 ovs_rundir: str | None = None, report_interval: float = 10.0, resync_interval: float = 15.0,
+                 poll_wait: float = 30.0, drivers: list[tuple[str, Driver]] | None = None,
+                 client: SyncClient | None = None, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] | None = None, datapath_type: str | None = None):
+        self.config = config
+        self.ovs_rundir = ovs_rundir if l2 == "ovs" else None
+        self.report_interval, self.resync_interval, self.poll_wait = report_interval, resync_interval, poll_wait
+        self.client = client or SyncClient(config.server, config.host, config.token)
+        self.slots = [Slot(role, drv) for role, drv in
+                      (drivers if drivers is not None else build_drivers(config, l2, firewall, roles))]
+        if datapath_type is None:
+            from neutrino.lib import ovs as lib_ovs
+            datapath_type = lib_ovs.datapath_type()
+        self.info = {"l2": l2, "firewall": firewall, "roles": [r for r in ROLES if r in roles],
+                     "bridge_mappings": dict(config.bridge_mappings), "tunnel_ip": config.tunnel_ip,
+                     "datapath_type": datapath_type, "ovs_hybrid_plug": l2 == "ovs"}
+        self.clock = clock
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self.view: View | None = None       # the latest view received
+        self.view_digest: str | None = None  # and its content digest
+        self.since = 0                      # its revision: the next long-poll waits for more
+        self.digest: str | None = None      # content the drivers last ran on
+        self.applied_revision = 0           # revision the current results reflect
+        self.result = SyncResult()          # merged results of the last run
+        self.polling = False                # inside a long-poll (a signal may cut it short)
+        now = clock()
+        self.next_poll = now
+        self.next_resync = now
+        self.next_report = now
+
+    # --- control ----------------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        """Loop until stop(); then drop connections but leave the host's wiring as it is."""
+        LOG.info("agent %s: drivers %s, server %s", self.config.host,
+                 ", ".join(f"{s.role}={getattr(s.driver, 'name', type(s.driver).__name__)}" for s in self.slots),
+                 self.config.server)
+        try:
+            while not self.stopped:
+                self.step()
+        except AgentStopped:
+            pass
+        finally:
+            self.close()
+        LOG.info("agent %s stopped (wiring left in place)", self.config.host)
+
+    def close(self) -> None:
+        for slot in self.slots:
+            self._close_driver(slot)
+        self.client.close()
+
+    @staticmethod
+    def _close_driver(slot: Slot) -> None:
+        """Drop a driver's connections, if it keeps any; a failure here is only logged."""
+        close = getattr(slot.driver, "close", None)
+        if close:
+            try:
+                close()
+            except Exception:                               # noqa: BLE001 - must not hide the real failure
+                LOG.exception("closing driver %s", slot.role)
+
+    # --- one turn of the loop ---------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Poll for a view (long-poll until the next local deadline), run the drivers when needed, report."""
+        if self.clock() >= self.next_poll:
+            self._poll()
+        if self.view is not None:
+            self._work()
+        now = self.clock()
+        if now < self.next_poll and not self.stopped:     # server unreachable: wait out the back-off
+            until = self.next_poll if self.view is None else min(self.next_poll, self._deadline())
+            self._sleep(max(0.0, until - now))
+
+    def _deadline(self) -> float:
+        """When local work (heartbeat, resync, a driver retry) is next due."""
+        times = [self.next_report, self.next_resync] + [s.retry_at for s in self.slots if s.failed]
+        return min(times)
+
+    def _poll(self) -> None:
+        now = self.clock()
+        wait = 0.0 if self.view is None else min(self.poll_wait, max(0.0, self._deadline() - now))
+        self.polling = True
+        try:
+            view = self.client.view(self.since, wait)
+            if not isinstance(view, dict):
+                raise ProtocolError(f"the view is a {type(view).__name__}, not an object")
+        except Exception as e:                              # noqa: BLE001 - the agent outlives any server trouble
+            delay = self.client.backoff.delay or self.client.backoff.fail()
+            self.next_poll = self.clock() + delay
+            LOG.warning("no view from %s (retry in %.1f s): %s", self.config.server, delay, e,
+                        exc_info=not isinstance(e, NeutrinoError))
+            return
+        finally:
+            self.polling = False
+        self.next_poll = self.clock()
+        self.since = int(view.get("revision", 0))
+        self.view, self.view_digest = view, view_digest(view)
+        if self.view_digest == self.digest:
+            self.applied_revision = self.since      # same content: the results stand for this revision too
+
+    def _work(self) -> None:
+        now = self.clock()
+        if self.view_digest != self.digest:
+            self.apply("view")
+        elif now >= self.next_resync:
+            self.apply("resync")
+        elif any(s.failed and s.retry_at <= now for s in self.slots):
+            self.apply("retry")
+        if self.clock() >= self.next_report:
+            self.report()
+
+    # --- applying ---------------------------------------------------------------------------------------------
+
+    def apply(self, reason: str) -> SyncResult:
+        """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones."""
+        view = self.view
+        start = self.clock()
+        timings = []
+        for slot in self.slots:
+            if reason == "retry" and slot.failed and slot.retry_at > start:
+                continue
+            timings.append(self._run_slot(slot, view))
+        up_before = sum(self.result.ports.values())
+        self.result = merge(view, [s.result for s in self.slots])
+        self.digest = self.view_digest
+        self.applied_revision = int(view.get("revision", 0))
+        if reason != "retry":
+            self.next_resync = self.clock() + self.resync_interval
+        self.next_report = start                          # report right after every run
+        took = (self.clock() - start) * 1000
+        failed = [s.role for s in self.slots if s.failed]
+        up = sum(self.result.ports.values())
+        level = logging.INFO if reason == "view" or self.result.changed or failed or up != up_before else logging.DEBUG
+        LOG.log(level, "%s: revision %d applied in %.0f ms (%s)%s; ports up %d/%d", reason, self.applied_revision,
+                took, ", ".join(timings), f"; failing: {', '.join(failed)}" if failed else "", up,
+                len(self.result.ports))
+        return self.result
+
+    def _run_slot(self, slot: Slot, view: View) -> str:
+        t0 = self.clock()
+        try:
+            if slot.role == "l2" and self.ovs_rundir:
+                from neutrino.lib import ovs as lib_ovs
+                lib_ovs.start_daemons(self.ovs_rundir)      # lab mode: our own OVS (kept when running)
+            slot.result = slot.driver.sync(view)
+        except Exception as e:                              # noqa: BLE001 - one driver must not stop the others
+            delay = slot.backoff.fail()
+            slot.failed, slot.retry_at = True, self.clock() + delay
+            slot.result = failure_result(slot.role, view)
+            LOG.error("driver %s failed (retry in %.1f s): %s", slot.role, delay, e,
+                      exc_info=not isinstance(e, NeutrinoError))
+            self._close_driver(slot)                        # reconnect (e.g. OVSDB) on the next try
+            return f"{slot.role} FAILED"
+        if slot.failed:
+            LOG.info("driver %s recovered", slot.role)
+        slot.failed = False
+        slot.backoff.reset()
+        ms = (self.clock() - t0) * 1000
+        return f"{slot.role} {ms:.0f} ms{' changed' if slot.result.changed else ''}"
+
+    # --- reporting --------------------------------------------------------------------------------------------
+
+    def report_body(self) -> dict:
+        r = self.result
+        return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
+                "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips)}
+
+    def report(self) -> None:
+        try:
+            self.client.report(self.report_body())
+        except Exception as e:                              # noqa: BLE001 - retried; never ends the agent
+            delay = min(max(self.client.backoff.delay, 0.5), self.report_interval)
+            self.next_report = self.clock() + delay
+            LOG.warning("report to %s failed (retry in %.1f s): %s", self.config.server, delay, e)
+            return
+        self.next_report = self.clock() + self.report_interval
+
+
+def install_signal_handlers(agent: Agent) -> None:
+    """SIGTERM/SIGINT stop the loop; a long-poll in progress is cut short, a driver run is allowed to finish."""
+    def handler(signum, frame):
+        agent.stop()
+        if agent.polling:
+            raise AgentStopped()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

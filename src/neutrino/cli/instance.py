@@ -1,0 +1,93 @@
+"""`neutrino instance create|list|show|delete|exec`: lightweight guests (a port + a namespace with real DHCP)."""
+from __future__ import annotations
+
+import json
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neutrino.cli.lab import STATE_DIR
+from neutrino.errors import NeutrinoError
+from neutrino.lab.paths import Lab
+
+console = Console(highlight=False)
+
+
+def _run(fn, *args, **kw):
+    try:
+        return fn(*args, **kw)
+    except NeutrinoError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1)
+    except Exception as e:  # noqa: BLE001 - openstacksdk raises its own kinds; show them as the CLI does
+        if e.__class__.__module__.startswith("openstack") or e.__class__.__module__.startswith("keystoneauth"):
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(1)
+        raise
+
+
+def _print(summary: dict, as_json: bool) -> None:
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    table = Table("field", "value", show_header=False)
+    for k, v in summary.items():
+        table.add_row(k, ", ".join(v) if isinstance(v, list) else str(v))
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(no_args_is_help=True, help=__doc__)
+    app.add_typer(group, name="instance")
+
+    @group.command("create")
+    def create(name: str, network: str = typer.Option(..., "--network", help="network name or id"),
+               security_group: list[str] = typer.Option(None, "--security-group", help="group name or id (repeat)"),
+               floating_ip: bool = typer.Option(False, "--floating-ip", help="associate a floating IP on public"),
+               host: str = typer.Option("host1", help="emulated host to bind to"),
+               state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
+        """Create (or complete) an instance: port bound to HOST, guest namespace, DHCP, tcp/22 service."""
+        from neutrino.instances import manager
+        summary = _run(manager.create, Lab(state_dir), name, network, security_groups=security_group or [],
+                       floating_ip=floating_ip, host=host, progress=lambda m: None if as_json else console.print(m))
+        _print(summary, as_json)
+
+    @group.command("list")
+    def list_(state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
+        """Instances of the lab (ports owned by compute:nova) with their guests."""
+        from neutrino.instances import manager
+        items = _run(manager.list_all, Lab(state_dir))
+        if as_json:
+            console.print_json(json.dumps(items))
+            return
+        table = Table("name", "id", "host", "status", "fixed IP", "floating IP", "guest")
+        for i in items:
+            table.add_row(i["name"], i["id"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
+                          ", ".join(i["floating_ips"]), "up" if i["guest_alive"] else "[red]down[/]")
+        console.print(table)
+
+    @group.command("show")
+    def show(name: str, state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
+        """One instance: API view and guest state."""
+        from neutrino.instances import manager
+        _print(_run(manager.summary, Lab(state_dir), name), as_json)
+
+    @group.command("delete")
+    def delete(name: str, state_dir: str = STATE_DIR):
+        """Remove the instance's floating IPs, port and guest."""
+        from neutrino.instances import manager
+        _run(manager.delete, Lab(state_dir), name)
+        console.print(f"instance {name} deleted")
+
+    @group.command("exec", context_settings={"ignore_unknown_options": True})
+    def exec_(name: str, command: list[str] = typer.Argument(..., help="command to run inside the guest"),
+              state_dir: str = STATE_DIR):
+        """Run a command inside the instance's guest namespace."""
+        from neutrino.lib import ip, proc
+        lab = Lab(state_dir)
+        ns = lab.guest_ns(name)
+        if not ip.netns_exists(ns):
+            console.print(f"[red]no guest for instance {name}[/red] in lab {lab.id}")
+            raise typer.Exit(1)
+        proc.exec_in(list(command), netns=ns)

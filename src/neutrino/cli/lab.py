@@ -1,0 +1,153 @@
+"""`neutrino up | down | status | shell`: the lab of emulated hosts that makes the seed page true on one machine."""
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neutrino import names
+from neutrino.errors import NeutrinoError
+from neutrino.lab import processes
+from neutrino.lab.paths import Lab
+
+console = Console(highlight=False)
+
+STATE_DIR = typer.Option(None, "--state-dir", envvar="NEUTRINO_STATE_DIR",
+                         help="the lab's state directory (default /var/lib/neutrino)")
+
+
+def look_around(lab: Lab, result) -> str:
+    """The seed page's commands with this lab's real names filled in."""
+    vm = result.vm
+    router_ns, dhcp_ns = names.qrouter(result.router_id), names.qdhcp(result.private_network_id)
+    fip = vm["floating_ips"][0] if vm.get("floating_ips") else "<floating ip>"
+    prefix = f"neutrino --state-dir {lab.state_dir}" if lab.state_dir != Lab().state_dir else "neutrino"
+    return "\n".join([
+        "Look around:",
+        f"  export OS_CLIENT_CONFIG_FILE={lab.clouds_yaml}",
+        "  openstack --os-cloud demo network list",
+        "  openstack --os-cloud demo port list",
+        "  openstack --os-cloud demo floating ip list",
+        "  openstack --os-cloud demo router show router1",
+        f"  {prefix} instance list",
+        "",
+        f"Inside the emulated host ({prefix} shell), as on the seed page:",
+        "  ip a",
+        "  ip netns list",
+        "  ovs-vsctl list-br",
+        "  ovs-vsctl list-ports br-int",
+        "  ovs-vsctl list-ports br-ex",
+        f"  iptables -L {names.sg_chain('i', vm.get('port_id', ''))}",
+        f"  ip netns exec {router_ns} ip route",
+        f"  ip netns exec {router_ns} iptables -t nat -S",
+        f"  ip netns exec {dhcp_ns} ip a",
+        "  ps ww $(pgrep dnsmasq)",
+        f"  ping -c1 {fip}; nc {fip} 22",
+        "",
+        f"From vm1: {prefix} instance exec vm1 -- curl -s http://169.254.169.254/openstack/latest/meta_data.json",
+        f"Done? {prefix} down",
+    ])
+
+
+def _fail(e: Exception) -> None:
+    console.print(f"[red]error:[/red] {e}")
+    raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def up(state_dir: str = STATE_DIR,
+           hosts: int = typer.Option(1, help="emulated hosts (more than 1: VXLAN over an underlay)"),
+           l2: str = typer.Option("ovs", help="ovs | linuxbridge"),
+           firewall: str = typer.Option("iptables", help="iptables | nftables"),
+           port: int = typer.Option(None, help="Networking API port (default 9696, or a free one if taken)"),
+           identity_port: int = typer.Option(None, help="Identity port (default 5000, or a free one if taken)")):
+        """Start the server, emulated host(s) and agents, and build the seed page's world with vm1 reachable."""
+        from neutrino.lab import lifecycle
+        if hosts < 1 or hosts > 250:
+            raise typer.BadParameter("--hosts must be 1..250")
+        lab = Lab(state_dir)
+        try:
+            with console.status("bringing the lab up...") as status:
+                def say(msg: str) -> None:
+                    console.print(msg)
+                    status.update(msg)
+                result = lifecycle.up(lab, hosts=hosts, l2=l2, firewall=firewall, port=port,
+                                      identity_port=identity_port, say=say)
+        except (NeutrinoError, OSError) as e:
+            _fail(e)
+        ok = all(result.reachable)
+        console.print(f"\n[{'green' if ok else 'red'}]vm1 {'reachable' if ok else 'NOT reachable'} on its floating "
+                      f"IP {result.vm['floating_ips'][0]} after {result.seconds:.1f} s[/]")
+        console.print(f"Lab {lab.id}: server {lab.url(result.settings)} (identity "
+                      f"{lab.identity_url(result.settings)}), state in {lab.state_dir}\n")
+        console.print(look_around(lab, result))
+        if not ok:
+            raise typer.Exit(1)
+
+    @app.command()
+    def down(state_dir: str = STATE_DIR,
+             keep_data: bool = typer.Option(False, "--keep-data", help="keep the state dir (database, logs)")):
+        """Stop everything the lab started and delete every namespace it made."""
+        from neutrino.lab import lifecycle
+        lab = Lab(state_dir)
+        errors = lifecycle.down(lab, keep_data=keep_data, say=console.print)
+        if errors:
+            console.print(f"[red]lab {lab.id}: {len(errors)} step(s) failed[/red]; state kept in {lab.state_dir}")
+            raise typer.Exit(1)
+        console.print(f"lab {lab.id} is down")
+
+    @app.command()
+    def status(state_dir: str = STATE_DIR):
+        """Server, agents and resources of the lab at a glance."""
+        lab = Lab(state_dir)
+        if not lab.exists():
+            console.print(f"no lab in {lab.state_dir} (start one with `neutrino up`)")
+            raise typer.Exit(1)
+        settings = lab.load()
+        pid = processes.server_pid(lab)
+        answering = pid is not None and processes.server_answers(lab, settings)
+        console.print(f"lab {lab.id} in {lab.state_dir}: {settings.hosts} host(s), {settings.l2} + "
+                      f"{settings.firewall}")
+        console.print(f"server: " + (f"pid {pid}, {lab.url(settings)}" + ("" if answering else " (not answering)")
+                                     if pid else "[red]not running[/red]"))
+        if not answering:
+            raise typer.Exit(1)
+        from neutrino.instances import manager
+        clouds = manager.Clouds.of(lab)
+        agents = Table("host", "agent", "alive", "agent pid", title="agents")
+        for a in clouds.admin.network.agents():
+            agent_pid = processes.agent_pid(lab, a.host)
+            agents.add_row(a.host, a.agent_type, "[green]:-)[/]" if a.is_alive else "[red]XXX[/]",
+                           str(agent_pid or "-"))
+        console.print(agents)
+        net = clouds.admin.network
+        counts = Table("resource", "count", title="resources")
+        for label, items in (("networks", net.networks()), ("subnets", net.subnets()), ("ports", net.ports()),
+                             ("routers", net.routers()), ("floating IPs", net.ips()),
+                             ("security groups", net.security_groups())):
+            counts.add_row(label, str(sum(1 for _ in items)))
+        console.print(counts)
+        instances = Table("instance", "host", "status", "fixed IP", "floating IP", "guest", title="instances")
+        for i in manager.list_all(lab, clouds):
+            instances.add_row(i["name"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
+                              ", ".join(i["floating_ips"]), "up" if i["guest_alive"] else "[red]down[/]")
+        console.print(instances)
+
+    @app.command(context_settings={"ignore_unknown_options": True})
+    def shell(command: list[str] = typer.Argument(None, help="command to run (default: an interactive shell)"),
+              state_dir: str = STATE_DIR, host: str = typer.Option("host1", help="emulated host")):
+        """Run a command (or a shell) inside an emulated host, so the seed page's commands work as written."""
+        from neutrino.lib import ip, proc
+        lab = Lab(state_dir)
+        ns = lab.host_ns(host)
+        if not ip.netns_exists(ns):
+            console.print(f"[red]no emulated host {host} in lab {lab.id}[/red] ({lab.state_dir}; `neutrino up`?)")
+            raise typer.Exit(1)
+        env = {"OVS_RUNDIR": lab.ovs_rundir(host), "NEUTRINO_STATE_DIR": lab.state_dir,
+               "PS1": f"[{host}@neutrino-{lab.id}] \\w \\$ "}
+        argv = list(command) if command else ["bash", "--norc", "-i"]
+        sys.stdout.flush()
+        proc.exec_in(argv, netns=ns, env=env)

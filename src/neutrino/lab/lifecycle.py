@@ -1,0 +1,207 @@
+"""`neutrino up` and `neutrino down`: bring the seed's machine to life in emulated hosts, and remove all of it.
+
+`up` is idempotent: on a running lab every step finds its object and changes nothing. `down` ends only the
+processes this lab's pid files name and deletes only namespaces carrying this lab's prefix (plus the qrouter-/
+qdhcp- namespaces its agents recorded in their state dirs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Callable
+
+from neutrino import names
+from neutrino.agent.dhcp import DhcpDriver
+from neutrino.agent.driver import HostConfig
+from neutrino.agent.l3 import L3Driver
+from neutrino.errors import NeutrinoError
+from neutrino.instances import guest, manager
+from neutrino.lab import hosts as lab_hosts
+from neutrino.lab import processes, topology
+from neutrino.lab.clouds import write_clouds_yaml
+from neutrino.lab.paths import Lab, LabSettings
+from neutrino.lib import guest as lib_guest
+from neutrino.lib import ip
+from neutrino.lib import ovs as lib_ovs
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class UpResult:
+    """What `up` made or found, with the values the "look around" text shows."""
+    settings: LabSettings
+    seconds: float = 0.0
+    server_pid: int = 0
+    router_id: str = ""
+    private_network_id: str = ""
+    vm: dict = field(default_factory=dict)
+    reachable: tuple[bool, bool] = (False, False)
+
+
+def _settings(lab: Lab, hosts: int, l2: str, firewall: str, port: int | None, identity_port: int | None,
+              say: Say) -> LabSettings:
+    """The saved settings of an existing lab (its shape never changes under it), else new ones with free ports."""
+    if lab.exists():
+        settings = lab.load()
+        if (hosts, l2, firewall) != (settings.hosts, settings.l2, settings.firewall):
+            say(f"this lab exists with {settings.hosts} host(s), {settings.l2} + {settings.firewall}; keeping that "
+                f"(`neutrino down` first to change it)")
+        if processes.server_pid(lab) is None:
+            settings.port = processes.pick_port(settings.port)
+            settings.identity_port = processes.pick_port(settings.identity_port)
+        return settings
+    settings = LabSettings(hosts=hosts, l2=l2, firewall=firewall)
+    settings.port = processes.pick_port(port or settings.port)
+    settings.identity_port = processes.pick_port(identity_port or settings.identity_port)
+    if settings.identity_port == settings.port:
+        settings.identity_port = processes.pick_port(0)
+    return settings
+
+
+def _wait_agents(clouds: manager.Clouds, hosts: list[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = {a.host for a in clouds.admin.network.agents() if a.is_alive}
+        if set(hosts) <= alive:
+            return
+        time.sleep(0.1)
+    raise processes.LabError(f"agents did not report within {timeout:.0f} s: {sorted(set(hosts) - alive)}")
+
+
+def wait_reachable(lab: Lab, host: str, address: str, timeout: float = 30) -> tuple[bool, bool]:
+    """Poll until address answers icmp and tcp/22 from host (or timeout); the last (icmp, ssh) seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = lab_hosts.reachable(lab, host, address)
+        if all(seen) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
+def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", port: int | None = None,
+       identity_port: int | None = None, say: Say = print) -> UpResult:
+    start = time.monotonic()
+
+    def step(msg: str) -> None:
+        say(f"[{time.monotonic() - start:5.1f}s] {msg}")
+
+    os.makedirs(lab.state_dir, exist_ok=True)
+    settings = _settings(lab, hosts, l2, firewall, port, identity_port, say)
+    lab.save(settings)
+    result = UpResult(settings=settings)
+    running = processes.server_pid(lab)
+    result.server_pid = processes.start_server(lab, settings)
+    step(f"server pid {result.server_pid} " + ("already running" if running else "started") +
+         f" on {lab.url(settings)}")
+    host_names = lab_hosts.ensure_hosts(lab, settings.hosts, settings.l2)
+    step(f"emulated host(s): {', '.join(lab.host_ns(h) for h in host_names)}")
+    processes.wait_server(lab, settings)
+    for i, host in enumerate(host_names, start=1):
+        was = processes.agent_pid(lab, host)
+        pid = processes.start_agent(lab, settings, i)
+        step(f"agent on {host}: pid {pid}" + (" (already running)" if was else ""))
+    write_clouds_yaml(lab, settings)
+    clouds = manager.Clouds.of(lab)
+    ids = topology.networks(clouds, step)
+    result.private_network_id = ids["private"]
+    _wait_agents(clouds, host_names)
+    step("agents alive")
+    result.router_id = topology.router(clouds, ids, step)
+    topology.security_group(clouds, step)
+    lab_hosts.wait_br_ex(lab, host_names[0])
+    step("br-ex in host1 carries 172.24.4.1/24")
+    result.vm = topology.instance(lab, clouds, step)
+    fip = result.vm["floating_ips"][0]
+    result.reachable = wait_reachable(lab, host_names[0], fip)
+    result.seconds = time.monotonic() - start
+    step(f"{topology.VM} on {fip}: icmp {'ok' if result.reachable[0] else 'NO'}, "
+         f"ssh {'ok' if result.reachable[1] else 'NO'}")
+    return result
+
+
+# --- down ---------------------------------------------------------------------------------------------------------
+
+def _known_hosts(lab: Lab) -> list[str]:
+    try:
+        found = set(os.listdir(lab.path("hosts")))
+    except FileNotFoundError:
+        found = set()
+    return sorted(found | {lab.host_name(i) for i in range(1, lab.load().hosts + 1)})
+
+
+def _known_instances(lab: Lab) -> list[str]:
+    try:
+        found = set(os.listdir(lab.path("instances")))
+    except FileNotFoundError:
+        found = set()
+    return sorted(found | set(lab.load().instances))
+
+
+def _recorded_namespaces(lab: Lab, host: str) -> list[str]:
+    """qrouter-/qdhcp- namespaces the host's agent recorded in its state dir."""
+    d = lab.host_dir(host)
+    try:
+        with open(os.path.join(d, "l3", "routers.json")) as f:
+            routers = json.load(f)
+    except (FileNotFoundError, ValueError):
+        routers = []
+    try:
+        networks = os.listdir(os.path.join(d, "dhcp"))
+    except FileNotFoundError:
+        networks = []
+    return [names.qrouter(r) for r in routers] + [names.qdhcp(n) for n in networks]
+
+
+def _cleanup_host(lab: Lab, host: str, errors: list[str], say: Say) -> None:
+    """dnsmasq and the namespaces the host's agent made (found in its state dir), then its OVS daemons."""
+    ns = lab.host_ns(host)
+    recorded = _recorded_namespaces(lab, host)
+    config = HostConfig(host=host, state_dir=lab.host_dir(host))
+    for step in (DhcpDriver(config, host_ns=ns).cleanup, L3Driver(config, host_ns=ns).cleanup,
+                 lambda: lib_ovs.stop_daemons(lab.ovs_rundir(host)), *(partial(ip.delete_netns, n) for n in recorded)):
+        try:
+            step()
+        except (NeutrinoError, OSError) as e:
+            errors.append(f"{host}: {e}")
+            say(f"[red]cleanup of {host} failed:[/red] {e}")
+
+
+def down(lab: Lab, keep_data: bool = False, say: Say = print) -> list[str]:
+    """Stop guests, agents, OVS daemons and the server by their pid files; delete the lab's namespaces.
+
+    Each step runs even when an earlier one failed; the failures are returned (and said)."""
+    errors: list[str] = []
+
+    def attempt(what: str, fn, *args) -> bool:
+        try:
+            fn(*args)
+            return True
+        except (NeutrinoError, OSError) as e:
+            errors.append(f"{what}: {e}")
+            say(f"[red]{what} failed:[/red] {e}")
+            return False
+
+    for name in _known_instances(lab):
+        if attempt(f"instance {name}", guest.unplug, lab, name):
+            say(f"instance {name}: guest removed")
+    hosts = _known_hosts(lab)
+    for host in hosts:
+        if processes.agent_pid(lab, host) and attempt(f"agent on {host}", processes.stop_agent, lab, host):
+            say(f"agent on {host} stopped")
+    for host in hosts:
+        _cleanup_host(lab, host, errors, say)
+    for ns in lab_hosts.lab_namespaces(lab):
+        if attempt(f"namespace {ns}", ip.delete_netns, ns):
+            lib_guest.remove_netns_etc(ns)
+            say(f"namespace {ns} deleted")
+    if processes.server_pid(lab) and attempt("server", processes.stop_server, lab):
+        say("server stopped")
+    if not keep_data and not errors and os.path.isdir(lab.state_dir):
+        shutil.rmtree(lab.state_dir)
+        say(f"state dir {lab.state_dir} removed")
+    return errors

@@ -1,0 +1,104 @@
+"""The agent's side of the server↔agent protocol: long-poll the host view, post reports.
+
+One `SyncClient` per agent, over `http://HOST:PORT` or `unix:/path/to/socket` (a Unix socket crosses network
+namespaces, so an agent inside an emulated host reaches the lab's server). Every failure to talk to the server
+(refused, reset, timeout, 5xx: a server restarting) raises `ServerUnavailable` and counts on the client's capped
+exponential back-off, which the agent sleeps before the next try; the first success resets it. The agent never
+crashes on a server outage, it keeps its last view and retries.
+"""
+from __future__ import annotations
+
+import math
+
+import httpx
+
+from neutrino.errors import NeutrinoError
+from neutrino.sync.schema import SCHEMA_VERSION, View
+
+BASE = "/agent/v1/hosts"
+UDS_BASE_URL = "http://neutrino"
+CONNECT_TIMEOUT = 5.0
+SLACK = 10.0            # seconds the read timeout exceeds the long-poll wait
+
+
+class ServerUnavailable(NeutrinoError):
+    """The server could not be reached or answered with a server error; retry after the back-off."""
+    code = 503
+
+
+class ProtocolError(NeutrinoError):
+    """The server refused the request (bad token, unknown schema, ...): a configuration problem, retried slowly."""
+    code = 400
+
+
+class Backoff:
+    """Exponential back-off: 0.5 s, 1 s, 2 s, ... capped at 30 s; `reset` after a success."""
+
+    def __init__(self, initial: float = 0.5, cap: float = 30.0):
+        self.initial, self.cap = initial, cap
+        self.delay = 0.0
+
+    def fail(self) -> float:
+        """Record one more failure and return how long to wait before the next try."""
+        self.delay = self.initial if not self.delay else min(self.delay * 2, self.cap)
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0
+
+
+def transport_for(server: str) -> tuple[httpx.HTTPTransport | None, str]:
+    """(transport, base URL) for `http(s)://host:port` or `unix:/path/to/socket`."""
+    if server.startswith("unix:"):
+        return httpx.HTTPTransport(uds=server[len("unix:"):]), UDS_BASE_URL
+    return None, server.rstrip("/")
+
+
+class SyncClient:
+    """`view(since, wait)` and `report(body)` for one host; `backoff` says how long to wait after a failure."""
+
+    def __init__(self, server: str, host: str, token: str | None = None,
+                 transport: httpx.BaseTransport | None = None):
+        default_transport, base_url = transport_for(server)
+        self.server, self.host = server, host
+        headers = {"X-Auth-Token": token} if token else {}
+        self.http = httpx.Client(base_url=base_url, transport=transport or default_transport, headers=headers,
+                                 timeout=httpx.Timeout(SLACK, connect=CONNECT_TIMEOUT))
+        self.backoff = Backoff()
+
+    def close(self) -> None:
+        self.http.close()
+
+    def _call(self, method: str, path: str, read_timeout: float, **kw) -> dict:
+        try:
+            resp = self.http.request(method, f"{BASE}/{self.host}/{path}",
+                                     timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT), **kw)
+        except httpx.TransportError as e:          # refused, reset, timed out, socket file missing
+            self.backoff.fail()
+            raise ServerUnavailable(f"server {self.server} unreachable: {e.__class__.__name__}: {e}") from e
+        if resp.status_code >= 500 or resp.status_code == 429:
+            self.backoff.fail()
+            raise ServerUnavailable(f"server {self.server} answered {resp.status_code} to {method} {path}")
+        if resp.status_code >= 400:
+            self.backoff.fail()
+            raise ProtocolError(f"server {self.server} refused {method} {path}: {resp.status_code} {resp.text[:200]}")
+        try:
+            body = resp.json()
+        except ValueError as e:
+            self.backoff.fail()
+            raise ProtocolError(f"server {self.server} sent no JSON for {method} {path}") from e
+        self.backoff.reset()
+        return body
+
+    def view(self, since: int, wait: float) -> View:
+        """The host's view once the server's revision is past `since`, or when `wait` seconds have passed."""
+        wait = max(0, math.ceil(wait))     # whole seconds; never shorter than asked (no busy polling)
+        view = self._call("GET", "view", wait + SLACK, params={"since": since, "wait": wait})
+        if view.get("schema") != SCHEMA_VERSION:
+            self.backoff.fail()
+            raise ProtocolError(f"view schema {view.get('schema')!r}, this agent speaks {SCHEMA_VERSION}")
+        return view
+
+    def report(self, body: dict) -> int:
+        """Post the agent's state; returns the server's current revision."""
+        return int(self._call("POST", "report", SLACK, json=body).get("revision", 0))

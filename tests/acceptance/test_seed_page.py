@@ -1,0 +1,196 @@
+"""The seed page as an acceptance test: `neutrino up` in a throwaway state dir, every command of the page replayed
+inside the emulated host with this lab's real names, vm1 reachable on its floating IP, metadata from vm1, a second
+`up` that changes nothing, and a `neutrino down` that leaves nothing behind."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+from neutrino import names
+from neutrino.lab.clouds import connect
+from neutrino.lab.paths import Lab
+from neutrino.lib import ip
+
+pytestmark = pytest.mark.kernel
+NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl")
+
+if os.geteuid() != 0:
+    pytest.skip("needs root (network namespaces)", allow_module_level=True)
+if missing := [p for p in NEEDED if shutil.which(p) is None]:
+    pytest.skip(f"missing programs: {', '.join(missing)}", allow_module_level=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def neutrino(*args: str, state_dir: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "NEUTRINO_STATE_DIR": state_dir, "COLUMNS": "200"}
+    res = subprocess.run([sys.executable, "-m", "neutrino.cli.main", *args], env=env, capture_output=True,
+                         text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"neutrino {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def _our_pids(marker: str) -> set[int]:
+    out = set()
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    if marker.encode() in f.read():
+                        out.add(int(d))
+            except OSError:
+                pass
+    return out - {os.getpid()}
+
+
+class World:
+    """The running lab and the ids the seed page's commands need."""
+
+    def __init__(self, state_dir: str, up_output: str):
+        self.state_dir = state_dir
+        self.lab = Lab(state_dir)
+        self.up_output = up_output
+        demo, admin = connect(self.lab, "demo"), connect(self.lab, "admin")
+        self.router = demo.network.find_router("router1", ignore_missing=False)
+        self.private = demo.network.find_network("private", ignore_missing=False)
+        self.vm_port = next(iter(demo.network.ports(name="vm1", device_owner="compute:nova")))
+        self.dhcp_port = next(iter(admin.network.ports(network_id=self.private.id, device_owner="network:dhcp")))
+        self.fip = next(iter(demo.network.ips(port_id=self.vm_port.id))).floating_ip_address
+        self.demo = demo
+
+    def shell(self, *cmd: str) -> str:
+        return neutrino("shell", "--", *cmd, state_dir=self.state_dir).stdout
+
+
+@pytest.fixture(scope="module")
+def before():
+    """What the machine had before the lab: namespaces and root-namespace devices."""
+    return {"netns": set(ip.list_netns()), "links": set(ip.links())}
+
+
+@pytest.fixture(scope="module")
+def world(before):
+    state_dir = tempfile.mkdtemp(prefix="nl-")
+    try:
+        up = neutrino("up", "--port", str(_free_port()), "--identity-port", str(_free_port()), state_dir=state_dir,
+                      timeout=120)
+        yield World(state_dir, up.stdout)
+    finally:
+        neutrino("down", state_dir=state_dir, check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def test_up_makes_vm1_reachable_within_15_s(world):
+    m = re.search(r"vm1 reachable on its floating IP (\S+) after ([\d.]+) s", world.up_output)
+    assert m, world.up_output
+    assert m.group(1) == world.fip
+    assert float(m.group(2)) < 15, world.up_output
+    assert f"export OS_CLIENT_CONFIG_FILE={world.lab.clouds_yaml}" in world.up_output
+    assert names.sg_chain("i", world.vm_port.id) in world.up_output
+
+
+def test_ip_a_shows_the_hybrid_plug_and_br_ex(world):
+    out = world.shell("ip", "a")
+    for dev in (names.tap(world.vm_port.id), names.qbr(world.vm_port.id), names.qvb(world.vm_port.id),
+                names.qvo(world.vm_port.id), "br-ex", "br-int"):
+        assert dev in out, dev
+    assert "inet 172.24.4.1/24" in out
+
+
+def test_ip_netns_list_shows_qrouter_and_qdhcp(world):
+    out = world.shell("ip", "netns", "list")
+    assert names.qrouter(world.router.id) in out
+    assert names.qdhcp(world.private.id) in out
+
+
+def test_ovs_bridges_and_ports(world):
+    assert {"br-int", "br-ex"} <= set(world.shell("ovs-vsctl", "list-br").split())
+    int_ports = world.shell("ovs-vsctl", "list-ports", "br-int").split()
+    assert names.qvo(world.vm_port.id) in int_ports
+    assert names.ns_peer(world.dhcp_port.id) in int_ports
+    assert world.shell("ovs-vsctl", "list-ports", "br-ex").split()     # patch (or qg-) toward the router
+
+
+def test_security_group_chain_rules_in_order(world):
+    chain = names.sg_chain("i", world.vm_port.id)
+    lines = world.shell("iptables", "-L", chain).splitlines()
+    assert lines[0].startswith(f"Chain {chain} ")
+    wanted = [r"^RETURN\s+all .*state RELATED,ESTABLISHED", r"^RETURN\s+tcp .*tcp dpt:ssh", r"^RETURN\s+icmp",
+              r"^RETURN\s+udp .*udp spt:bootps dpt:bootpc", r"^DROP\s+all .*state INVALID",
+              r"^neutron-openvswi-sg-fallback\s+all"]
+    positions = []
+    for pattern in wanted:
+        hits = [i for i, line in enumerate(lines) if re.search(pattern, line)]
+        assert hits, f"{pattern} not in\n" + "\n".join(lines)
+        positions.append(hits[0])
+    assert positions == sorted(positions), "\n".join(lines)
+
+
+def test_dhcp_namespace_holds_its_tap_and_dnsmasq_listens_there(world):
+    tap = names.tap(world.dhcp_port.id)
+    assert tap in world.shell("ip", "netns", "exec", names.qdhcp(world.private.id), "ip", "a")
+    assert f"--interface={tap}" in world.shell("sh", "-c", "ps ww $(pgrep dnsmasq)")
+
+
+def test_router_routes(world):
+    out = world.shell("ip", "netns", "exec", names.qrouter(world.router.id), "ip", "route", "show")
+    assert re.search(r"^default via 172\.24\.4\.1 dev qg-", out, re.M), out
+    assert re.search(r"^10\.0\.0\.0/24 dev qr-", out, re.M), out
+    assert re.search(r"^172\.24\.4\.0/24 dev qg-", out, re.M), out
+
+
+def test_router_nat_rules(world):
+    out = world.shell("ip", "netns", "exec", names.qrouter(world.router.id), "iptables", "-t", "nat", "-S")
+    fixed = world.vm_port.fixed_ips[0]["ip_address"]
+    for rule in (f"-A neutron-l3-agent-OUTPUT -d {world.fip}/32 -j DNAT --to-destination {fixed}",
+                 f"-A neutron-l3-agent-PREROUTING -d {world.fip}/32 -j DNAT --to-destination {fixed}",
+                 f"-A neutron-l3-agent-float-snat -s {fixed}/32 -j SNAT --to-source {world.fip}"):
+        assert rule in out, out
+    assert re.search(r"-A neutron-l3-agent-PREROUTING -d 169\.254\.169\.254/32 .*-p tcp -m tcp --dport 80 "
+                     r"-j REDIRECT --to-ports 9697", out), out
+
+
+def test_vm1_answers_on_its_floating_ip(world):
+    world.shell("ping", "-c", "1", "-W", "2", world.fip)
+    assert world.shell("nc", "-w", "2", world.fip, "22").startswith("SSH-2.0-")
+
+
+def test_metadata_from_vm1(world):
+    out = neutrino("instance", "exec", "vm1", "--", "curl", "-s", "-m", "5",
+                   "http://169.254.169.254/openstack/latest/meta_data.json", state_dir=world.state_dir).stdout
+    doc = json.loads(out)
+    assert doc["uuid"] == world.vm_port.device_id
+    assert doc["hostname"] == "vm1"
+
+
+def test_second_up_changes_nothing(world):
+    ports = sorted(p.id for p in world.demo.network.ports())
+    out = neutrino("up", state_dir=world.state_dir, timeout=60).stdout
+    assert "already running" in out
+    assert " created" not in out, out
+    assert sorted(p.id for p in world.demo.network.ports()) == ports
+
+
+def test_down_leaves_nothing_behind(world, before):
+    lab_ns = {world.lab.host_ns("host1"), world.lab.guest_ns("vm1"), names.qrouter(world.router.id),
+              names.qdhcp(world.private.id)}
+    assert lab_ns <= set(ip.list_netns())
+    neutrino("down", state_dir=world.state_dir)
+    assert not lab_ns & set(ip.list_netns())
+    assert not [ns for ns in ip.list_netns() if world.lab.owns_ns(ns)]
+    assert set(ip.links()) - before["links"] == set()
+    assert _our_pids(world.state_dir) == set()
+    assert not os.path.exists(world.state_dir)
