@@ -9,7 +9,7 @@ import pytest
 from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.l2.ovs import OvsL2Driver
-from neutrino.lib import ip, ovs
+from neutrino.lib import ethtool, ip, ovs
 from netfix_l2 import Namespaces, ViewBuilder, need_root, ping, tcp_transfer
 
 
@@ -157,6 +157,20 @@ def test_port_removed_unplugs(host, guests, driver):
     assert names.qvo(pa["id"]) in vsctl(host, "list-ports", "br-int").split()
 
 
+def test_devices_deleted_behind_the_agent_are_rewired(host, guests, driver):
+    """qvb/qvo recreated by a resync get a new ifindex: OVS must open the new qvo, or traffic stays dead."""
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    assert ping(ga, "10.0.0.12")
+    ip.delete_link(names.qvb(pb["id"]), host[0])
+    assert not ping(ga, "10.0.0.12")
+    assert driver.sync(vb.view).changed
+    assert ping(ga, "10.0.0.12")
+    assert tcp_transfer(gb, "10.0.0.12", ga) == 300_000
+    assert not make_driver(host).sync(vb.view).changed
+
+
 def test_admin_down_is_dead_vlan_and_back(host, guests, driver):
     vb = ViewBuilder()
     pa, pb, ga, gb = two_guests(host, guests, vb)
@@ -193,7 +207,7 @@ def test_namespace_port_plugged_without_qbr(host, guests, driver):
     gd = guests.add()
     ip.ensure_veth(pd["device"], pd["ns_device"], host[0], gd, peer_mac=pd["mac_address"])
     ip.ensure_addresses(pd["ns_device"], ["10.0.0.2/24"], gd)
-    ovs.tx_checksum_off(pd["ns_device"], gd)
+    ethtool.tx_off(pd["ns_device"], gd)
     res = driver.sync(vb.view)
     assert res.ports == {pa["id"]: True, pd["id"]: True}
     assert pd["device"] in vsctl(host, "list-ports", "br-int").split()
@@ -215,7 +229,7 @@ def test_flat_network_reaches_br_ex(host, guests, driver):
     gr = guests.add()
     ip.ensure_veth(pg["device"], "qg-x", ns, gr, peer_mac=pg["mac_address"])
     ip.ensure_addresses("qg-x", ["172.24.4.10/24"], gr)
-    ovs.tx_checksum_off("qg-x", gr)
+    ethtool.tx_off("qg-x", gr)
     driver.sync(vb.view)
     ip.ensure_addresses("br-ex", ["172.24.4.1/24"], ns)
     ip.set_up("br-ex", ns)

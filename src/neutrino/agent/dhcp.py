@@ -20,7 +20,7 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import dnsmasq, ip
-from neutrino.lib.ethtool import ethtool_tx_off
+from neutrino.lib import ethtool
 from neutrino.sync.schema import DhcpNetwork, Subnet, View
 
 LOG = logging.getLogger(__name__)
@@ -264,7 +264,7 @@ class DhcpDriver:
         if cur.get("mtu") != net["mtu"] or (cur.get("mac") or "").lower() != net["mac_address"].lower():
             changed = True
         ip.ensure_veth(dev, tap, ns=self.host_ns, peer_ns=ns, mtu=net["mtu"], peer_mac=net["mac_address"])
-        changed |= ethtool_tx_off(tap, ns)
+        changed |= bool(ethtool.tx_off(tap, ns))
         changed |= ip.ensure_addresses(tap, _tap_addresses(net), ns)
         return changed
 

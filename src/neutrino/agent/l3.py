@@ -17,7 +17,7 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import arp, ip, iptables, sysctl
-from neutrino.lib.ethtool import ethtool_tx_off
+from neutrino.lib import ethtool
 from neutrino.sync.schema import Router, RouterPort, View
 
 LOG = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ class L3Driver:
         ip.ensure_veth(host_dev, dev, ns=self.host_ns, peer_ns=ns, mtu=port.get("mtu"),
                        peer_mac=port["mac_address"])
         if created:
-            ethtool_tx_off(dev, ns)
+            ethtool.tx_off(dev, ns)
         want = {str(ipaddress.ip_interface(f"{f['ip_address']}/{f['prefixlen']}")) for f in port["fixed_ips"]}
         want.update(extra)
         have = ip.addresses(dev, ns)

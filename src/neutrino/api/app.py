@@ -6,38 +6,22 @@ import logging
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, meta
+from neutrino.api import admin, auth, extensions, meta, networks, ports, routers, secgroups
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
+from neutrino.identity.routes import router as identity_router
+from neutrino.sync.server import router as sync_router
 
 LOG = logging.getLogger(__name__)
 OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
 
 
-def _resources():
-    from neutrino.api import networks, ports
-    res = [networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, ports.PORT]
-    for mod in ("secgroups", "routers"):
-        try:
-            module = __import__(f"neutrino.api.{mod}", fromlist=["RESOURCES"])
-        except ImportError:
-            continue
-        res.extend(module.RESOURCES)
-    return res
-
-
-def _extra_routes(router: APIRouter) -> None:
-    try:
-        from neutrino.api import routers
-    except ImportError:
-        return
-    routers.add_routes(router)
-
-
 class Notifier:
-    """Wakes long-polling agents after a commit (single process; PostgreSQL deployments add LISTEN/NOTIFY)."""
+    """Wakes this process's long-polling agents right after its own commits; changes committed by another server
+    process (PostgreSQL deployments) are seen by the watch loop's once-a-second revision check."""
 
     def __init__(self):
         self.cond: asyncio.Condition | None = None
@@ -62,6 +46,25 @@ class Notifier:
                 pass
 
 
+class AuthMiddleware:
+    """Puts the caller's Context in request.state.ctx (plain ASGI: no per-request task machinery)."""
+
+    def __init__(self, app, settings, db):
+        self.app, self.settings, self.db = app, settings, db
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            path = scope["path"]
+            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
+                try:
+                    ctx = auth.authenticate(Headers(scope=scope), self.settings, self.db)
+                except NeutrinoError as e:
+                    await json_response(e.body(), e.code)(scope, receive, send)
+                    return
+                scope.setdefault("state", {})["ctx"] = ctx
+        await self.app(scope, receive, send)
+
+
 def create_app(settings, db) -> FastAPI:
     app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
@@ -70,15 +73,7 @@ def create_app(settings, db) -> FastAPI:
     app.state.notifier = notifier
     app.state.notify = notifier.notify
 
-    @app.middleware("http")
-    async def _auth(request: Request, call_next):
-        path = request.url.path
-        try:
-            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
-                request.state.ctx = auth.authenticate(request.headers, settings, db)
-        except NeutrinoError as e:
-            return json_response(e.body(), e.code)
-        return await call_next(request)
+    app.add_middleware(AuthMiddleware, settings=settings, db=db)
 
     @app.exception_handler(NeutrinoError)
     async def _neutrino_error(_request, exc: NeutrinoError):
@@ -114,24 +109,12 @@ def create_app(settings, db) -> FastAPI:
     meta.add_routes(router)
     extensions.add_routes(router)
     admin.add_routes(router)
-    _extra_routes(router)
-    for res in _resources():
+    routers.add_routes(router)
+    for res in [networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, ports.PORT, *secgroups.RESOURCES,
+                *routers.RESOURCES]:
         Controller(res).routes(router)
     app.include_router(router)
-    _optional_routers(app, settings)
-    return app
-
-
-def _optional_routers(app: FastAPI, settings) -> None:
-    """The identity service and the agent protocol, when their modules are present."""
     if settings.auth == "keystone":
-        try:
-            from neutrino.identity.routes import router as identity_router
-            app.include_router(identity_router)
-        except ImportError:
-            LOG.warning("identity service not available")
-    try:
-        from neutrino.sync.server import router as sync_router
-        app.include_router(sync_router)
-    except ImportError:
-        pass
+        app.include_router(identity_router)
+    app.include_router(sync_router)
+    return app

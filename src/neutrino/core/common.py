@@ -15,12 +15,13 @@ T_TAGS = m.Tag.__table__
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    """UTC, naive, with microseconds: rows keep creation order (rules apply in the order they were made)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def fmt(dt: datetime | None) -> str | None:
-    """Neutron's timestamp format; rows hold whole seconds, so isoformat() is exactly YYYY-MM-DDTHH:MM:SS."""
-    return dt.isoformat() + "Z" if dt else None
+    """Neutron's timestamp format, whole seconds: YYYY-MM-DDTHH:MM:SSZ."""
+    return dt.replace(microsecond=0).isoformat() + "Z" if dt else None
 
 
 def new_id() -> str:
@@ -29,10 +30,12 @@ def new_id() -> str:
 
 def bump(s) -> int:
     """Bump the global revision in this transaction (agents long-poll on it); returns the new value."""
-    res = s.execute(update(T_META).where(T_META.c.id == 1).values(revision=T_META.c.revision + 1))
-    if res.rowcount == 0:
+    rev = s.execute(update(T_META).where(T_META.c.id == 1).values(revision=T_META.c.revision + 1)
+                    .returning(T_META.c.revision)).scalar()
+    if rev is None:
         s.execute(insert(T_META).values(id=1, revision=1))
-    return s.execute(select(T_META.c.revision).where(T_META.c.id == 1)).scalar_one()
+        rev = 1
+    return rev
 
 
 def revision(s) -> int:

@@ -50,14 +50,10 @@ def fixed_ips(s, port_id: str) -> list[dict]:
 
 # --- MAC and IP allocation ----------------------------------------------------------------------------------------
 
-def _new_mac(s, net_id: str, base: str) -> str:
-    prefix = base.split(":")[:3]
-    for _ in range(16):
-        mac = ":".join(prefix + [f"{random.randint(0, 255):02x}" for _ in range(3)])
-        if not s.execute(select(T.c.id).where(T.c.network_id == net_id, T.c.mac_address == mac)).first():
-            return mac
-    from neutrino.errors import ServiceUnavailable
-    raise ServiceUnavailable("Unable to generate unique mac on network.")
+def _new_mac(base: str) -> str:
+    """A random MAC under the base prefix; the (network, mac) unique key catches the rare clash and the
+    transaction is retried with a new one."""
+    return ":".join(base.split(":")[:3] + [f"{random.randint(0, 255):02x}" for _ in range(3)])
 
 
 def _used(s, subnet_id: str) -> set[str]:
@@ -197,7 +193,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
             raise conflict("MacAddressInUse", f"Unable to complete operation for network {net.id}. The mac address "
                                               f"{mac} is in use.")
     else:
-        mac = _new_mac(s, net.id, settings.base_mac)
+        mac = _new_mac(settings.base_mac)
     port_security = data.get("port_security_enabled", net.port_security_enabled)
     pairs = _pairs(data.get("allowed_address_pairs", []), mac)
     if pairs and not port_security:

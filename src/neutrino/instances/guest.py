@@ -28,7 +28,7 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
     ip.ensure_veth(tap, DEV, host_ns, ns, mtu=mtu, peer_mac=mac)
     if created:
         # the OVS userspace datapath forwards partial checksums unfixed (reference, gotcha 1)
-        ethtool.ethtool_tx_off(DEV, ns)
+        ethtool.tx_off(DEV, ns)
     return ns
 
 

@@ -7,12 +7,8 @@ when they differ, `ovs-ofctl --bundle replace-flows` (OVS sends just the differe
 """
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import os
 import signal
-import socket
-import struct
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -22,7 +18,7 @@ from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from neutrino.errors import KernelError
-from neutrino.lib import nsocket, proc
+from neutrino.lib import proc
 
 SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 DAEMONS = ("ovsdb-server", "ovs-vswitchd")
@@ -87,46 +83,6 @@ def datapath_type() -> str:
     return "system" if os.path.exists("/sys/module/openvswitch") else "netdev"
 
 
-# --- ethtool ------------------------------------------------------------------------------------------------------
-
-SIOCETHTOOL = 0x8946
-ETHTOOL_GTXCSUM, ETHTOOL_STXCSUM = 0x16, 0x17
-
-
-def _ethtool(sock: socket.socket, dev: str, cmd: int, data: int = 0) -> int:
-    """One legacy ethtool ioctl carrying a struct ethtool_value; returns its data field."""
-    buf = ctypes.create_string_buffer(struct.pack("II", cmd, data))
-    ifreq = struct.pack("16sP", dev.encode(), ctypes.addressof(buf)).ljust(40, b"\0")
-    try:
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
-    except OSError as e:
-        raise KernelError(f"ethtool ioctl {cmd:#x} on {dev}: {e}") from e
-    return struct.unpack("II", buf.raw[:8])[1]
-
-
-def tx_checksum_off(devs: list[str] | str, netns: str | None = None) -> list[str]:
-    """`ethtool -K DEV tx off` for each device still on; returns the devices changed.
-
-    The kernel then completes partial checksums before a packet leaves through DEV, which OVS's userspace datapath
-    needs (it forwards partial checksums unfixed and the receiver drops them). Done with the ethtool ioctl on one
-    socket opened inside netns: reading 200 devices costs microseconds, not 200 `ethtool` processes.
-    """
-    devs = [devs] if isinstance(devs, str) else list(devs)
-    if not devs:
-        return []
-
-    def run() -> list[str]:
-        changed = []
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for dev in devs:
-                if _ethtool(sock, dev, ETHTOOL_GTXCSUM):
-                    _ethtool(sock, dev, ETHTOOL_STXCSUM, 0)
-                    changed.append(dev)
-        return changed
-
-    return nsocket.in_netns(netns, run)
-
-
 # --- OVSDB --------------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -139,6 +95,7 @@ class PortInfo:
     type: str = ""
     options: dict[str, str] = field(default_factory=dict)
     ofport: int | None = None
+    ifindex: int | None = None      # the kernel device OVS opened (a recreated device has a new one)
 
 
 @dataclass
@@ -169,7 +126,7 @@ class _Snapshot(idl_command.ReadOnlyCommand):
                     name=p.name, tag=_one(p.tag), other_config=dict(p.other_config),
                     external_ids=dict(iface.external_ids) if iface else {},
                     type=iface.type if iface else "", options=dict(iface.options) if iface else {},
-                    ofport=_one(iface.ofport) if iface else None)
+                    ofport=_one(iface.ofport) if iface else None, ifindex=_one(iface.ifindex) if iface else None)
             out[br.name] = BridgeInfo(br.name, br.datapath_type, _one(br.fail_mode), ports)
         self.result = out
 

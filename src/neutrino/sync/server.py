@@ -23,6 +23,7 @@ T_PORT = m.Port.__table__
 T_FIP = m.FloatingIP.__table__
 T_ROUTER = m.Router.__table__
 MAX_WAIT = 60.0
+POLL = 1.0          # re-read the revision at least this often (other server processes commit too)
 
 
 def _check_token(request: Request) -> None:
@@ -41,7 +42,7 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        await app.notifier.wait(left)
+        await app.notifier.wait(min(left, POLL))
     return json_response(app.db.run(views.compile_view, host, app.settings))
 
 

@@ -1,8 +1,8 @@
 """The fast kernel L2 path: one Linux bridge per network, tap/ns- devices enslaved to it, kernel VXLAN between hosts.
 
 Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on physnet P, the bridge named
-`bridge_mappings[P]` (created when missing). A vxlan network gets `vxlan-<vni>` in its bridge: no multicast, no
-learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
+`bridge_mappings[P]` (created when missing). On a host with a tunnel IP, a vxlan network gets `vxlan-<vni>` in its
+bridge (without one, the network stays local to this host): no multicast, no learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
 No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
 difference; a second sync with the same view writes nothing.
 """
@@ -30,8 +30,6 @@ class LinuxBridgeL2Driver:
         seg = net["segment"]
         if seg["network_type"] == "flat":
             return self.config.bridge_mappings.get(seg["physical_network"])
-        if seg["network_type"] == "vxlan" and not self.config.tunnel_ip:
-            return None
         return names.brq(net["id"]) if seg["network_type"] in ("vxlan", "local") else None
 
     def _fdb(self, view: View, vni: int) -> set[tuple[str, str]]:
@@ -49,7 +47,7 @@ class LinuxBridgeL2Driver:
             ip.ensure_bridge(bridge, ns, mtu=mtu if bridge.startswith("brq") else None)
             changed = True
         seg = net["segment"]
-        if seg["network_type"] != "vxlan":
+        if seg["network_type"] != "vxlan" or not self.config.tunnel_ip:   # no tunnel IP: this host only
             return changed
         vx = names.vxlan(seg["segmentation_id"])
         br_idx = links[bridge]["index"] if bridge in links else ip.link_index(bridge, ns)
@@ -96,7 +94,7 @@ class LinuxBridgeL2Driver:
             result.ports[port["id"]] = True
         changed |= self._remove_stale(set(bridges.values()), {names.vxlan(n["segment"]["segmentation_id"])
                                                                for n in view["networks"].values()
-                                                               if n["id"] in bridges
+                                                               if n["id"] in bridges and self.config.tunnel_ip
                                                                and n["segment"]["network_type"] == "vxlan"},
                                       plugged, links)
         result.changed = changed

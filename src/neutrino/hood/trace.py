@@ -1,0 +1,321 @@
+"""`neutrino trace`: walk the first packet of a flow (conntrack NEW) hop by hop over what the kernel realizes.
+
+The walk reads the kernel's state, not the API's intent: iptables-save of the host (anti-spoof, egress and ingress
+chains, evaluated by hood.ipt_eval), the br-int local VLAN tags from OVSDB (same tag = same network), the router
+namespaces' NAT tables and the kernel's own routing decision (`ip route get DST from SRC iif qr-X`). The view is used
+only to name the endpoints (which port has which address and subnet). Every hop records the rule that decided it;
+the trace ends delivered, or dropped at a named place by a named rule.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
+
+from neutrino import names
+from neutrino.agent.l2.ovs import BR_INT, BR_TUN, int_patch
+from neutrino.hood.ipt_eval import Packet, Result, Table, evaluate, parse
+from neutrino.lib.ovs import DEAD_VLAN
+
+EPHEMERAL_PORT = 40000
+MAX_ROUTERS = 4
+RouteGet = Callable[..., dict]
+
+
+@dataclass
+class Hop:
+    where: str                    # kernel object: device, chain, namespace
+    what: str                     # what happened there
+    ok: bool = True
+    rule: str | None = None       # the rule (or policy) that decided
+    realizes: dict = field(default_factory=dict)   # API objects behind it: {"port": id, "router": id, ...}
+
+
+@dataclass
+class Trace:
+    src: str
+    dst: str
+    proto: str
+    port: int | None
+    hops: list[Hop] = field(default_factory=list)
+    verdict: str = "dropped"      # delivered | dropped | forwarded (left this host by VXLAN)
+    at: str = ""                  # where it ended
+    rule: str | None = None       # the rule that decided the end
+    unknown: list[str] = field(default_factory=list)
+
+    def add(self, hop: Hop) -> Hop:
+        self.hops.append(hop)
+        return hop
+
+    def end(self, verdict: str, at: str, rule: str | None = None) -> "Trace":
+        self.verdict, self.at, self.rule = verdict, at, rule
+        return self
+
+    def drop(self, where: str, what: str, rule: str | None = None, **realizes) -> "Trace":
+        self.add(Hop(where, what, False, rule, realizes))
+        return self.end("dropped", where, rule)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Walker:
+    """One trace over one (view, snapshot); `route_get(ns, dst, src, iif)` asks the kernel for routing decisions."""
+
+    def __init__(self, view: dict, snap: dict, route_get: RouteGet):
+        self.view, self.snap, self.route_get = view, snap, route_get
+        host = snap.get("iptables", {})
+        self.filter = _table(host.get("filter", ""), "filter")
+        self.raw = _table(host.get("raw", ""), "raw")
+        self.ipsets = snap.get("ipsets", {})
+        self.br_int = snap.get("ovs", {}).get(BR_INT, {}).get("ports", {})
+        self.ports = {p["id"]: p for p in view.get("ports", []) if p.get("kind") == "instance"}
+
+    # --- endpoints --------------------------------------------------------------------------------------------------
+
+    def port(self, ref: str) -> dict | None:
+        """A port of the view by id or id prefix."""
+        found = [p for pid, p in self.ports.items() if pid.startswith(ref)]
+        return found[0] if len(found) == 1 else None
+
+    def external_ip(self) -> str | None:
+        """The external network's gateway address (on the lab: 172.24.4.1 on br-ex of the host)."""
+        for net in self.view.get("networks", {}).values():
+            if net.get("external"):
+                for s in net.get("subnets", []):
+                    if s.get("gateway_ip") and s.get("ip_version", 4) == 4:
+                        return s["gateway_ip"]
+        for r in self.view.get("routers", []):
+            for f in (r.get("gateway") or {}).get("fixed_ips", []):
+                if f.get("gateway_ip"):
+                    return f["gateway_ip"]
+        return None
+
+    def _host_addr(self, addr: str) -> str | None:
+        """The host-namespace device that carries addr (the external side, e.g. br-ex)."""
+        for name, link in self.snap.get("links", {}).items():
+            if any(a.split("/")[0] == addr for a in link.get("addresses", [])):
+                return name
+        return None
+
+    # --- firewall on a port's qbr -----------------------------------------------------------------------------------
+
+    def bridge_fw(self, t: Trace, pkt: Packet, port: dict, egress: bool) -> bool:
+        """The host's raw PREROUTING and filter FORWARD as the port's qbr sees the packet (br_netfilter)."""
+        pid, tap, qvb, qbr = port["id"], port["device"], names.qvb(port["id"]), names.qbr(port["id"])
+        pin, pout = (tap, qvb) if egress else (qvb, tap)
+        p = replace(pkt, iif=qbr, oif=qbr, physdev_in=pin, physdev_out=pout)
+        raw = evaluate(self.raw, "PREROUTING", p, self.ipsets)
+        if any(r.target == "CT" and "--notrack" in r.target_opts for r in raw.effects):
+            p = replace(p, ctstate=frozenset({"UNTRACKED"}))
+        res = evaluate(self.filter, "FORWARD", p, self.ipsets)
+        t.unknown += raw.unknown + res.unknown
+        chain = names.sg_chain("o" if egress else "i", pid)
+        took = [r.chain for r in res.path]
+        where = chain if chain in took else f"FORWARD ({qbr})"
+        spoof = names.sg_chain("s", pid)
+        if res.verdict != "ACCEPT":
+            what = ("source address/MAC not allowed (anti-spoof)" if res.rule and res.rule.chain == spoof
+                    else f"{'egress' if egress else 'ingress'} firewall {res.verdict}")
+            t.drop(spoof if res.rule and res.rule.chain == spoof else where, what, _decided(res), port=pid,
+                   security_groups=port.get("security_groups", []))
+            return False
+        what = (f"{'egress' if egress else 'ingress'} allowed" if chain in took
+                else "not filtered (no chain for this port: port security off?)")
+        allowed_by = [r for r in res.path if r.chain == chain]
+        rule = f"{allowed_by[-1].line}  →  {res.decided_by}" if allowed_by else res.decided_by
+        t.add(Hop(where, what, True, rule, {"port": pid, "security_groups": port.get("security_groups", [])}))
+        return True
+
+    # --- L2 -----------------------------------------------------------------------------------------------------------
+
+    def tag_of(self, ovs_port: str) -> int | None:
+        p = self.br_int.get(ovs_port)
+        return p.get("tag") if p else None
+
+    def owner(self, tag: int, addr: str) -> tuple[str, object] | None:
+        """Who answers ARP for addr on VLAN tag: ('port', port), ('router', (rid, qr-dev)), ('remote', fdb entry: a
+        port on another host) or ('external', bridge)."""
+        for p in self.ports.values():
+            if any(f["ip_address"] == addr for f in p["fixed_ips"]) and self.tag_of(names.qvo(p["id"])) == tag:
+                return "port", p
+        for rid, rs in self.snap.get("routers", {}).items():
+            for dev, link in (rs.get("links") or {}).items():
+                if dev.startswith(("qr-", "qg-")) and any(a.split("/")[0] == addr for a in link["addresses"]):
+                    if self.tag_of("ns-" + dev[3:]) == tag:
+                        return "router", (rid, dev)
+        for e in self.view.get("fdb", []):
+            if e.get("ip_address") == addr and any(p.get("tag") == tag and (p.get("other_config") or {}).get(
+                    "net_uuid") == e["network_id"] for p in self.br_int.values()):
+                return "remote", e
+        for bridge in self.snap.get("ovs", {}):
+            if bridge in (BR_INT, BR_TUN) or self.tag_of(int_patch(bridge)) != tag:
+                continue
+            dev = self._host_addr(addr)
+            if dev == bridge:
+                return "external", dev
+        return None
+
+    def l2(self, t: Trace, pkt: Packet, tag: int, next_hop: str, depth: int) -> Trace:
+        if tag == DEAD_VLAN:
+            return t.drop(f"{BR_INT} VLAN {tag}", "port is on the dead VLAN (admin_state_up false)", None)
+        found = self.owner(tag, next_hop)
+        if found is None:
+            return t.drop(f"{BR_INT} VLAN {tag}", f"nobody on this local VLAN answers ARP for {next_hop}")
+        kind, who = found
+        if kind == "port":
+            t.add(Hop(f"{BR_INT} VLAN {tag} → {names.qvo(who['id'])}", f"switched to the port owning {next_hop}",
+                      True, None, {"port": who["id"], "network": who["network_id"]}))
+            if not self.bridge_fw(t, pkt, who, egress=False):
+                return t
+            return t.end("delivered", f"{who['device']} (port {who['id']})", t.hops[-1].rule)
+        if kind == "router":
+            rid, dev = who
+            t.add(Hop(f"{BR_INT} VLAN {tag} → ns-{dev[3:]}", f"switched to router port {dev}", True, None,
+                      {"router": rid}))
+            return self.router(t, pkt, rid, dev, depth + 1)
+        if kind == "remote":
+            t.add(Hop(f"{BR_INT} VLAN {tag} → {BR_TUN}", f"{next_hop} is on host {who['host_ip']}: VXLAN "
+                      f"{who['vni']}", True, None, {"network": who["network_id"]}))
+            return t.end("forwarded", f"{BR_TUN} → {who['host_ip']} (trace it again on that host)")
+        t.add(Hop(f"{BR_INT} VLAN {tag} → {int_patch(who)} → {who}", f"switched to the external network ({who})",
+                  True, None, {}))
+        return t.end("delivered", f"external ({who} {pkt.dst})")
+
+    # --- routers ------------------------------------------------------------------------------------------------------
+
+    def router(self, t: Trace, pkt: Packet, rid: str, iif: str, depth: int) -> Trace:
+        rs = self.snap["routers"][rid]
+        ns = rs["ns"]
+        if depth > MAX_ROUTERS:
+            return t.drop(ns, "routing loop", None, router=rid)
+        nat = _table(rs["iptables"].get("nat", ""), "nat")
+        filt = _table(rs["iptables"].get("filter", ""), "filter")
+        p = replace(pkt, iif=iif, oif=None, physdev_in=None, physdev_out=None, mac_src=None)
+        pre = evaluate(nat, "PREROUTING", p)
+        t.unknown += pre.unknown
+        if pre.verdict == "DNAT":
+            to = pre.nat["--to-destination"].split(":")[0]
+            t.add(Hop(f"{ns} nat PREROUTING", f"DNAT {p.dst} → {to}", True, pre.decided_by, {"router": rid}))
+            p = replace(p, dst=to, ctstate=p.ctstate | {"DNAT"})
+        elif pre.verdict == "REDIRECT":
+            t.add(Hop(f"{ns} nat PREROUTING", f"REDIRECT to local port {pre.nat.get('--to-ports')}", True,
+                      pre.decided_by, {"router": rid}))
+            return t.end("delivered", f"{ns} port {pre.nat.get('--to-ports')} (metadata proxy)", pre.decided_by)
+        route = self.route_get(ns, p.dst, p.src, iif)
+        if "error" in route:
+            return t.drop(f"{ns} routing", f"ip route get {p.dst} from {p.src} iif {iif}: {route['error']}", None,
+                          router=rid)
+        if route.get("type") == "local":
+            t.add(Hop(f"{ns} routing", f"{p.dst} is the router's own address", True, None, {"router": rid}))
+            inp = evaluate(filt, "INPUT", replace(p, oif=None))
+            if inp.verdict != "ACCEPT":
+                return t.drop(f"{ns} filter INPUT", f"{inp.verdict}", inp.decided_by, router=rid)
+            return t.end("delivered", f"{ns} ({p.dst})", inp.decided_by)
+        out = route["dev"]
+        via = route.get("gateway") or p.dst
+        t.add(Hop(f"{ns} routing", f"ip route get {p.dst} from {p.src} iif {iif} → dev {out}"
+                  + (f" via {route['gateway']}" if route.get("gateway") else ""), True, None, {"router": rid}))
+        p = replace(p, oif=out)
+        fwd = evaluate(filt, "FORWARD", p)
+        t.unknown += fwd.unknown
+        if fwd.verdict != "ACCEPT":
+            return t.drop(f"{ns} filter FORWARD", fwd.verdict, fwd.decided_by, router=rid)
+        post = evaluate(nat, "POSTROUTING", p)
+        t.unknown += post.unknown
+        if post.verdict in ("SNAT", "MASQUERADE"):
+            to = post.nat.get("--to-source", "").split(":")[0] or p.src
+            t.add(Hop(f"{ns} nat POSTROUTING", f"SNAT {p.src} → {to}", True, post.decided_by, {"router": rid}))
+            p = replace(p, src=to)
+        tag = self.tag_of("ns-" + out[3:]) if out.startswith(("qr-", "qg-")) else None
+        if tag is None:
+            return t.drop(f"{ns} {out}", f"{out} has no ns- end on {BR_INT}", None, router=rid)
+        return self.l2(t, replace(p, iif=None, oif=None, ctstate=frozenset({"NEW"})), tag, via, depth)
+
+
+def _table(text: str, name: str) -> Table:
+    return parse(text).get(name) or Table(name)
+
+
+def _decided(res: Result) -> str:
+    """The deciding rule; when it is the shared fallback, the port-chain rule that jumped there too."""
+    if res.rule and res.rule.chain.endswith("sg-fallback") and len(res.path) >= 2:
+        return f"{res.path[-2].line}  →  {res.rule.line}"
+    return res.decided_by
+
+
+def _subnet(port: dict, addr: str) -> dict | None:
+    for f in port["fixed_ips"]:
+        if f.get("cidr") and ipaddress.ip_address(addr) in ipaddress.ip_network(f["cidr"], strict=False):
+            return f
+    return None
+
+
+def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port: int | None = None,
+          src_ip: str | None = None, route_get: RouteGet | None = None) -> Trace:
+    """Walk one packet from src (a port id or 'external') to dst (a port id, an IPv4 address or 'external')."""
+    if route_get is None:
+        from neutrino.lib.inspect import route_get
+    w = Walker(view, snap, route_get)
+    t = Trace(src, dst, proto, port)
+    dport = port if proto in ("tcp", "udp") else None
+    icmp_type = port if proto == "icmp" and port is not None else 8
+    dst_port = w.port(dst) if dst != "external" else None
+    dst_ip = (w.external_ip() if dst == "external" else
+              dst_port["fixed_ips"][0]["ip_address"] if dst_port else dst)
+    if not dst_ip:
+        return t.drop("(input)", f"cannot resolve destination {dst!r}")
+    if src == "external":
+        src_ip = src_ip or w.external_ip()
+        pkt = Packet(src_ip, dst_ip, proto, EPHEMERAL_PORT if dport else None, dport, icmp_type)
+        ns = snap.get("host_ns")
+        route = route_get(ns, dst_ip, None, None)
+        if "error" in route:
+            return t.drop(f"external ({ns or 'host'}) routing", f"ip route get {dst_ip}: {route['error']}")
+        out = route["dev"]
+        tag = w.tag_of(int_patch(out))
+        t.add(Hop(f"external {out}", f"{src_ip} → {dst_ip} leaves by {out}", True, None, {}))
+        if tag is None:
+            return t.drop(f"external {out}", f"{out} is not patched into {BR_INT}")
+        return w.l2(t, pkt, tag, route.get("gateway") or dst_ip, 0)
+    sp = w.port(src)
+    if sp is None:
+        return t.drop("(input)", f"no instance port {src!r} on this host")
+    own = sp["fixed_ips"][0]
+    pkt = Packet(src_ip or own["ip_address"], dst_ip, proto, EPHEMERAL_PORT if dport else None, dport, icmp_type,
+                 mac_src=sp["mac_address"])
+    tap = snap.get("links", {}).get(sp["device"])
+    if tap is None:
+        return t.drop(sp["device"], "the port's tap device does not exist", None, port=sp["id"])
+    if not tap.get("up"):
+        return t.drop(sp["device"], "the port's tap device is down", None, port=sp["id"])
+    t.add(Hop(f"{sp['device']} → {tap.get('master')}", f"{pkt.src} → {dst_ip} {proto}"
+              + (f"/{port}" if port is not None else ""), True, None, {"port": sp["id"]}))
+    if not w.bridge_fw(t, pkt, sp, egress=True):
+        return t
+    tag = w.tag_of(names.qvo(sp["id"]))
+    if tag is None:
+        return t.drop(names.qvo(sp["id"]), f"not a port of {BR_INT}", None, port=sp["id"])
+    t.add(Hop(f"{names.qvb(sp['id'])} → {names.qvo(sp['id'])} → {BR_INT}", f"local VLAN {tag}", True, None,
+              {"network": sp["network_id"]}))
+    subnet = _subnet(sp, dst_ip)
+    if subnet is None and not own.get("gateway_ip"):
+        return t.drop(f"guest of {sp['id']}", f"{dst_ip} is off-link and the subnet has no gateway")
+    return w.l2(t, pkt, tag, dst_ip if subnet else own["gateway_ip"], 0)
+
+
+def render(t: Trace) -> list[str]:
+    """The trace as text lines (rich markup) for the terminal."""
+    head = f"trace {t.src} → {t.dst} {t.proto}" + (f"/{t.port}" if t.port is not None else "")
+    lines = [f"[bold]{head}[/bold]"]
+    for i, h in enumerate(t.hops, 1):
+        mark = "[green]✓[/green]" if h.ok else "[red]✗[/red]"
+        links = " ".join(f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in h.realizes.items() if v)
+        lines.append(f" {i:2d} {mark} {h.where}: {h.what}" + (f"  [dim]({links})[/dim]" if links else ""))
+        if h.rule:
+            lines.append(f"      [dim]rule:[/dim] {h.rule}")
+    color = "green" if t.verdict == "delivered" else "red"
+    lines.append(f"[{color}]{t.verdict.upper()}[/{color}] at {t.at}" + (f" by {t.rule}" if t.rule else ""))
+    for u in t.unknown:
+        lines.append(f"[yellow]not evaluated:[/yellow] {u}")
+    return lines
