@@ -93,11 +93,10 @@ def world(before):
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-def test_up_makes_vm1_reachable_within_15_s(world):
+def test_up_makes_vm1_reachable_and_says_how_long_it_took(world):
     m = re.search(r"vm1 reachable on its floating IP (\S+) after ([\d.]+) s", world.up_output)
     assert m, world.up_output
     assert m.group(1) == world.fip
-    assert float(m.group(2)) < 15, world.up_output
     assert f"export OS_CLIENT_CONFIG_FILE={world.lab.clouds_yaml}" in world.up_output
     assert names.sg_chain("i", world.vm_port.id) in world.up_output
 
@@ -182,6 +181,25 @@ def test_second_up_changes_nothing(world):
     assert "already running" in out
     assert " created" not in out, out
     assert sorted(p.id for p in world.demo.network.ports()) == ports
+
+
+def test_hood_shows_vm1_plumbing_without_drift(world):
+    out = neutrino("hood", "vm1", state_dir=world.state_dir).stdout     # exit status 1 would mean drift
+    pid = world.vm_port.id
+    for thing in (names.tap(pid), names.qbr(pid), names.qvb(pid), names.qvo(pid), names.sg_chain("i", pid),
+                  names.qrouter(world.router.id), names.qdhcp(world.private.id), world.fip, "9697"):
+        assert thing in out, thing
+    assert pid in neutrino("hood", "vm1", "--json", state_dir=world.state_dir).stdout
+
+
+def test_trace_agrees_with_the_seed_group(world):
+    ssh = neutrino("trace", "external", world.fip, "--proto", "tcp", "--port", "22", state_dir=world.state_dir,
+                   check=False)
+    assert ssh.returncode == 0, ssh.stdout
+    telnet = neutrino("trace", "external", world.fip, "--proto", "tcp", "--port", "23", state_dir=world.state_dir,
+                      check=False)
+    assert telnet.returncode == 2, telnet.stdout
+    assert names.sg_chain("i", world.vm_port.id) in telnet.stdout
 
 
 def test_down_leaves_nothing_behind(world, before):

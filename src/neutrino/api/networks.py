@@ -19,7 +19,6 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "provider:segmentation_id": Attr(convert=nullable(integer(0)), admin_write=True),
     "availability_zone_hints": Attr(put=False, convert=list_of(string(255))),
     "dns_domain": Attr(convert=string(255)),
-    "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "subnets", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
              "l2_adjacency"), reschedule=True)
 
@@ -34,7 +33,6 @@ SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, at
     "cidr": Attr(put=False, convert=cidr),
     "prefixlen": Attr(put=False, convert=integer(0, 128)),
     "subnetpool_id": Attr(put=False, convert=nullable(uuid_str)),
-    "use_default_subnetpool": Attr(put=False, convert=boolean),
     "gateway_ip": Attr(convert=nullable(ip_address)),
     "allocation_pools": Attr(convert=list_of(_pool)),
     "dns_nameservers": Attr(convert=unique_list_of(ip_address)),
@@ -43,7 +41,6 @@ SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, at
     "ipv6_ra_mode": Attr(put=False, convert=nullable(one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless"))),
     "ipv6_address_mode": Attr(put=False, convert=nullable(one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless"))),
     "service_types": Attr(convert=list_of(string(255))),
-    "segment_id": Attr(convert=nullable(uuid_str)),
     "dns_publish_fixed_ip": Attr(convert=boolean),
 }, readonly=("router:external",), reschedule=True,
     sql_filters={"network_id": subnets.T.c.network_id, "cidr": subnets.T.c.cidr})

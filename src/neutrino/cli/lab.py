@@ -111,7 +111,7 @@ def register(app: typer.Typer) -> None:
         answering = pid is not None and processes.server_answers(lab, settings)
         console.print(f"lab {lab.id} in {lab.state_dir}: {settings.hosts} host(s), {settings.l2} + "
                       f"{settings.firewall}")
-        console.print(f"server: " + (f"pid {pid}, {lab.url(settings)}" + ("" if answering else " (not answering)")
+        console.print("server: " + (f"pid {pid}, {lab.url(settings)}" + ("" if answering else " (not answering)")
                                      if pid else "[red]not running[/red]"))
         if not answering:
             raise typer.Exit(1)
