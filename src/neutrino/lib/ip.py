@@ -160,6 +160,15 @@ def ensure_vxlan(name: str, vni: int, local: str, ns: str | None = None, dev: st
     set_link(name, ns, mtu=mtu, up=True)
 
 
+def ensure_tap(name: str, ns: str | None = None, mtu: int | None = None) -> None:
+    """A persistent TAP device (IFF_TAP, no packet info, as `ip tuntap add NAME mode tap`) for a VM to attach to
+    (qemu `-netdev tap,ifname=NAME`), up; its own MAC is left alone (the VM owns the port's MAC)."""
+    if not link_exists(name, ns):
+        _call(ns, sock(ns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
+              ok=(errno.EEXIST,))
+    set_link(name, ns, mtu=mtu, up=True)
+
+
 def set_link(name: str, ns: str | None = None, mtu: int | None = None, mac: str | None = None,
              master: str | None = None, up: bool | None = None) -> None:
     """Set only what differs from the link's current state."""
