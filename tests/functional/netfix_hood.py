@@ -149,7 +149,7 @@ class World:
             self.sg["closed"]: {"id": self.sg["closed"], "stateful": True, "rules": []}}
         self.host, self.rundir = self.made.ovs_host()
         config = HostConfig(host="host1", state_dir=tmp, ovs_db=ovs.db_url(self.rundir),
-                            bridge_mappings={"public": "br-ex"})
+                            bridge_mappings={"public": "br-ex"}, userspace_ovs=True)
         self.dhcp = DhcpDriver(config, host_ns=self.host)
         self.l3 = L3Driver(config, host_ns=self.host)
         self.l2 = OvsL2Driver(config, netns=self.host)

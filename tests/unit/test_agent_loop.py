@@ -13,7 +13,7 @@ import pytest
 
 from neutrino.agent import config as agent_config
 from neutrino.agent.driver import HostConfig, SyncResult
-from neutrino.agent.main import Agent, failure_result, merge, view_digest
+from neutrino.agent.main import DEVICE_POLL, Agent, failure_result, merge, view_digest
 from neutrino.errors import KernelError
 from neutrino.sync.client import Backoff, ProtocolError, ServerUnavailable, SyncClient
 from neutrino.sync.schema import empty_view
@@ -109,14 +109,15 @@ def a_view(revision, ports=("p1",)):
     return v
 
 
-def make_agent(view=None, **drivers_kw):
+def make_agent(view=None, watch_devices=False, **drivers_kw):
     clock = Clock()
     server = FakeServer(clock, view or a_view(1))
     log: list[str] = []
     roles = ("dhcp", "l3", "l2", "firewall", "metadata")
     drivers = {r: FakeDriver(r, log, clock, **drivers_kw.get(r, {})) for r in roles}
     agent = Agent(HostConfig(host=HOST, state_dir="/nonexistent", server="unix:/nonexistent"), drivers=[
-        (r, drivers[r]) for r in roles], client=server, clock=clock, sleep=clock.sleep, datapath_type="netdev")
+        (r, drivers[r]) for r in roles], client=server, clock=clock, sleep=clock.sleep, datapath_type="netdev",
+        watch_devices=watch_devices)
     return agent, server, drivers, log, clock
 
 
@@ -160,6 +161,23 @@ def test_changed_view_runs_every_driver_and_reports_at_once():
     assert server.reports[-1]["revision"] == 2
     assert set(server.reports[-1]["ports"]) == {"p1", "p2"}
     assert server.polls[-1][0] == 1          # long-polled with the last revision seen
+
+
+def test_a_port_waiting_for_its_device_runs_the_drivers_as_soon_as_it_appears(monkeypatch):
+    from neutrino.lib import ip
+    present: set[str] = set()
+    monkeypatch.setattr(ip, "link_exists", lambda dev, ns=None: dev in present)
+    agent, server, _, log, clock = make_agent(watch_devices=True)
+    agent.step()
+    assert agent._awaited() == ["tapp1"]
+    agent.step()
+    assert server.polls[-1][1] == pytest.approx(DEVICE_POLL)    # short polls while a device is awaited
+    log.clear()
+    agent.step()
+    assert log == []
+    present.add("tapp1")
+    agent.step()
+    assert log == ["dhcp", "l3", "l2", "firewall", "metadata"]
 
 
 def test_long_poll_waits_until_the_next_local_deadline_at_most_poll_wait():

@@ -61,7 +61,8 @@ class AgentConfig:
         db = self.ovs_db or (lib_ovs.db_url(self.ovs_rundir) if self.ovs_rundir else SYSTEM_OVS_DB)
         return HostConfig(host=self.host, state_dir=self.state_dir, bridge_mappings=dict(self.bridge_mappings),
                           tunnel_ip=self.tunnel_ip, ovs_db=db if self.l2 == "ovs" else None,
-                          metadata_port=self.metadata_port, server=self.server, token=self.token)
+                          metadata_port=self.metadata_port, server=self.server, token=self.token,
+                          userspace_ovs=self.l2 == "ovs" and lib_ovs.datapath_type() == "netdev")
 
 
 def parse_list(value) -> list[str]:

@@ -23,6 +23,10 @@ class HostConfig:
     metadata_port: int = 9697
     server: str | None = None                       # server URL or unix:PATH (metadata proxy forwards there)
     token: str | None = None
+    # The L2 path is OVS's userspace (netdev) datapath: it forwards partial checksums unfixed, so a veth end that
+    # sends into it (qvb, and the qr-/qg-/DHCP tap ends in namespaces) needs tx checksum offload off. On the kernel
+    # paths this stays False, keeping offloads (and TSO) on.
+    userspace_ovs: bool = False
 
 
 @dataclass

@@ -193,7 +193,7 @@ class L3Driver:
             ip.delete_link(host_dev, self.host_ns)      # a leftover end whose peer is gone
         ip.ensure_veth(host_dev, dev, ns=self.host_ns, peer_ns=ns, mtu=port.get("mtu"),
                        peer_mac=port["mac_address"])
-        if created:
+        if created and self.config.userspace_ovs:
             ethtool.tx_off(dev, ns)
         want = {str(ipaddress.ip_interface(f"{f['ip_address']}/{f['prefixlen']}")) for f in port["fixed_ips"]}
         want.update(extra)

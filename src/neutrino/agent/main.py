@@ -30,6 +30,7 @@ LOG = logging.getLogger(__name__)
 ROLES = ("l2", "dhcp", "l3", "metadata")
 # dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
 ORDER = ("dhcp", "l3", "l2", "firewall", "metadata")
+DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
 
 
 class AgentStopped(BaseException):
@@ -128,7 +129,8 @@ class Agent:
                  ovs_rundir: str | None = None, report_interval: float = 10.0, resync_interval: float = 15.0,
                  poll_wait: float = 30.0, drivers: list[tuple[str, Driver]] | None = None,
                  client: SyncClient | None = None, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] | None = None, datapath_type: str | None = None):
+                 sleep: Callable[[float], None] | None = None, datapath_type: str | None = None,
+                 watch_devices: bool = True):
         self.config = config
         self.ovs_rundir = ovs_rundir if l2 == "ovs" else None
         self.report_interval, self.resync_interval, self.poll_wait = report_interval, resync_interval, poll_wait
@@ -142,6 +144,7 @@ class Agent:
                      "bridge_mappings": dict(config.bridge_mappings), "tunnel_ip": config.tunnel_ip,
                      "datapath_type": datapath_type, "ovs_hybrid_plug": l2 == "ovs"}
         self.clock = clock
+        self.watch_devices = watch_devices
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self.view: View | None = None       # the latest view received
@@ -208,9 +211,24 @@ class Agent:
             self._sleep(max(0.0, until - now))
 
     def _deadline(self) -> float:
-        """When local work (heartbeat, resync, a driver retry) is next due."""
+        """When local work (heartbeat, resync, a driver retry, a look for awaited devices) is next due."""
         times = [self.next_report, self.next_resync] + [s.retry_at for s in self.slots if s.failed]
+        if self._awaited():
+            times.append(self.clock() + DEVICE_POLL)
         return min(times)
+
+    def _awaited(self) -> list[str]:
+        """Host devices of ports not yet in place (an instance's tap the hypervisor has still to make)."""
+        if self.view is None or not self.watch_devices:
+            return []
+        return [p["device"] for p in self.view.get("ports", []) if p.get("device")
+                and not self.result.ports.get(p["id"], True)]
+
+    def _devices_arrived(self) -> bool:
+        """Whether an awaited device now exists: then the drivers run at once instead of at the next resync
+        (what Neutron's OVS agent learns from its OVSDB monitor)."""
+        from neutrino.lib import ip
+        return any(ip.link_exists(dev) for dev in self._awaited())
 
     def _poll(self) -> None:
         now = self.clock()
@@ -242,6 +260,8 @@ class Agent:
             self.apply("resync")
         elif any(s.failed and s.retry_at <= now for s in self.slots):
             self.apply("retry")
+        elif self._devices_arrived():
+            self.apply("device")
         if self.clock() >= self.next_report:
             self.report()
 

@@ -25,7 +25,7 @@ PORT = Resource("port", "ports", ports, delete=ports.delete_port, attrs={
     "allowed_address_pairs": Attr(convert=list_of(_pair)),
     "extra_dhcp_opts": Attr(convert=list_of(_dhcp_opt)),
     "dns_name": Attr(convert=string(255)),
-    "binding:host_id": Attr(convert=string(255), admin_write=True),
+    "binding:host_id": Attr(convert=lambda n, v: "" if v is None else string(255)(n, v), admin_write=True),
     "binding:vnic_type": Attr(convert=one_of(*VNIC)),
     "binding:profile": Attr(convert=any_dict, admin_write=True),
 }, readonly=("status", "binding:vif_type", "binding:vif_details", "dns_assignment", "ip_allocation",

@@ -36,10 +36,7 @@ def look_around(lab: Lab, result) -> str:
         f"Inside the emulated host ({prefix} shell), as on the seed page:",
         "  ip a",
         "  ip netns list",
-        "  ovs-vsctl list-br",
-        "  ovs-vsctl list-ports br-int",
-        "  ovs-vsctl list-ports br-ex",
-        f"  iptables -L {names.sg_chain('i', vm.get('port_id', ''))}",
+        *_l2_and_firewall_commands(result.settings, vm.get("port_id", "")),
         f"  ip netns exec {router_ns} ip route",
         f"  ip netns exec {router_ns} iptables -t nat -S",
         f"  ip netns exec {dhcp_ns} ip a",
@@ -49,6 +46,18 @@ def look_around(lab: Lab, result) -> str:
         f"From vm1: {prefix} instance exec vm1 -- curl -s http://169.254.169.254/openstack/latest/meta_data.json",
         f"Done? {prefix} down",
     ])
+
+
+def _l2_and_firewall_commands(settings, port_id: str) -> list[str]:
+    """The bridge and security group commands that fit the lab's backends."""
+    if settings.l2 == "ovs":
+        l2 = ["  ovs-vsctl list-br", "  ovs-vsctl list-ports br-int", "  ovs-vsctl list-ports br-ex"]
+    else:
+        l2 = ["  bridge link show", f"  ip -d link show {names.tap(port_id)}"]
+    if settings.firewall == "iptables":
+        prefix = names.IPT_PREFIX if settings.l2 == "ovs" else names.IPT_LB_PREFIX
+        return l2 + [f"  iptables -L {names.sg_chain('i', port_id, prefix)}"]
+    return l2 + ["  nft list table inet neutrino"]
 
 
 def _fail(e: Exception) -> None:

@@ -36,7 +36,10 @@ def bind(s, port_id: str, settings) -> None:
     row = s.execute(select(T).where(T.c.id == port_id)).first()
     s.execute(delete(T_PB).where(T_PB.c.port_id == port_id))
     if not row.host_id:
-        s.execute(update(T).where(T.c.id == port_id).values(vif_type="unbound", vif_details={}))
+        values = {"vif_type": "unbound", "vif_details": {}}
+        if row.device_owner != "network:floatingip":
+            values["status"] = "DOWN"
+        s.execute(update(T).where(T.c.id == port_id).values(**values))
         return
     agent = agents.l2_agent(s, row.host_id, getattr(settings, "agent_down_time", agents.DEFAULT_DOWN_TIME))
     if agent is None:

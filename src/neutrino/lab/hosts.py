@@ -100,7 +100,7 @@ def _banner(ns: str, address: str, port: int, timeout: float) -> str:
 
 
 def ping(ns: str, address: str, timeout: float = 1) -> bool:
-    res = proc.run(["ping", "-c", "1", "-W", str(max(1, int(timeout))), address], netns=ns, check=False)
+    res = proc.run(["ping", "-c", "1", "-W", f"{timeout:g}", address], netns=ns, check=False)
     return res.returncode == 0
 
 

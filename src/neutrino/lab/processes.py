@@ -35,7 +35,13 @@ def owned_pid(pidfile: str, marker: str) -> int | None:
     pid = proc.read_pidfile(pidfile)
     if pid is None:
         return None
-    return pid if any(marker in a for a in proc.cmdline(pid)) else None
+    argv = proc.cmdline(pid)
+    for _ in range(50):     # a process caught inside execve (`ip netns exec` execs again) shows no argv yet
+        if argv or not proc.pid_alive(pid):
+            break
+        time.sleep(0.01)
+        argv = proc.cmdline(pid)
+    return pid if any(marker in a for a in argv) else None
 
 
 def stop_pidfile(pidfile: str, marker: str) -> bool:

@@ -272,7 +272,7 @@ class OvsL2Driver:
                                    other_config=other, external_ids=ext)
             wanted_ovs.add(ovs_dev)
             result.ports[pid] = True
-        if self.datapath == "netdev":   # see lib.ethtool; verified on every sync (cheap)
+        if self.datapath == "netdev":   # see HostConfig.userspace_ovs; verified on every sync (cheap)
             changed |= bool(ethtool.tx_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
         stale = [n for n, p in (br_int.ports.items() if br_int else ())
                  if "iface-id" in p.external_ids and n not in wanted_ovs]
