@@ -26,10 +26,6 @@ class BadRequest(NeutrinoError):
     type_name = "HTTPBadRequest"
 
 
-class InvalidInput(BadRequest):
-    type_name = "InvalidInput"
-
-
 class Unauthorized(NeutrinoError):
     """The request you have made requires authentication."""
     code = 401
@@ -47,10 +43,6 @@ class NotFound(NeutrinoError):
 
 class Conflict(NeutrinoError):
     code = 409
-
-
-class InUse(Conflict):
-    pass
 
 
 class OverQuota(Conflict):

@@ -6,7 +6,6 @@ from urllib.parse import urlencode
 
 from neutrino.errors import bad_request
 
-CONTROL = {"fields", "sort_key", "sort_dir", "limit", "marker", "page_reverse"}
 TAG_FILTERS = {"tags", "tags-any", "not-tags", "not-tags-any"}
 
 

@@ -94,11 +94,6 @@ def check_overlap(net: Net, others: Iterable[str], network_id: str) -> None:
                               f"{network_id} overlaps with another subnet.", "InvalidInput")
 
 
-def in_pools(ip: str, pools: list[dict]) -> bool:
-    v = int(ipaddress.ip_address(ip))
-    return any(int(ipaddress.ip_address(p["start"])) <= v <= int(ipaddress.ip_address(p["end"])) for p in pools)
-
-
 def _v4(i: int) -> str:
     return f"{i >> 24 & 255}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
 

@@ -44,8 +44,29 @@ def _owns_network(s, ctx: Context, net_id: str) -> bool:
 
 
 def fixed_ips(s, port_id: str) -> list[dict]:
-    return [{"subnet_id": sid, "ip_address": ip} for sid, ip in
-            s.execute(select(T_IP.c.subnet_id, T_IP.c.ip_address).where(T_IP.c.port_id == port_id))]
+    return fixed_ips_of(s, [port_id])[port_id]
+
+
+def fixed_ips_of(s, port_ids: list[str]) -> dict[str, list[dict]]:
+    """port id -> [{subnet_id, ip_address}] (IPv4 first), in one query per chunk of ids."""
+    out: dict[str, list[dict]] = {i: [] for i in port_ids}
+    for pid, sid, ip in common.in_chunks(s, lambda c: select(T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
+                                         .where(T_IP.c.port_id.in_(c)), port_ids):
+        out[pid].append({"subnet_id": sid, "ip_address": ip})
+    for v in out.values():
+        v.sort(key=lambda x: (":" in x["ip_address"], x["ip_address"]))
+    return out
+
+
+def groups_of(s, port_ids: list[str]) -> dict[str, list[str]]:
+    """port id -> sorted security group ids."""
+    out: dict[str, list[str]] = {i: [] for i in port_ids}
+    for pid, gid in common.in_chunks(s, lambda c: select(T_SG.c.port_id, T_SG.c.security_group_id)
+                                     .where(T_SG.c.port_id.in_(c)), port_ids):
+        out[pid].append(gid)
+    for v in out.values():
+        v.sort()
+    return out
 
 
 # --- MAC and IP allocation ----------------------------------------------------------------------------------------
@@ -299,22 +320,14 @@ def remove(s, port_id: str) -> None:
 
 def render(s, ctx: Context, rows) -> list[dict]:
     ids = [r.id for r in rows]
-    ips: dict[str, list[dict]] = {i: [] for i in ids}
-    for pid, sid, ip in common.in_chunks(s, lambda c: select(T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
-                                         .where(T_IP.c.port_id.in_(c)), ids):
-        ips[pid].append({"subnet_id": sid, "ip_address": ip})
-    groups: dict[str, list[str]] = {i: [] for i in ids}
-    for pid, gid in common.in_chunks(s, lambda c: select(T_SG.c.port_id, T_SG.c.security_group_id)
-                                     .where(T_SG.c.port_id.in_(c)), ids):
-        groups[pid].append(gid)
-    tags = common.tags_of(s, ids)
+    ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "network_id": r.network_id, "admin_state_up": r.admin_state_up,
              "status": r.status, "mac_address": r.mac_address,
-             "fixed_ips": sorted(ips[r.id], key=lambda x: (":" in x["ip_address"], x["ip_address"])),
+             "fixed_ips": ips[r.id],
              "device_id": r.device_id, "device_owner": r.device_owner,
-             "port_security_enabled": r.port_security_enabled, "security_groups": sorted(groups[r.id]),
+             "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
              "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,

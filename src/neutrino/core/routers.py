@@ -322,10 +322,7 @@ def render(s, ctx: Context, rows) -> list[dict]:
     gw_ids = [r.gw_port_id for r in rows if r.gw_port_id]
     gw_net = dict(common.in_chunks(s, lambda c: select(T_PORT.c.id, T_PORT.c.network_id).where(T_PORT.c.id.in_(c)),
                                    gw_ids))
-    gw_ips: dict[str, list[dict]] = {i: [] for i in gw_ids}
-    for pid, sid, ip in common.in_chunks(s, lambda c: select(T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
-                                         .where(T_IP.c.port_id.in_(c)), gw_ids):
-        gw_ips[pid].append({"subnet_id": sid, "ip_address": ip})
+    gw_ips = ports.fixed_ips_of(s, gw_ids)
     tags = common.tags_of(s, ids)
     out = []
     for r in rows:

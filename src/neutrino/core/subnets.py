@@ -14,8 +14,6 @@ T = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_IP = m.IPAllocation.__table__
 T_PORT = m.Port.__table__
-T_POOL = m.SubnetPool.__table__
-V6_MODES = ("slaac", "dhcpv6-stateful", "dhcpv6-stateless")
 
 
 def visible(ctx: Context, row, net=None) -> bool:

@@ -8,8 +8,9 @@ from sqlalchemy import select
 
 from neutrino import names
 from neutrino.core import agents, common
+from neutrino.core import ports as ports_core
 from neutrino.db import models as m
-from neutrino.sync.schema import SCHEMA_VERSION
+from neutrino.sync.schema import empty_view
 
 T_PORT = m.Port.__table__
 T_IP = m.IPAllocation.__table__
@@ -239,10 +240,7 @@ def compile_view(s, host: str, settings) -> dict:
     nets = {n.id: _network(n, subnets.get(n.id, [])) for n in net_rows}
     mtus = {n.id: n.mtu for n in net_rows}
     ips = load.ips_of([p.id for p in port_rows])
-    port_groups: dict[str, list[str]] = defaultdict(list)
-    for pid, gid in common.in_chunks(s, lambda c: select(T_SG.c.port_id, T_SG.c.security_group_id)
-                                     .where(T_SG.c.port_id.in_(c)), [p.id for p in port_rows]):
-        port_groups[pid].append(gid)
+    port_groups = ports_core.groups_of(s, [p.id for p in port_rows])
     ports = []
     for p in port_rows:
         kind = _kind(p.device_owner)
@@ -253,12 +251,12 @@ def compile_view(s, host: str, settings) -> dict:
             "mac_address": p.mac_address, "fixed_ips": ips.get(p.id, []), "admin_state_up": p.admin_state_up,
             "device_owner": p.device_owner, "device_id": p.device_id,
             "port_security_enabled": p.port_security_enabled and kind == "instance",
-            "security_groups": sorted(port_groups.get(p.id, [])),
+            "security_groups": port_groups[p.id],
             "allowed_address_pairs": p.allowed_address_pairs or [], "mtu": mtus.get(p.network_id, 1500)})
     groups, members = _security(s, port_rows, {p["id"]: p["security_groups"] for p in ports
                                                if p["port_security_enabled"]})
     tunnels, fdb = _tunnels(s, host, settings, net_ids, load)
-    return {"schema": SCHEMA_VERSION, "revision": common.revision(s), "host": host, "networks": nets,
-            "ports": ports, "security_groups": groups, "remote_groups": members, "tunnels": tunnels, "fdb": fdb,
-            "routers": _routers(s, host, load, mtus), "dhcp": _dhcp(s, host, load, nets, settings),
-            "metadata": {"port": 9697}}
+    view = empty_view(host, common.revision(s))
+    view.update(networks=nets, ports=ports, security_groups=groups, remote_groups=members, tunnels=tunnels, fdb=fdb,
+                routers=_routers(s, host, load, mtus), dhcp=_dhcp(s, host, load, nets, settings))
+    return view

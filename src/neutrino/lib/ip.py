@@ -281,13 +281,6 @@ def delete_route(dst: str, ns: str | None = None, gateway: str | None = None) ->
     _call(ns, sock(ns).route, "del", ok=(errno.ESRCH, errno.ENOENT), **kw)
 
 
-def neigh_add(ip: str, mac: str, dev: str, ns: str | None = None) -> None:
-    """A permanent neighbour entry (used for VXLAN FDB peers and proxy ARP)."""
-    _call(ns, sock(ns).neigh, "replace", dst=ip, lladdr=mac, ifindex=link_index(dev, ns), state=0x80)
-
-
-# --- bridge FDB of VXLAN devices (l2population: no multicast, no learning) ----------------------------------------
-
 def fdb_entries(dev: str, ns: str | None = None) -> set[tuple[str, str]]:
     """(mac, remote ip) pairs of a VXLAN device's FDB; 00:00:00:00:00:00 entries are where floods go."""
     idx = link_index(dev, ns)

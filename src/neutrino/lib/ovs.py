@@ -228,10 +228,6 @@ def _mgmt(rundir: str, bridge: str) -> str:
     return f"unix:{os.path.join(rundir, bridge + '.mgmt')}"
 
 
-def dump_flows(rundir: str, bridge: str) -> str:
-    return proc.output(["ovs-ofctl", "--names", "--no-stats", "dump-flows", _mgmt(rundir, bridge)])
-
-
 def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
     """Make the bridge's flow table exactly `flows` (ovs-ofctl syntax); True when anything changed."""
     with tempfile.NamedTemporaryFile("w", suffix=".flows", delete=False) as f:
