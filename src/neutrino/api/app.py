@@ -106,13 +106,13 @@ def create_app(settings, db) -> FastAPI:
                                                           "your request."}}, 500)
 
     router = APIRouter()
+    routers.add_routes(router)          # router actions before the routers collection's catch-all route
+    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
+                *routers.RESOURCES]:
+        Controller(res).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)
     admin.add_routes(router)
-    routers.add_routes(router)
-    for res in [networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, ports.PORT, *secgroups.RESOURCES,
-                *routers.RESOURCES]:
-        Controller(res).routes(router)
     app.include_router(router)
     if settings.auth == "keystone":
         app.include_router(identity_router)

@@ -13,6 +13,8 @@ from typing import Callable
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 from sqlalchemy import select
 
 from neutrino.api import listing
@@ -260,19 +262,35 @@ class Controller:
         self._tags_tx(request, rid, change)
         return Response(status_code=204)
 
+    async def dispatch(self, request: Request):
+        """Every path of the collection in one route: `""`/`.json` (list, create), `/{id}`, `/{id}/tags[/{tag}]`.
+
+        One route per collection instead of fourteen keeps route matching off the profile of every request."""
+        rest, method = request.path_params["rest"], request.method
+        if rest in ("", ".json"):
+            handler = {"GET": self.list, "POST": self.create}.get(method)
+            args: tuple = ()
+        elif rest.startswith("/"):
+            parts = rest[1:].split("/")
+            rid = parts[0].removesuffix(".json")
+            if len(parts) == 1:
+                handler = {"GET": self.show, "PUT": self.update, "DELETE": self.delete}.get(method)
+                args = (rid,)
+            elif self.res.taggable and len(parts) == 2 and parts[1] == "tags":
+                handler = {"GET": self.tags_get, "PUT": self.tags_put, "POST": self.tags_post,
+                           "DELETE": self.tags_delete_all}.get(method)
+                args = (rid,)
+            elif self.res.taggable and len(parts) == 3 and parts[1] == "tags":
+                handler = {"GET": self.tag_check, "PUT": self.tag_put, "DELETE": self.tag_delete}.get(method)
+                args = (rid, parts[2])
+            else:
+                raise StarletteHTTPException(404)
+        else:
+            raise StarletteHTTPException(404)
+        if handler is None:
+            raise StarletteHTTPException(405)
+        return await handler(request, *args)
+
     def routes(self, router: APIRouter) -> None:
-        p = f"/v2.0/{self.res.path}"
-        for suffix in ("", ".json"):
-            router.add_api_route(p + suffix, self.list, methods=["GET"])
-            router.add_api_route(p + suffix, self.create, methods=["POST"])
-        router.add_api_route(p + "/{rid}", self.show, methods=["GET"])
-        router.add_api_route(p + "/{rid}", self.update, methods=["PUT"])
-        router.add_api_route(p + "/{rid}", self.delete, methods=["DELETE"])
-        if self.res.taggable:
-            router.add_api_route(p + "/{rid}/tags", self.tags_get, methods=["GET"])
-            router.add_api_route(p + "/{rid}/tags", self.tags_put, methods=["PUT"])
-            router.add_api_route(p + "/{rid}/tags", self.tags_post, methods=["POST"])
-            router.add_api_route(p + "/{rid}/tags", self.tags_delete_all, methods=["DELETE"])
-            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_check, methods=["GET"])
-            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_put, methods=["PUT"])
-            router.add_api_route(p + "/{rid}/tags/{tag}", self.tag_delete, methods=["DELETE"])
+        router.routes.append(Route(f"/v2.0/{self.res.path}{{rest:path}}", self.dispatch,
+                                   methods=["GET", "POST", "PUT", "DELETE"]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from neutrino.context import Context
 from neutrino.db import models as m
@@ -111,9 +111,20 @@ def owned_or_admin(ctx: Context, row) -> bool:
     return ctx.is_admin or row.project_id == ctx.project_id
 
 
+_BY_ID: dict = {}
+
+
+def by_id(table):
+    """`SELECT * FROM table WHERE id = :id`, built once per table (lookups by id are on every request)."""
+    stmt = _BY_ID.get(table.name)
+    if stmt is None:
+        stmt = _BY_ID[table.name] = select(table).where(table.c.id == bindparam("id"))
+    return stmt
+
+
 def get_visible(s, table, rid: str, ctx: Context, kind: str, visible=owned_or_admin):
     """The row with this id if the caller may see it; 404 otherwise (never 403, so ids don't leak)."""
-    row = s.execute(select(table).where(table.c.id == rid)).first() if isinstance(rid, str) else None
+    row = s.execute(by_id(table), {"id": rid}).first() if isinstance(rid, str) else None
     if row is None or not visible(ctx, row):
         raise not_found(kind, rid)
     return row

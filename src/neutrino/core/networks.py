@@ -97,7 +97,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                is_default=data.get("is_default", False), mtu=mtu,
                port_security_enabled=data.get("port_security_enabled", True), dns_domain=data.get("dns_domain", ""),
                availability_zone_hints=data.get("availability_zone_hints", []), **seg)
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     return row["id"]
 
 

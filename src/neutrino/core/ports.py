@@ -32,7 +32,7 @@ def scope(ctx: Context):
 
 
 def get(s, ctx: Context, port_id: str):
-    row = s.execute(select(T).where(T.c.id == port_id)).first() if isinstance(port_id, str) else None
+    row = s.execute(common.by_id(T), {"id": port_id}).first() if isinstance(port_id, str) else None
     if row is not None and (visible(ctx, row) or _owns_network(s, ctx, row.network_id)):
         return row
     raise not_found("Port", port_id)
@@ -228,7 +228,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                host_id=data.get("binding:host_id", ""), vnic_type=data.get("binding:vnic_type", "normal"),
                profile=data.get("binding:profile", {}), allowed_address_pairs=pairs,
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     _store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
     if row["host_id"]:

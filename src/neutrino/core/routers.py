@@ -176,7 +176,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     _gw_policy(ctx, info, "create")
     row.update(name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True), status="ACTIVE",
                enable_snat=True, routes=[])
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     if info:
         _set_gateway(s, ctx, get(s, Context.admin(), row["id"]), info, settings)
     return row["id"]

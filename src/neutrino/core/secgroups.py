@@ -129,7 +129,7 @@ def _rule_row(project_id: str, sg_id: str, direction: str, ethertype: str, **ext
 def _insert_group(s, row: dict, default: bool) -> None:
     """The group row and Neutron's initial rules: egress anywhere (v4, v6); a default group also allows ingress
     from its own members."""
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     rules = []
     for ethertype in ETHERTYPES:
         if default:
@@ -286,7 +286,7 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
                protocol=rule.get("protocol"), port_range_min=rule.get("port_range_min"),
                port_range_max=rule.get("port_range_max"), remote_ip_prefix=rule.get("remote_ip_prefix"),
                remote_group_id=rule.get("remote_group_id"), remote_address_group_id=None)
-    s.execute(insert(T_RULE).values(**row))
+    s.execute(insert(T_RULE), row)
     common.touch(s, T, sg.id)
     return row["id"]
 

@@ -51,7 +51,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                is_default=data.get("is_default", False), default_quota=data.get("default_quota"),
                address_scope_id=data.get("address_scope_id"), **_bounds(data, version))
     quotas.check(s, row["project_id"], "subnetpool")
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     return row["id"]
 
 

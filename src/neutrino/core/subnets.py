@@ -112,7 +112,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                allocation_pools=pools, dns_nameservers=data.get("dns_nameservers", []),
                host_routes=data.get("host_routes", []), service_types=data.get("service_types", []),
                dns_publish_fixed_ip=data.get("dns_publish_fixed_ip", False))
-    s.execute(insert(T).values(**row))
+    s.execute(insert(T), row)
     return row["id"]
 
 

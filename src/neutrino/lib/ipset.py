@@ -38,15 +38,32 @@ def plan(now: dict[str, tuple[str, set[str]]], want: dict[str, tuple[str, set[st
     they may still be referenced until iptables is updated; see destroy)."""
     lines = []
     for name, (fam, members) in sorted(want.items()):
-        members = {_norm(m) for m in members}
-        if name in now and now[name] == (fam, members):
+        if _same(now.get(name), fam, members):
             continue
+        members = {_norm(m) for m in members}
         target = name + SWAP_SUFFIX if name in now else name
         lines += [f"create {target} hash:net family {fam}", f"flush {target}"]
         lines += [f"add {target} {m}" for m in sorted(members)]
         if target != name:
             lines += [f"swap {target} {name}", f"destroy {target}"]
     return lines
+
+
+def _same(cur: tuple[str, set[str]] | None, fam: str, members: set[str]) -> bool:
+    """Whether a set (as `parse` gives it) holds these members; normalises only when the plain comparison fails."""
+    if cur is None or cur[0] != fam:
+        return False
+    return cur[1] == members or cur[1] == {_norm(m) for m in members}
+
+
+def after(now: dict[str, tuple[str, set[str]]], want: dict[str, tuple[str, set[str]]],
+          destroyed: list[str]) -> dict[str, tuple[str, set[str]]]:
+    """What `current` gives back once `plan(now, want)` is restored and `destroyed` destroyed."""
+    out = {n: v for n, v in now.items() if n not in destroyed}
+    for name, (fam, members) in want.items():
+        if not _same(out.get(name), fam, members):
+            out[name] = (fam, {_norm(m) for m in members})
+    return out
 
 
 def restore(lines: list[str], ns: str | None = None) -> None:

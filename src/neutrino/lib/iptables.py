@@ -2,13 +2,16 @@
 
 A caller describes, for one table of one namespace, the chains it owns (all starting with `prefix`) with their
 rules, and the jump rules it wants at the top of built-in chains. `apply` reads `iptables-save`, compares chain by
-chain, and rewrites only the chains whose rules differ, creates missing ones and deletes owned chains that are no
-longer wanted. Rules must be written the way `iptables-save` prints them (e.g. `-s 10.0.0.3/32`, `-p tcp -m tcp
+chain, and changes only the chains whose rules differ (a few rules inserted or deleted by number when that is
+shorter than a rewrite), creates missing ones and deletes owned chains that are no longer wanted. `after` says what
+the table holds once a plan is applied, so a caller may keep that instead of reading the table again. Rules must be written the way `iptables-save` prints them (e.g. `-s 10.0.0.3/32`, `-p tcp -m tcp
 --dport 22`), otherwise they would be rewritten every time; tests check that a second apply changes nothing.
 """
 from __future__ import annotations
 
+import difflib
 import shlex
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from neutrino.lib import proc
@@ -54,14 +57,42 @@ def _mentions(rule: str, prefix: str) -> bool:
     return any(tok.startswith(prefix) for tok in shlex.split(rule))
 
 
+def _edits(chain: str, cur: list[str], want: list[str]) -> list[str] | None:
+    """Rule-number deletes and inserts that turn one chain's rules into want, or None when rewriting the chain is
+    no longer than that (so adding one port to a 2000-rule jump chain writes 2 lines, not 2001)."""
+    n, i, j = min(len(cur), len(want)), 0, 0
+    while i < n and cur[i] == want[i]:
+        i += 1
+    while j < n - i and cur[-1 - j] == want[-1 - j]:
+        j += 1
+    old, new = cur[i:len(cur) - j], want[i:len(want) - j]
+    if len(old) + len(new) > len(want):
+        return None
+    ops = difflib.SequenceMatcher(None, old, new, autojunk=False).get_opcodes() if old and new else \
+        [("replace", 0, len(old), 0, len(new))]
+    lines: list[str] = []
+    for tag, a1, a2, b1, b2 in reversed(ops):      # from the end: rule numbers before a1 stay valid
+        if tag == "equal":
+            continue
+        lines += [f"-D {chain} {k}" for k in range(i + a2, i + a1, -1)]
+        lines += [f"-I {chain} {i + a1 + 1 + k} {r}" for k, r in enumerate(new[b1:b2])]
+    return lines if len(lines) <= len(want) else None
+
+
 def plan(current: dict[str, list[str]], want: TableState, prefix: str) -> list[str]:
-    """The iptables-restore lines (without *table/COMMIT) that turn current into want; [] when equal."""
+    """The iptables-restore lines (without *table/COMMIT) that turn current into want; [] when equal. A changed
+    chain is edited rule by rule when that is shorter than flushing and refilling it."""
     lines: list[str] = []
     owned_now = {c for c in current if c.startswith(prefix)}
     new = [c for c in want.chains if c not in current]
     lines += [f":{c} - [0:0]" for c in new]
     for chain, rules in want.chains.items():
-        if current.get(chain) != rules:
+        cur = current.get(chain)
+        if cur != rules:
+            edits = _edits(chain, cur, rules) if cur else None
+            if edits is not None:
+                lines += edits
+                continue
             if chain in current:
                 lines.append(f"-F {chain}")
             lines += [f"-A {chain} {r}" for r in rules]
@@ -77,14 +108,37 @@ def plan(current: dict[str, list[str]], want: TableState, prefix: str) -> list[s
     return lines
 
 
+def after(current: dict[str, list[str]], want: TableState, prefix: str) -> dict[str, list[str]]:
+    """What the table holds once `plan(current, want, prefix)` is applied (a caller may keep it instead of reading
+    iptables-save again)."""
+    out = {c: r for c, r in current.items() if not c.startswith(prefix)}
+    for chain in BUILTIN.get(want.table, ()):
+        if chain in out or want.jumps.get(chain):
+            rest = [r for r in out.get(chain, []) if not _mentions(r, prefix)]
+            out[chain] = list(want.jumps.get(chain, [])) + rest
+    out.update(want.chains)
+    return out
+
+
+def save_all(tables: list[tuple[str, int]], ns: str | None = None) -> list[str]:
+    """iptables-save of several (table, ip version) at once, concurrently (each takes ~0.1 s at 1000 ports)."""
+    with ThreadPoolExecutor(max_workers=len(tables) or 1) as pool:
+        return list(pool.map(lambda t: save(t[0], ns, t[1]), tables))
+
+
+def restore(table: str, lines: list[str], ns: str | None = None, ipv: int = 4) -> None:
+    """Apply plan lines to one table in one `iptables-restore --noflush` (nothing to do when lines is empty)."""
+    if lines:
+        batch = "\n".join([f"*{table}", *lines, "COMMIT", ""])
+        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input=batch)
+
+
 def apply(want: TableState, prefix: str, ns: str | None = None, ipv: int = 4,
           current_text: str | None = None) -> list[str]:
     """Make the table match `want` for chains starting with prefix; returns the lines applied ([] = no change)."""
     current = parse(current_text if current_text is not None else save(want.table, ns, ipv))
     lines = plan(current, want, prefix)
-    if lines:
-        batch = "\n".join([f"*{want.table}", *lines, "COMMIT", ""])
-        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input=batch)
+    restore(want.table, lines, ns, ipv)
     return lines
 
 

@@ -5,7 +5,8 @@ them with what the kernel has (see `read`) and writes one script that creates wh
 and refills only the chains whose rules differ, adds and deletes only the set/map elements that differ, and
 deletes what is no longer wanted. To compare chains without depending on how nft re-prints a rule, the last rule
 of every chain carries a comment `h:<digest of the chain's wanted rules>`; a chain whose digest or rule count
-differs is rewritten. Elements are compared in nft syntax (see `element`).
+differs is rewritten. Elements are compared in nft syntax (see `element`). `state` says what `read` would give back
+after a plan is applied, so a caller may keep that instead of reading the tables again.
 """
 from __future__ import annotations
 
@@ -26,9 +27,13 @@ _COMMENT = re.compile(r'comment "([^"]*)"$')
 class Chain:
     rules: list[str]
     base: str | None = None          # e.g. "type filter hook forward priority 0; policy accept;"
+    _digest: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def digest(self) -> str:
-        return "h:" + hashlib.sha1("\n".join([self.base or "", *self.rules]).encode()).hexdigest()[:16]
+        """Identity of the rules (computed once: a chain is not changed after it is made)."""
+        if self._digest is None:
+            self._digest = "h:" + hashlib.sha1("\n".join([self.base or "", *self.rules]).encode()).hexdigest()[:16]
+        return self._digest
 
 
 @dataclass
@@ -155,7 +160,7 @@ def plan(now: Current | None, want: Table) -> list[str]:
         first.append(f"add table {t}")
         now = Current({}, {})
     for name, s in want.sets.items():
-        is_map = ":" in s.decl.split(";")[0]
+        is_map = _is_map(s)
         cur = now.sets.get(name)
         if cur is None:
             first.append(f"add {'map' if is_map else 'set'} {t} {name} {{ {s.decl} }}")
@@ -183,6 +188,17 @@ def plan(now: Current | None, want: Table) -> list[str]:
     for name in sorted(set(now.sets) - set(want.sets)):
         last.append(f"delete {'map' if name in now.maps else 'set'} {t} {name}")
     return first + dels + rules + adds + last
+
+
+def state(table: Table) -> Current:
+    """What `read` gives back once `plan(..., table)` is applied (a caller may keep it instead of reading again)."""
+    return Current({n: (len(c.rules), c.digest() if c.rules else None) for n, c in table.chains.items()},
+                   {n: dict(s.elements) for n, s in table.sets.items()},
+                   {n for n, s in table.sets.items() if _is_map(s)})
+
+
+def _is_map(s: Set) -> bool:
+    return ":" in s.decl.split(";")[0]
 
 
 def run(script: list[str], ns: str | None = None) -> None:

@@ -1,60 +1,97 @@
 """The iptables firewall driver: the seed's `neutron-openvswi-*` chains, ipsets for remote groups.
 
-Each sync reads iptables-save (filter and raw, IPv4 and IPv6) and `ipset save`, and changes only what differs:
-changed member lists rewrite only their ipset (swap), changed rules rewrite only their chains (lib.iptables),
-one `iptables-restore --noflush` per table that changed. Sets nobody references any more are destroyed last.
+Each sync compares the wanted chains and sets with what the kernel holds and changes only what differs: changed
+member lists rewrite only their ipset (swap), changed rules touch only their chains (lib.iptables; one added port
+is a few inserted jump rules, not a rewrite of the shared chains), one `iptables-restore --noflush` per table that
+changed. Sets nobody references any more are destroyed last. What the kernel holds is read (iptables-save of filter
+and raw for IPv4 and IPv6, `ipset save`) at most every `trust` seconds; in between the driver diffs against what it
+left there itself (see memory.py), and renders only ports whose inputs changed.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+import time
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import rules as R
-from neutrino.agent.firewall.ports import allocate, filtered_ports, remote_members
+from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
+from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
+from neutrino.errors import KernelError
 from neutrino.lib import ipset, iptables
 from neutrino.sync.schema import View
 
 FAMILIES = (("IPv4", 4), ("IPv6", 6))
 SET_FAMILY = {"IPv4": "inet", "IPv6": "inet6"}
+TABLES = [(t, ipv) for _, ipv in FAMILIES for t in ("raw", "filter")]
 
 
 class IptablesFirewallDriver:
     name = "iptables"
 
     def __init__(self, config: HostConfig, prefix: str = names.IPT_PREFIX, ns: str | None = None,
-                 bridge: str | None = None):
+                 bridge: str | None = None, trust: float = TRUST, clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.prefix = prefix
         self.ns = ns
         self.bridge = bridge or ("port" if prefix == names.IPT_PREFIX else "network")
         self.last_lines: dict[str, list[str]] = {}   # what the last sync applied, per table (for tests/benchmarks)
+        self.memory = KernelMemory(trust, clock)     # {"ipset": sets, (table, ipv): chains} as last left
+        self.cache = PortCache(self.bridge)
+        self.render = Rendered(R.port_filter)
 
-    def _zones(self, ports, raw_now: dict[str, list[str]]) -> dict[str, int]:
+    def _read(self) -> dict:
+        texts = iptables.save_all(TABLES, self.ns)
+        state: dict = {key: iptables.parse(text) for key, text in zip(TABLES, texts)}
+        state["ipset"] = ipset.current("N", self.ns)
+        return state
+
+    def _zones(self, ports: list[FwPort], raw_now: dict[str, list[str]]) -> dict[str, int]:
         by_bridge = R.zones_in_raw(raw_now.get(f"{self.prefix}PREROUTING", []))
         current = {p.network_id: by_bridge[p.bridge] for p in ports if p.bridge in by_bridge}
         return allocate(current, sorted({p.network_id for p in ports}))
 
     def sync(self, view: View) -> SyncResult:
-        ports = filtered_ports(view, self.bridge)
-        members = remote_members(view, ports)
+        ports = self.cache.ports(view)
+        members = self.cache.members(view, ports)
         want_sets = {names.ipset_name(sg, eth): (SET_FAMILY[eth], set(cidrs)) for (sg, eth), cidrs in members.items()}
-        now_sets = ipset.current("N", self.ns)
+        now = self.memory.trusted()
+        try:
+            self._apply(ports, want_sets, now)
+        except KernelError:
+            if now is None:
+                raise
+            self.memory.forget()               # the kernel is not what we left there: read it and try again
+            self._apply(ports, want_sets, None)
+        self.render.prune()
+        return SyncResult(ports={p.id: True for p in ports}, changed=any(self.last_lines.values()))
+
+    def _apply(self, ports: list[FwPort], want_sets: dict, now: dict | None) -> None:
+        read_at = self.memory.read_at
+        if now is None:
+            read_at = self.memory.clock()
+            now = self._read()
+        self.memory.forget()                   # until this apply is through, the kernel is unknown
+        self.last_lines = {}
+        now_sets = now["ipset"]
         set_lines = ipset.plan(now_sets, want_sets)
         ipset.restore(set_lines, self.ns)
-        self.last_lines = {"ipset": set_lines}
+        after = {}
         for ethertype, ipv in FAMILIES:
-            raw_text = iptables.save("raw", self.ns, ipv)
-            zones = self._zones(ports, iptables.parse(raw_text))
-            self.last_lines[f"raw{ipv}"] = iptables.apply(R.raw_table(ports, zones, self.prefix), self.prefix,
-                                                          ns=self.ns, ipv=ipv, current_text=raw_text)
-            self.last_lines[f"filter{ipv}"] = iptables.apply(R.filter_table(ports, ethertype, self.prefix),
-                                                             self.prefix, ns=self.ns, ipv=ipv)
+            for table, want in (("raw", R.raw_table(ports, self._zones(ports, now[("raw", ipv)]), self.prefix)),
+                                ("filter", R.filter_table(ports, ethertype, self.prefix, self.render))):
+                lines = iptables.plan(now[(table, ipv)], want, self.prefix)
+                iptables.restore(table, lines, self.ns, ipv)
+                self.last_lines[f"{table}{ipv}"] = lines
+                after[(table, ipv)] = iptables.after(now[(table, ipv)], want, self.prefix)
         stale = sorted(n for n in now_sets if n.startswith(("NIPv4", "NIPv6")) and n not in want_sets)
         ipset.destroy(stale, self.ns)
-        self.last_lines["ipset"] += [f"destroy {n}" for n in stale]
-        changed = any(self.last_lines.values())
-        return SyncResult(ports={p.id: True for p in ports}, changed=changed)
+        self.last_lines["ipset"] = set_lines + [f"destroy {n}" for n in stale]
+        after["ipset"] = ipset.after(now_sets, want_sets, stale)
+        self.memory.remember(after, read_at)
 
     def cleanup(self) -> None:
+        self.memory.forget()
         for _, ipv in FAMILIES:
             for table in ("filter", "raw"):
                 iptables.remove_all(table, self.prefix, ns=self.ns, ipv=ipv)

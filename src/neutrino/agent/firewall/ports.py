@@ -168,3 +168,67 @@ def allocate(current: dict[str, int], wanted: list[str], limit: int = 65535) -> 
         out[key] = nxt
         used.add(nxt)
     return out
+
+
+class PortCache:
+    """filtered_ports and remote_members for a driver that syncs again and again: a port whose inputs (its own
+    entry in the view, its groups) are unchanged is the same FwPort object as last time, so renderings keyed by
+    that object (see Rendered) are reused, and a port or group is normalised only when it changed."""
+
+    def __init__(self, bridge: str):
+        self.bridge = bridge
+        self._groups: dict[str, tuple[str, tuple[bool, list[SgRule]]]] = {}   # id -> (repr, (stateful, rules))
+        self._ports: dict[str, tuple[tuple, FwPort]] = {}                      # id -> (key, port)
+        self._members: dict[tuple[str, str], tuple[tuple[str, ...], list[str]]] = {}
+
+    def _group(self, sg: dict) -> tuple[str, tuple[bool, list[SgRule]]]:
+        key = repr(sg)
+        hit = self._groups.get(sg["id"])
+        if hit is None or hit[0] != key:
+            rules = [nr for nr in map(norm_rule, sg["rules"]) if nr is not None]
+            hit = self._groups[sg["id"]] = (key, (sg.get("stateful", True), rules))
+        return hit
+
+    def ports(self, view: View) -> list[FwPort]:
+        groups = view.get("security_groups", {})
+        norm = {}
+        out, seen = [], {}
+        for port in sorted(view.get("ports", []), key=lambda p: p["id"]):
+            if port.get("kind") != "instance" or not port.get("port_security_enabled"):
+                continue
+            sgs = sorted((g for g in port.get("security_groups", []) if g in groups))
+            for g in sgs:
+                if g not in norm:
+                    norm[g] = self._group(groups[g])
+            key = (repr(port), tuple(norm[g][0] for g in sgs))
+            hit = self._ports.get(port["id"])
+            if hit is None or hit[0] != key:
+                rules: list[SgRule] = []
+                for g in sgs:
+                    for nr in norm[g][1][1]:
+                        if nr not in rules:
+                            rules.append(nr)
+                br = names.qbr(port["id"]) if self.bridge == "port" else names.brq(port["network_id"])
+                hit = (key, FwPort(port["id"], names.sg_dev(port["id"]), port["device"], br, port["network_id"],
+                                   port["mac_address"].lower(), all(norm[g][1][0] for g in sgs), rules,
+                                   _allowed(port)))
+            seen[port["id"]] = hit
+            out.append(hit[1])
+        self._ports = seen
+        self._groups = {g: v for g, v in self._groups.items() if g in norm}
+        return out
+
+    def members(self, view: View, ports: list[FwPort]) -> dict[tuple[str, str], list[str]]:
+        """remote_members, reusing the normalised list of a group whose member list did not change."""
+        used = sorted({(r.remote_group, r.ethertype) for p in ports for r in p.rules if r.remote_group})
+        out, kept = {}, {}
+        for sg, eth in used:
+            ips = tuple(view.get("remote_groups", {}).get(sg, {}).get(eth, []))
+            hit = self._members.get((sg, eth))
+            if hit is None or hit[0] != ips:
+                nets = {ipaddress.ip_network(ip, strict=False) for ip in ips}
+                hit = (ips, [str(n) for n in sorted(nets, key=lambda n: (n.network_address, n.prefixlen))])
+            kept[(sg, eth)] = hit
+            out[(sg, eth)] = hit[1]
+        self._members = kept
+        return out

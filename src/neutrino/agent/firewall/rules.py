@@ -8,6 +8,9 @@ INPUT -> <prefix>INPUT -> o<dev>; o<dev> -> s<dev> (anti-spoof); every port chai
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from neutrino import names
 from neutrino.agent.firewall.ports import ICMP, PORT_PROTOS, FwPort, SgRule, proto_name
 from neutrino.lib.iptables import TableState
@@ -108,18 +111,36 @@ def _physdev(direction: str, tap: str) -> str:
     return f"-m physdev --physdev-{direction} {tap} --physdev-is-bridged"
 
 
-def filter_table(ports: list[FwPort], ethertype: str, prefix: str) -> TableState:
-    """The whole owned part of the filter table (ip6tables for IPv6) for these ports."""
+@dataclass
+class PortFilter:
+    """One port's part of the filter table: its own chains and its jump rules in the shared chains."""
+    chains: dict[str, list[str]]
+    forward: list[str]
+    input: list[str]
+    sg: list[str]
+
+
+def port_filter(p: FwPort, ethertype: str, prefix: str) -> PortFilter:
+    i_chain, o_chain = names.sg_chain("i", p.id, prefix), names.sg_chain("o", p.id, prefix)
+    return PortFilter({i_chain: ingress_chain(p, ethertype, prefix), o_chain: egress_chain(p, ethertype, prefix),
+                       names.sg_chain("s", p.id, prefix): spoof_chain(p, ethertype)},
+                      [f"{_physdev('out', p.tap)} -j {prefix}sg-chain", f"{_physdev('in', p.tap)} -j {prefix}sg-chain"],
+                      [f"{_physdev('in', p.tap)} -j {o_chain}"],
+                      [f"{_physdev('out', p.tap)} -j {i_chain}", f"{_physdev('in', p.tap)} -j {o_chain}"])
+
+
+def filter_table(ports: list[FwPort], ethertype: str, prefix: str,
+                 render: Callable[[FwPort, str, str], PortFilter] = port_filter) -> TableState:
+    """The whole owned part of the filter table (ip6tables for IPv6) for these ports (render: port_filter, or a
+    cache of it)."""
     fwd, inp, sg = [], [], []
     chains: dict[str, list[str]] = {}
     for p in ports:
-        fwd += [f"{_physdev('out', p.tap)} -j {prefix}sg-chain", f"{_physdev('in', p.tap)} -j {prefix}sg-chain"]
-        inp.append(f"{_physdev('in', p.tap)} -j {names.sg_chain('o', p.id, prefix)}")
-        sg += [f"{_physdev('out', p.tap)} -j {names.sg_chain('i', p.id, prefix)}",
-               f"{_physdev('in', p.tap)} -j {names.sg_chain('o', p.id, prefix)}"]
-        chains[names.sg_chain("i", p.id, prefix)] = ingress_chain(p, ethertype, prefix)
-        chains[names.sg_chain("o", p.id, prefix)] = egress_chain(p, ethertype, prefix)
-        chains[names.sg_chain("s", p.id, prefix)] = spoof_chain(p, ethertype)
+        pf = render(p, ethertype, prefix)
+        fwd += pf.forward
+        inp += pf.input
+        sg += pf.sg
+        chains.update(pf.chains)
     base = {f"{prefix}FORWARD": fwd, f"{prefix}INPUT": inp, f"{prefix}sg-chain": sg + ["-j ACCEPT"],
             f"{prefix}sg-fallback": ["-j DROP"]}
     return TableState("filter", {**base, **chains},
