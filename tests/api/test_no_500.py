@@ -65,3 +65,33 @@ def test_no_500_for_odd_bodies_queries_and_actions(client):
     for tag in ("a" * 300, "", "ä"):
         _check(client.put(f"/v2.0/networks/{world['networks']['id']}/tags/{tag}"), f"tag {tag!r}")
     _check(client.put(f"/v2.0/networks/{world['networks']['id']}/tags", json={"tags": [1, None]}), "tags")
+
+
+def test_no_500_on_the_identity_api(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from neutrino.api.app import create_app
+    from neutrino.config import Settings
+    from neutrino.db.engine import Database
+    from neutrino.identity.bootstrap import bootstrap
+    settings = Settings(state_dir=str(tmp_path), auth="keystone", admin_password="pw", admin_token="tok")
+    db = Database(f"sqlite:///{tmp_path}/id.db")
+    db.setup()
+    bootstrap(db, settings)
+    with TestClient(create_app(settings, db), headers={"X-Auth-Token": "tok"}) as c:
+        for body in (None, [], {}, {"auth": None}, {"auth": {"identity": []}},
+                     {"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": 5}}}}},
+                     {"auth": {"identity": {"methods": ["token"], "token": {"id": None}}}},
+                     {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+                         "name": "admin", "password": "pw", "domain": {"name": "Default"}}}},
+                         "scope": {"project": {"name": ["x"]}}}}):
+            r = c.post("/v3/auth/tokens", json=body)
+            assert r.status_code < 500, (body, r.text)
+        for coll, key in (("projects", "project"), ("users", "user"), ("roles", "role"), ("domains", "domain")):
+            for value in ODD:
+                for field in ("name", "enabled", "domain_id", "description", "password", "default_project_id"):
+                    r = c.post(f"/v3/{coll}", json={key: {"name": "n1", field: value}})
+                    assert r.status_code < 500, (coll, field, value, r.text)
+        for path in ("/v3/role_assignments?user.id=%00", "/v3/projects/nope", "/v3/users?name=",
+                     "/v3/auth/tokens"):
+            assert c.get(path).status_code < 500, path

@@ -18,8 +18,8 @@ from neutrino.identity.models import Domain
 
 
 def fetch(s, model, ident: str, kind: str):
-    """The row with this id; 404 in Keystone's words when there is none."""
-    obj = s.get(model, ident)
+    """The row with this id; 404 in Keystone's words when there is none (ids are strings; anything else is none)."""
+    obj = s.get(model, ident) if isinstance(ident, str) else None
     if obj is None:
         raise not_found(kind, ident)
     return obj

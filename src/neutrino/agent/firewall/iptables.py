@@ -9,8 +9,8 @@ left there itself (see memory.py), and renders only ports whose inputs changed.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
 import time
+from collections.abc import Callable
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult

@@ -12,6 +12,7 @@ set per network by the bridge, which is the input device br_netfilter shows (`ct
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 from neutrino import names
 from neutrino.agent.firewall.ports import ICMP, PORT_PROTOS, FwPort, SgRule, proto_name
@@ -98,10 +99,17 @@ def spoof_chain(p: FwPort) -> list[str]:
     return rules + ["drop"]
 
 
+def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain]]:
+    """One port's own chains: in the bridge table (its outbound mark) and in the inet table."""
+    return ({chain("m", p): Chain([f"meta mark set meta mark & 0x0000ffff | {mark << 16:#010x}"])},
+            {chain("i", p): Chain(ingress_chain(p)), chain("o", p): Chain(egress_chain(p)),
+             chain("s", p): Chain(spoof_chain(p))})
+
+
 def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks: dict[str, int],
-           zones: dict[str, int]) -> list[Table]:
+           zones: dict[str, int], render: Callable[[FwPort, int], tuple[dict, dict]] = port_chains) -> list[Table]:
     """The bridge labelling table and the inet filtering table. marks: tap -> port id (1..65535); zones:
-    network id -> conntrack zone."""
+    network id -> conntrack zone; render: port_chains or a cache of it."""
     br = Table("bridge", TABLE)
     br.sets["inport"] = Set("type ifname : mark;", {f'"{p.tap}"': str(marks[p.tap]) for p in ports})
     br.sets["outport"] = Set("type ifname : verdict;", {f'"{p.tap}"': f"goto {chain('m', p)}" for p in ports})
@@ -109,8 +117,9 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
     br.chains["prerouting"] = Chain(["meta mark set 0x00000000", "meta mark set iifname map @inport"],
                                     "type filter hook prerouting priority -200; policy accept;")
     br.chains["forward"] = Chain(["oifname vmap @outport"], "type filter hook forward priority -200; policy accept;")
-    for p in ports:
-        br.chains[chain("m", p)] = Chain([f"meta mark set meta mark & 0x0000ffff | {marks[p.tap] << 16:#010x}"])
+    rendered = [render(p, marks[p.tap]) for p in ports]
+    for br_chains, _ in rendered:
+        br.chains.update(br_chains)
 
     t = Table("inet", TABLE)
     t.sets["zones"] = Set("typeof iifname : ct zone;", {f'"{p.bridge}"': str(zones[p.network_id]) for p in ports})
@@ -128,8 +137,6 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
     t.chains["input"] = Chain(["meta mark & 0x0000ffff vmap @from_port"],
                               "type filter hook input priority 0; policy accept;")
     t.chains["sg-fallback"] = Chain(["drop"])
-    for p in ports:
-        t.chains[chain("i", p)] = Chain(ingress_chain(p))
-        t.chains[chain("o", p)] = Chain(egress_chain(p))
-        t.chains[chain("s", p)] = Chain(spoof_chain(p))
+    for _, inet_chains in rendered:
+        t.chains.update(inet_chains)
     return [br, t]

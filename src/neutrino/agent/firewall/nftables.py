@@ -1,15 +1,22 @@
 """The nftables firewall driver: `table bridge neutrino` labels packets by bridge port, `table inet neutrino`
 filters them (see nft_rules.py for why), remote groups and allowed addresses as sets.
 
-Each sync reads both tables (`nft -j list table`), keeps the port marks and conntrack zones the kernel already
-has, and applies the difference in one atomic `nft -f`: only changed chains are flushed and refilled, sets and maps
-change by element.
+Each sync compares both tables with what the kernel holds, keeps the port marks and conntrack zones the kernel
+already has, and applies the difference in one atomic `nft -f`: only changed chains are flushed and refilled (or
+added), sets and maps change by element. What the kernel holds is read (`nft list`) at most every `trust` seconds;
+in between the driver diffs against what it left there itself (see memory.py), and renders only ports whose inputs
+changed.
 """
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import nft_rules
-from neutrino.agent.firewall.ports import allocate, filtered_ports, remote_members
+from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
+from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
+from neutrino.errors import KernelError
 from neutrino.lib import nft
 from neutrino.sync.schema import View
 
@@ -23,26 +30,49 @@ def _ints(cur: nft.Current | None, set_name: str) -> dict[str, int]:
 class NftablesFirewallDriver:
     name = "nftables"
 
-    def __init__(self, config: HostConfig, ns: str | None = None, bridge: str = "network"):
+    def __init__(self, config: HostConfig, ns: str | None = None, bridge: str = "network", trust: float = TRUST,
+                 clock: Callable[[], float] = time.monotonic):
         self.config = config
         self.ns = ns
         self.bridge = bridge
         self.last_script: list[str] = []     # what the last sync applied (for tests/benchmarks)
+        self.memory = KernelMemory(trust, clock)     # (bridge table, inet table) as last left, None = absent
+        self.cache = PortCache(bridge)
+        self.render = Rendered(nft_rules.port_chains)
 
     def sync(self, view: View) -> SyncResult:
-        ports = filtered_ports(view, self.bridge)
-        now_br = nft.read("bridge", nft_rules.TABLE, self.ns)
-        now_inet = nft.read("inet", nft_rules.TABLE, self.ns)
+        ports = self.cache.ports(view)
+        members = self.cache.members(view, ports)
+        now = self.memory.trusted()
+        try:
+            self._apply(ports, members, now)
+        except KernelError:
+            if now is None:
+                raise
+            self.memory.forget()               # the kernel is not what we left there: read it and try again
+            self._apply(ports, members, None)
+        self.render.prune()
+        return SyncResult(ports={p.id: True for p in ports}, changed=bool(self.last_script))
+
+    def _apply(self, ports: list[FwPort], members: dict, now: tuple | None) -> None:
+        read_at = self.memory.read_at
+        if now is None:
+            read_at = self.memory.clock()
+            now = (nft.read("bridge", nft_rules.TABLE, self.ns), nft.read("inet", nft_rules.TABLE, self.ns))
+        self.memory.forget()                   # until this apply is through, the kernel is unknown
+        now_br, now_inet = now
         marks = allocate(_ints(now_br, "inport"), [p.tap for p in ports])
         by_bridge = _ints(now_inet, "zones")
         zones = allocate({p.network_id: by_bridge[p.bridge] for p in ports if p.bridge in by_bridge},
                          sorted({p.network_id for p in ports}))
-        br, inet = nft_rules.tables(ports, remote_members(view, ports), marks, zones)
+        br, inet = nft_rules.tables(ports, members, marks, zones, self.render)
         script = nft.plan(now_br, br) + nft.plan(now_inet, inet)
+        self.last_script = []
         nft.run(script, self.ns)
         self.last_script = script
-        return SyncResult(ports={p.id: True for p in ports}, changed=bool(script))
+        self.memory.remember((nft.state(br), nft.state(inet)), read_at)
 
     def cleanup(self) -> None:
+        self.memory.forget()
         nft.delete_table("inet", nft_rules.TABLE, self.ns)
         nft.delete_table("bridge", nft_rules.TABLE, self.ns)
