@@ -9,6 +9,7 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.firewall.iptables import IptablesFirewallDriver
 from neutrino.agent.firewall.nftables import NftablesFirewallDriver
+from neutrino.lib import nft
 
 if os.geteuid() != 0:
     pytest.skip("needs root (network namespaces)", allow_module_level=True)
@@ -219,6 +220,102 @@ def test_hybrid_plug_per_port_bridges(kind):
         assert not h.ping(x, "10.0.0.21")
         assert "zone=1" in h.exec(h.ns, ["conntrack", "-L"]).stdout
         assert not drv.sync(v).changed
+        drv.cleanup()
+    finally:
+        h.close()
+
+
+def _clocked(kind: str, ns: str, now: list[float]):
+    """A driver on a hand-driven clock, trusting what it applied for 10 s."""
+    cfg = HostConfig("h1", "/tmp")
+    if kind == "iptables":
+        return IptablesFirewallDriver(cfg, ns=ns, bridge="network", trust=10, clock=lambda: now[0])
+    return NftablesFirewallDriver(cfg, ns=ns, trust=10, clock=lambda: now[0])
+
+
+@pytest.mark.parametrize("kind", ["iptables", "nftables"])
+def test_drift_is_repaired_at_once_or_when_the_trust_window_expires(kind):
+    """A change behind the driver's back bumps the ruleset generation: the next sync reads the kernel and repairs
+    it. One the generation cannot reveal (made while the driver applied: simulated by letting the driver believe
+    the new generation is its own) goes unseen while the driver trusts its memory, and is repaired once that
+    window expires."""
+    h = Host()
+    try:
+        sg = rid()
+        a = port(rid(), NET, "10.0.0.31", "fa:16:3e:00:00:31", [sg])
+        b = port(rid(), NET, "10.0.0.32", "fa:16:3e:00:00:32", [], security=False)
+        for p in (a, b):
+            h.plug(p)
+        now = [1000.0]
+        drv = _clocked(kind, h.ns, now)
+        v = view([a, b], [group(sg, [rule("ingress", "icmp"), rule("egress")])])
+        drv.sync(v)
+        assert h.ping(b, "10.0.0.31")
+
+        def drift():
+            if kind == "iptables":
+                chain = names.sg_chain("i", a["id"])
+                h.exec(h.ns, ["iptables", "-F", chain])
+                h.exec(h.ns, ["iptables", "-A", chain, "-j", "DROP"])
+            else:
+                dev = names.sg_dev(a["id"])
+                h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
+                h.exec(h.ns, ["nft", "add", "rule", "inet", "neutrino", f"i{dev}", "drop"])
+            assert not h.ping(b, "10.0.0.31")
+
+        drift()
+        now[0] += 1
+        assert drv.sync(v).changed and h.ping(b, "10.0.0.31")          # generation changed: read and repaired
+        drift()
+        drv.memory.generation = nft.generation(h.ns)
+        now[0] += 8
+        assert not drv.sync(v).changed and applied(drv) == []          # trusted: drift not seen yet
+        now[0] += 2
+        assert drv.sync(v).changed and applied(drv)                    # window over: read again, repaired
+        assert h.ping(b, "10.0.0.31")
+        assert not drv.sync(v).changed
+        drv.cleanup()
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize("kind", ["iptables", "nftables"])
+def test_apply_from_memory_refused_by_the_kernel_falls_back_to_a_read(kind):
+    """A port chain deleted behind the driver's back: the delta made from memory fails, the driver reads the
+    kernel and applies again within the same sync."""
+    h = Host()
+    try:
+        sg = rid()
+        a = port(rid(), NET, "10.0.0.41", "fa:16:3e:00:00:41", [sg])
+        b = port(rid(), NET, "10.0.0.42", "fa:16:3e:00:00:42", [], security=False)
+        for p in (a, b):
+            h.plug(p)
+        now = [1000.0]
+        drv = _clocked(kind, h.ns, now)
+        g = group(sg, [rule("egress")])
+        drv.sync(view([a, b], [g]))
+        assert not h.ping(b, "10.0.0.41")
+        dev = names.sg_dev(a["id"])
+        if kind == "iptables":
+            chain = names.sg_chain("i", a["id"])
+            sg_chain = f"{names.IPT_PREFIX}sg-chain"
+            jump = next(line for line in h.exec(h.ns, ["iptables", "-S", sg_chain]).stdout.splitlines()
+                        if line.endswith(chain))
+            h.exec(h.ns, ["iptables", "-D", *jump.split()[1:]])
+            h.exec(h.ns, ["iptables", "-F", chain])
+            h.exec(h.ns, ["iptables", "-X", chain])
+        else:
+            mark = h.exec(h.ns, ["nft", "list", "map", "inet", "neutrino", "to_port"]).stdout
+            key = next(w.split(":")[0].strip() for w in mark.replace("{", ",").replace("}", ",").split(",")
+                       if f"i{dev}" in w)
+            h.exec(h.ns, ["nft", "delete", "element", "inet", "neutrino", "to_port", "{", key, "}"])
+            h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
+            h.exec(h.ns, ["nft", "delete", "chain", "inet", "neutrino", f"i{dev}"])
+        g["rules"].append(rule("ingress", "icmp"))
+        now[0] += 1
+        assert drv.sync(view([a, b], [g])).changed                      # within the window, yet repaired
+        assert h.ping(b, "10.0.0.41")
+        assert not drv.sync(view([a, b], [g])).changed
         drv.cleanup()
     finally:
         h.close()

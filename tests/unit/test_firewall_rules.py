@@ -4,7 +4,16 @@ from __future__ import annotations
 from neutrino import names
 from neutrino.agent.firewall import nft_rules
 from neutrino.agent.firewall import rules as R
-from neutrino.agent.firewall.ports import SgRule, norm_rule, allocate, filtered_ports, link_local, remote_members
+from neutrino.agent.firewall.memory import KernelMemory, Rendered
+from neutrino.agent.firewall.ports import (
+    PortCache,
+    SgRule,
+    allocate,
+    filtered_ports,
+    link_local,
+    norm_rule,
+    remote_members,
+)
 from neutrino.lib import ipset, iptables, nft
 from neutrino.sync.schema import empty_view
 
@@ -205,3 +214,100 @@ def test_nft_chain_listing_is_parsed():
 }
 """
     assert nft.parse_chains(text) == {"forward": (2, "h:9554ab8362c33cf1"), "empty": (0, None), "iaa": (2, "h:a0")}
+
+
+def _restore(tables: dict[str, list[str]], lines: list[str]) -> dict[str, list[str]]:
+    """What iptables-restore --noflush makes of lines (the subset plan writes), on a copy of chain -> rules."""
+    t = {c: list(r) for c, r in tables.items()}
+    for line in lines:
+        if line.startswith(":"):
+            t.setdefault(line[1:].split()[0], [])
+            continue
+        op, chain, *rest = line.split(" ", 2)
+        arg = rest[0] if rest else ""
+        if op == "-F":
+            t[chain] = []
+        elif op == "-X":
+            del t[chain]
+        elif op == "-A":
+            t[chain].append(arg)
+        elif op == "-I":
+            num, _, rule = arg.partition(" ")
+            t[chain].insert(int(num) - 1, rule)
+        elif op == "-D" and arg.isdigit():
+            del t[chain][int(arg) - 1]
+        elif op == "-D":
+            t[chain].remove(arg)
+    return t
+
+
+def test_small_change_to_a_long_chain_is_edited_by_rule_number():
+    jumps = [f"-m physdev --physdev-in tap{i:04d} --physdev-is-bridged -j {P}o{i:04d}" for i in range(0, 4000, 2)]
+    cur = {f"{P}sg-chain": jumps + ["-j ACCEPT"]}
+    cases = [jumps[:500] + ["-m physdev --physdev-in tap0999 -j X"] + jumps[500:],        # one added
+             jumps[:10] + jumps[11:],                                                      # one removed
+             ["new first"] + jumps[:700] + jumps[702:1500] + ["a", "b"] + jumps[1500:],    # several at once
+             ["completely", "different"]]
+    for want_rules in cases:
+        want = iptables.TableState("filter", {f"{P}sg-chain": want_rules + ["-j ACCEPT"]})
+        lines = iptables.plan(cur, want, P)
+        assert _restore(cur, lines) == want.chains
+        assert len(lines) <= 7 or lines[0] == f"-F {P}sg-chain"
+    assert len(iptables.plan(cur, iptables.TableState("filter", {f"{P}sg-chain": cases[0] + ["-j ACCEPT"]}), P)) == 1
+
+
+def test_after_is_what_the_plan_leaves():
+    cur = {"FORWARD": ["-j other", f"-j {P}old"], "INPUT": [], f"{P}old": ["-j DROP"], f"{P}keep": ["-j RETURN"],
+           "foreign": ["-j ACCEPT"]}
+    want = iptables.TableState("filter", {f"{P}keep": ["-j RETURN", "-j DROP"], f"{P}new": ["-j ACCEPT"]},
+                               {"FORWARD": [f"-j {P}new"]})
+    lines = iptables.plan(cur, want, P)
+    assert iptables.after(cur, want, P) == _restore(cur, lines)
+    assert iptables.plan(iptables.after(cur, want, P), want, P) == []
+
+
+def test_port_cache_matches_filtered_ports_and_reuses_unchanged_ports():
+    other = "c0ffee00-0000-4000-8000-000000000000"
+    v = _view([_rule(protocol="tcp", lo=22, hi=22), _rule(group="sg1")])
+    v["ports"].append(dict(v["ports"][0], id=other, device=names.tap(other), security_groups=["sg2", "sg1"]))
+    v["security_groups"]["sg2"] = {"id": "sg2", "stateful": True, "rules": [_rule("egress")]}
+    cache = PortCache("network")
+    first = cache.ports(v)
+    assert first == filtered_ports(v) and cache.members(v, first) == remote_members(v, first)
+    again = cache.ports(v)
+    assert [a is b for a, b in zip(first, again)] == [True, True]
+    v["security_groups"]["sg2"]["rules"].append(_rule(protocol="udp", lo=53, hi=53))
+    v["remote_groups"]["sg1"]["IPv4"].append("10.0.0.9")
+    third = cache.ports(v)
+    assert third == filtered_ports(v) and cache.members(v, third) == remote_members(v, third)
+    assert third[0] is first[0] and third[1] is not first[1]        # only the port whose group changed
+
+
+def test_rendered_reuses_a_port_until_it_changes():
+    calls = []
+    rendered = Rendered(lambda p, eth: calls.append(p.id) or [p.id, eth])
+    v = _view([_rule(protocol="tcp", lo=22, hi=22)])
+    cache = PortCache("network")
+    port = cache.ports(v)[0]
+    assert rendered(port, "IPv4") == [PID, "IPv4"] and rendered(port, "IPv4") == [PID, "IPv4"]
+    rendered.prune()
+    rendered(cache.ports(v)[0], "IPv4")
+    assert calls == [PID]
+    v["ports"][0]["mac_address"] = "fa:16:3e:00:00:04"
+    rendered(cache.ports(v)[0], "IPv4")
+    assert calls == [PID, PID]
+
+
+def test_memory_is_trusted_only_within_its_window():
+    now = [100.0]
+    m = KernelMemory(trust=10, clock=lambda: now[0])
+    assert m.trusted(5) is None
+    m.remember({"x": 1}, read_at=now[0], generation=5)
+    now[0] = 109.9
+    assert m.trusted(5) == {"x": 1}
+    assert m.trusted(6) is None                          # someone else changed the ruleset
+    now[0] = 110.0
+    assert m.trusted(5) is None
+    m.remember({"x": 2}, read_at=now[0], generation=5)
+    m.forget()
+    assert m.trusted(5) is None

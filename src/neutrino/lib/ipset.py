@@ -56,16 +56,6 @@ def _same(cur: tuple[str, set[str]] | None, fam: str, members: set[str]) -> bool
     return cur[1] == members or cur[1] == {_norm(m) for m in members}
 
 
-def after(now: dict[str, tuple[str, set[str]]], want: dict[str, tuple[str, set[str]]],
-          destroyed: list[str]) -> dict[str, tuple[str, set[str]]]:
-    """What `current` gives back once `plan(now, want)` is restored and `destroyed` destroyed."""
-    out = {n: v for n, v in now.items() if n not in destroyed}
-    for name, (fam, members) in want.items():
-        if not _same(out.get(name), fam, members):
-            out[name] = (fam, {_norm(m) for m in members})
-    return out
-
-
 def restore(lines: list[str], ns: str | None = None) -> None:
     if lines:
         proc.run(["ipset", "restore", "-exist"], netns=ns, input="\n".join(lines) + "\n")

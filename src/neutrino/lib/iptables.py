@@ -4,8 +4,9 @@ A caller describes, for one table of one namespace, the chains it owns (all star
 rules, and the jump rules it wants at the top of built-in chains. `apply` reads `iptables-save`, compares chain by
 chain, and changes only the chains whose rules differ (a few rules inserted or deleted by number when that is
 shorter than a rewrite), creates missing ones and deletes owned chains that are no longer wanted. `after` says what
-the table holds once a plan is applied, so a caller may keep that instead of reading the table again. Rules must be written the way `iptables-save` prints them (e.g. `-s 10.0.0.3/32`, `-p tcp -m tcp
---dport 22`), otherwise they would be rewritten every time; tests check that a second apply changes nothing.
+the table holds once a plan is applied, so a caller may keep that instead of reading the table again. Rules must be
+written the way `iptables-save` prints them (e.g. `-s 10.0.0.3/32`, `-p tcp -m tcp --dport 22`), otherwise they
+would be rewritten every time; tests check that a second apply changes nothing.
 """
 from __future__ import annotations
 
@@ -131,6 +132,15 @@ def restore(table: str, lines: list[str], ns: str | None = None, ipv: int = 4) -
     if lines:
         batch = "\n".join([f"*{table}", *lines, "COMMIT", ""])
         proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input=batch)
+
+
+def restore_all(batches: list[tuple[str, int, list[str]]], ns: str | None = None) -> None:
+    """restore for several (table, ip version, lines) of different tables at once, concurrently (iptables-nft
+    commits each as its own transaction and retries one that raced another)."""
+    batches = [b for b in batches if b[2]]
+    with ThreadPoolExecutor(max_workers=len(batches) or 1) as pool:
+        for _ in pool.map(lambda b: restore(b[0], b[2], ns, b[1]), batches):
+            pass
 
 
 def apply(want: TableState, prefix: str, ns: str | None = None, ipv: int = 4,

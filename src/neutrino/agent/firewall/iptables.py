@@ -3,9 +3,10 @@
 Each sync compares the wanted chains and sets with what the kernel holds and changes only what differs: changed
 member lists rewrite only their ipset (swap), changed rules touch only their chains (lib.iptables; one added port
 is a few inserted jump rules, not a rewrite of the shared chains), one `iptables-restore --noflush` per table that
-changed. Sets nobody references any more are destroyed last. What the kernel holds is read (iptables-save of filter
-and raw for IPv4 and IPv6, `ipset save`) at most every `trust` seconds; in between the driver diffs against what it
-left there itself (see memory.py), and renders only ports whose inputs changed.
+changed. Sets nobody references any more are destroyed last. Sets are read (`ipset save`) every time; the chains
+(iptables-save of filter and raw for IPv4 and IPv6) only when someone else changed the ruleset or `trust` seconds
+went by: in between the driver diffs against what it left there itself (see memory.py). Only ports whose inputs
+changed are rendered again.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from neutrino.agent.firewall import rules as R
 from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
 from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
 from neutrino.errors import KernelError
-from neutrino.lib import ipset, iptables
+from neutrino.lib import ipset, iptables, nft
 from neutrino.sync.schema import View
 
 FAMILIES = (("IPv4", 4), ("IPv6", 6))
@@ -36,15 +37,13 @@ class IptablesFirewallDriver:
         self.ns = ns
         self.bridge = bridge or ("port" if prefix == names.IPT_PREFIX else "network")
         self.last_lines: dict[str, list[str]] = {}   # what the last sync applied, per table (for tests/benchmarks)
-        self.memory = KernelMemory(trust, clock)     # {"ipset": sets, (table, ipv): chains} as last left
+        self.memory = KernelMemory(trust, clock)     # {(table, ipv): chains} as last left
         self.cache = PortCache(self.bridge)
         self.render = Rendered(R.port_filter)
 
     def _read(self) -> dict:
         texts = iptables.save_all(TABLES, self.ns)
-        state: dict = {key: iptables.parse(text) for key, text in zip(TABLES, texts)}
-        state["ipset"] = ipset.current("N", self.ns)
-        return state
+        return {key: iptables.parse(text) for key, text in zip(TABLES, texts)}
 
     def _zones(self, ports: list[FwPort], raw_now: dict[str, list[str]]) -> dict[str, int]:
         by_bridge = R.zones_in_raw(raw_now.get(f"{self.prefix}PREROUTING", []))
@@ -55,7 +54,7 @@ class IptablesFirewallDriver:
         ports = self.cache.ports(view)
         members = self.cache.members(view, ports)
         want_sets = {names.ipset_name(sg, eth): (SET_FAMILY[eth], set(cidrs)) for (sg, eth), cidrs in members.items()}
-        now = self.memory.trusted()
+        now = self.memory.trusted(nft.generation(self.ns))
         try:
             self._apply(ports, want_sets, now)
         except KernelError:
@@ -73,22 +72,22 @@ class IptablesFirewallDriver:
             now = self._read()
         self.memory.forget()                   # until this apply is through, the kernel is unknown
         self.last_lines = {}
-        now_sets = now["ipset"]
+        now_sets = ipset.current("N", self.ns)           # always read: ~3 ms, and no generation tells its changes
         set_lines = ipset.plan(now_sets, want_sets)
         ipset.restore(set_lines, self.ns)
-        after = {}
+        after, batches = {}, []
         for ethertype, ipv in FAMILIES:
             for table, want in (("raw", R.raw_table(ports, self._zones(ports, now[("raw", ipv)]), self.prefix)),
                                 ("filter", R.filter_table(ports, ethertype, self.prefix, self.render))):
                 lines = iptables.plan(now[(table, ipv)], want, self.prefix)
-                iptables.restore(table, lines, self.ns, ipv)
+                batches.append((table, ipv, lines))
                 self.last_lines[f"{table}{ipv}"] = lines
                 after[(table, ipv)] = iptables.after(now[(table, ipv)], want, self.prefix)
+        iptables.restore_all(batches, self.ns)
         stale = sorted(n for n in now_sets if n.startswith(("NIPv4", "NIPv6")) and n not in want_sets)
         ipset.destroy(stale, self.ns)
         self.last_lines["ipset"] = set_lines + [f"destroy {n}" for n in stale]
-        after["ipset"] = ipset.after(now_sets, want_sets, stale)
-        self.memory.remember(after, read_at)
+        self.memory.remember(after, read_at, nft.generation(self.ns))
 
     def cleanup(self) -> None:
         self.memory.forget()

@@ -2,9 +2,12 @@
 
 Reading the kernel back (iptables-save of four tables, `nft list`, `ipset save`) costs 0.5-1 s at 1000 ports, more
 than everything else a one-port change needs. So a driver keeps the state its last sync left in the kernel and
-diffs against that instead, but only within `trust` seconds of its last real read: the first sync after that (at
-the latest the agent's periodic resync) reads the kernel again and repairs any drift. An apply made from memory
-that the kernel refuses means the kernel drifted: the driver forgets and retries from a fresh read.
+diffs against that instead, but only while nftables' ruleset generation of the namespace (lib.nft.generation,
+bumped by every committed change by anyone, iptables-nft included) is still the one it saw after its own last
+apply, and only within `trust` seconds of its last real read: a change behind its back is read and repaired at
+the next sync, and the first sync after the window (at the latest the agent's periodic resync) reads the kernel
+anyway, which bounds what a change racing the driver's own apply could hide. An apply made from memory that the
+kernel refuses means the kernel drifted: the driver forgets and retries from a fresh read.
 """
 from __future__ import annotations
 
@@ -21,19 +24,21 @@ class KernelMemory:
         self.clock = clock
         self.state: Any = None
         self.read_at = float("-inf")
+        self.generation: int | None = None
 
-    def trusted(self) -> Any:
+    def trusted(self, generation: int) -> Any:
         """The remembered kernel state, or None when it must be read again."""
-        if self.state is not None and self.clock() - self.read_at < self.trust:
+        if self.state is not None and generation == self.generation and self.clock() - self.read_at < self.trust:
             return self.state
         return None
 
-    def remember(self, state: Any, read_at: float) -> None:
-        """Keep what the kernel holds now; read_at = when the kernel was last read (the state builds on that)."""
-        self.state, self.read_at = state, read_at
+    def remember(self, state: Any, read_at: float, generation: int) -> None:
+        """Keep what the kernel holds now; read_at = when the kernel was last read (the state builds on that),
+        generation = the ruleset generation right after this driver's apply."""
+        self.state, self.read_at, self.generation = state, read_at, generation
 
     def forget(self) -> None:
-        self.state, self.read_at = None, float("-inf")
+        self.state, self.read_at, self.generation = None, float("-inf"), None
 
 
 class Rendered:
@@ -47,7 +52,7 @@ class Rendered:
 
     def __call__(self, port, *args) -> Any:
         key = (port.id, *args)
-        hit = self._hits.get(key)
+        hit = self._used.get(key) or self._hits.get(key)
         if hit is None or hit[0] is not port:
             hit = (port, self.render(port, *args))
         self._used[key] = hit

@@ -3,9 +3,9 @@ filters them (see nft_rules.py for why), remote groups and allowed addresses as 
 
 Each sync compares both tables with what the kernel holds, keeps the port marks and conntrack zones the kernel
 already has, and applies the difference in one atomic `nft -f`: only changed chains are flushed and refilled (or
-added), sets and maps change by element. What the kernel holds is read (`nft list`) at most every `trust` seconds;
-in between the driver diffs against what it left there itself (see memory.py), and renders only ports whose inputs
-changed.
+added), sets and maps change by element. What the kernel holds is read (`nft list`) only when someone else changed
+the ruleset or `trust` seconds went by: in between the driver diffs against what it left there itself (see
+memory.py). Only ports whose inputs changed are rendered again.
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class NftablesFirewallDriver:
     def sync(self, view: View) -> SyncResult:
         ports = self.cache.ports(view)
         members = self.cache.members(view, ports)
-        now = self.memory.trusted()
+        now = self.memory.trusted(nft.generation(self.ns))
         try:
             self._apply(ports, members, now)
         except KernelError:
@@ -70,7 +70,7 @@ class NftablesFirewallDriver:
         self.last_script = []
         nft.run(script, self.ns)
         self.last_script = script
-        self.memory.remember((nft.state(br), nft.state(inet)), read_at)
+        self.memory.remember((nft.state(br), nft.state(inet)), read_at, nft.generation(self.ns))
 
     def cleanup(self) -> None:
         self.memory.forget()

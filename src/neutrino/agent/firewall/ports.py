@@ -8,6 +8,7 @@ prints them (from /etc/protocols, `icmp` becomes `ipv6-icmp` for IPv6) and numbe
 from __future__ import annotations
 
 import ipaddress
+import marshal
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -177,12 +178,12 @@ class PortCache:
 
     def __init__(self, bridge: str):
         self.bridge = bridge
-        self._groups: dict[str, tuple[str, tuple[bool, list[SgRule]]]] = {}   # id -> (repr, (stateful, rules))
+        self._groups: dict[str, tuple[bytes, tuple[bool, list[SgRule]]]] = {}   # id -> (its marshal, (stateful, rules))
         self._ports: dict[str, tuple[tuple, FwPort]] = {}                      # id -> (key, port)
         self._members: dict[tuple[str, str], tuple[tuple[str, ...], list[str]]] = {}
 
-    def _group(self, sg: dict) -> tuple[str, tuple[bool, list[SgRule]]]:
-        key = repr(sg)
+    def _group(self, sg: dict) -> tuple[bytes, tuple[bool, list[SgRule]]]:
+        key = marshal.dumps(sg, 2)
         hit = self._groups.get(sg["id"])
         if hit is None or hit[0] != key:
             rules = [nr for nr in map(norm_rule, sg["rules"]) if nr is not None]
@@ -196,11 +197,11 @@ class PortCache:
         for port in sorted(view.get("ports", []), key=lambda p: p["id"]):
             if port.get("kind") != "instance" or not port.get("port_security_enabled"):
                 continue
-            sgs = sorted((g for g in port.get("security_groups", []) if g in groups))
+            sgs = sorted(g for g in port.get("security_groups", []) if g in groups)
             for g in sgs:
                 if g not in norm:
                     norm[g] = self._group(groups[g])
-            key = (repr(port), tuple(norm[g][0] for g in sgs))
+            key = (marshal.dumps(port, 2), tuple(norm[g][0] for g in sgs))
             hit = self._ports.get(port["id"])
             if hit is None or hit[0] != key:
                 rules: list[SgRule] = []
