@@ -124,3 +124,33 @@ def test_binding_with_live_agent_and_status(client):
     assert client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"] == "DOWN"   # DHCP block left
     client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "dhcp_ready": [p["id"]]})
     assert client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"] == "ACTIVE"
+
+
+def test_metadata_answers_only_the_instance_behind_the_source_address(client):
+    """The compute side records an instance; the metadata service answers its own port's address only."""
+    n = mknet(client)
+    mksub(client, n["id"])
+    r = client.post("/v2.0/routers", json={"router": {"name": "r"}}).json()["router"]
+    client.put(f"/v2.0/routers/{r['id']}/add_router_interface",
+               json={"subnet_id": client.get("/v2.0/subnets").json()["subnets"][0]["id"]})
+    vm = mkport(client, n["id"], name="vm1", device_id="dev-1", device_owner="compute:nova")
+    other = mkport(client, n["id"], name="vm2", device_id="dev-2", device_owner="compute:nova")
+    body = {"hostname": "vm1", "public_keys": {"k1": "ssh-ed25519 AAAA k1"}, "user_data": "#!/bin/sh\necho hi\n"}
+    assert client.put("/agent/v1/instances/dev-1", json=body).status_code == 200
+    assert client.put("/agent/v1/instances/dev-1", json={"hostname": 5}).status_code == 400
+    assert client.put("/agent/v1/instances/dev-1", json={"public_keys": []}).status_code == 400
+
+    def md(path, source):
+        return client.get(f"/agent/v1/metadata/{path}", headers={"X-Neutrino-Router-ID": r["id"],
+                                                                  "X-Forwarded-For": source})
+    ip1, ip2 = vm["fixed_ips"][0]["ip_address"], other["fixed_ips"][0]["ip_address"]
+    doc = md("openstack/latest/meta_data.json", ip1).json()
+    assert doc["uuid"] == "dev-1" and doc["hostname"] == "vm1" and doc["public_keys"] == body["public_keys"]
+    assert md("openstack/latest/user_data", ip1).text == body["user_data"]
+    assert md("latest/meta-data/public-keys/0/openssh-key", ip1).text == "ssh-ed25519 AAAA k1"
+    assert md("latest/meta-data/local-ipv4", ip1).text == ip1
+    assert md("openstack/latest/meta_data.json", ip2).json()["uuid"] == "dev-2"
+    assert md("openstack/latest/user_data", ip2).status_code == 404
+    assert md("openstack/latest/meta_data.json", "10.9.9.9").status_code == 404
+    assert client.delete("/agent/v1/instances/dev-1").status_code == 204
+    assert md("openstack/latest/meta_data.json", ip1).json()["public_keys"] == {}

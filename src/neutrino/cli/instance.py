@@ -46,11 +46,22 @@ def register(app: typer.Typer) -> None:
                security_group: list[str] = typer.Option(None, "--security-group", help="group name or id (repeat)"),
                floating_ip: bool = typer.Option(False, "--floating-ip", help="associate a floating IP on public"),
                host: str = typer.Option("host1", help="emulated host to bind to"),
+               user_data: typer.FileText = typer.Option(None, "--user-data", help="file served as user data"),
+               key: list[str] = typer.Option(None, "--key", help="NAME=PUBLIC_KEY_FILE served as a public key"),
                state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
-        """Create (or complete) an instance: port bound to HOST, guest namespace, DHCP, tcp/22 service."""
+        """Create (or complete) an instance: port bound to HOST, guest namespace, DHCP, tcp/22 service; its
+        metadata (hostname, keys, user data) is served at 169.254.169.254."""
         from neutrino.instances import manager
+        keys = {}
+        for item in key or []:
+            kname, sep, path = item.partition("=")
+            if not sep:
+                raise typer.BadParameter(f"--key {item}: expected NAME=PUBLIC_KEY_FILE")
+            with open(path) as f:
+                keys[kname] = f.read().strip()
         summary = _run(manager.create, Lab(state_dir), name, network, security_groups=security_group or [],
-                       floating_ip=floating_ip, host=host, progress=lambda m: None if as_json else console.print(m))
+                       floating_ip=floating_ip, host=host, user_data=user_data.read() if user_data else "",
+                       public_keys=keys, progress=lambda m: None if as_json else console.print(m))
         _print(summary, as_json)
 
     @group.command("list")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
 from neutrino.db import models as m
 
@@ -14,6 +14,17 @@ T_FIP = m.FloatingIP.__table__
 T_DATA = m.InstanceData.__table__
 EC2_KEYS = ("ami-id", "hostname", "instance-id", "local-hostname", "local-ipv4", "public-hostname", "public-ipv4",
             "public-keys/", "placement/")
+
+
+def set_instance(s, device_id: str, hostname: str, public_keys: dict[str, str], user_data: str) -> None:
+    """What the compute side knows of an instance (Nova's part in OpenStack): served to that instance only."""
+    s.execute(delete(T_DATA).where(T_DATA.c.device_id == device_id))
+    s.execute(insert(T_DATA).values(device_id=device_id, hostname=hostname, public_keys=public_keys,
+                                    user_data=user_data))
+
+
+def delete_instance(s, device_id: str) -> None:
+    s.execute(delete(T_DATA).where(T_DATA.c.device_id == device_id))
 
 
 def _port_for(s, source: str, router_id: str | None, network_id: str | None):

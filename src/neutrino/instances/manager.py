@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import time
 import uuid
+
+import httpx
 from dataclasses import dataclass
 from typing import Callable
 
@@ -12,6 +14,7 @@ from neutrino.errors import NeutrinoError
 from neutrino.instances import guest
 from neutrino.lab.clouds import connect
 from neutrino.lab.paths import Lab
+from neutrino.lab.processes import agent_token
 
 DEVICE_OWNER = "compute:nova"
 EXTERNAL_NETWORK = "public"
@@ -68,16 +71,27 @@ def wait_active(clouds: Clouds, port_id: str, timeout: float = 30) -> bool:
     return False
 
 
+def _compute_side(lab: Lab, method: str, device_id: str, body: dict | None = None) -> None:
+    """Tell the server what Nova would know of the instance (hostname, keys, user data) for its metadata."""
+    with httpx.Client(transport=httpx.HTTPTransport(uds=lab.socket), base_url="http://neutrino",
+                      headers={"X-Auth-Token": agent_token(lab)}, timeout=30) as c:
+        r = c.request(method, f"/agent/v1/instances/{device_id}", json=body)
+    if r.status_code >= 400:
+        raise InstanceError(f"the server refused the instance's metadata: {r.text}")
+
+
 def create(lab: Lab, name: str, network: str, security_groups: list[str] | None = None, floating_ip: bool = False,
-           host: str = "host1", clouds: Clouds | None = None,
-           progress: Callable[[str], None] = lambda _msg: None) -> dict:
-    """Port + binding + guest + DHCP + tcp/22 service (+ floating IP); the instance's summary."""
+           host: str = "host1", clouds: Clouds | None = None, user_data: str = "",
+           public_keys: dict[str, str] | None = None, progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    """Port + binding + metadata + guest + DHCP + tcp/22 service (+ floating IP); the instance's summary."""
     settings = lab.load()
     if host not in [lab.host_name(i) for i in range(1, settings.hosts + 1)]:
         raise InstanceError(f"no emulated host {host!r} in this lab")
     clouds = clouds or Clouds.of(lab)
     net = clouds.demo.network.find_network(network, ignore_missing=False)
     port = _port(clouds, name, net, security_groups or [])
+    _compute_side(lab, "PUT", port.device_id, {"hostname": name, "public_keys": public_keys or {},
+                                                "user_data": user_data})
     ready = guest.alive(lab, name) and guest.address(lab, name) is not None
     guest.plug(lab, name, host, port.id, port.mac_address, net.mtu)
     if clouds.admin.network.get_port(port.id).binding_host_id != host:     # binding:* is admin-only
@@ -130,6 +144,7 @@ def delete(lab: Lab, name: str, clouds: Clouds | None = None) -> None:
         for fip in list(clouds.demo.network.ips(port_id=port.id)):
             clouds.demo.network.delete_ip(fip, ignore_missing=True)
         clouds.demo.network.delete_port(port, ignore_missing=True)
+        _compute_side(lab, "DELETE", port.device_id)
     guest.unplug(lab, name)
     settings = lab.load()
     if settings.instances.pop(name, None) is not None:

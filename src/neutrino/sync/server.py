@@ -3,6 +3,7 @@
 GET  /agent/v1/hosts/{host}/view?since=REV&wait=30   waits until the global revision passes REV, then the view
 POST /agent/v1/hosts/{host}/report                   registers/heartbeats the agent, clears provisioning blocks
 GET  /agent/v1/metadata/{path}                       answers for the port behind X-Forwarded-For (proxied)
+PUT  /agent/v1/instances/{device_id}                 the compute side's hostname, keys and user data of an instance
 """
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ import hmac
 import time
 
 from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from sqlalchemy import select, update
 
+from neutrino.api.attrs import Attr, any_dict, string, validate_body
 from neutrino.api.controller import json_response, read_json
+from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, scheduling, views
 from neutrino.db import models as m
 from neutrino.errors import Unauthorized, bad_request
@@ -111,6 +115,28 @@ async def report(request: Request, host: str):
     return json_response({"revision": rev})
 
 
+_INSTANCE = {"hostname": Attr(convert=string(255)), "user_data": Attr(convert=string(65535)),
+             "public_keys": Attr(convert=lambda n, v: {string(255)(n, k): string(16384)(n, x)
+                                                       for k, x in any_dict(n, v).items()})}
+
+
+@router.put("/agent/v1/instances/{device_id}")
+async def instance_put(request: Request, device_id: str):
+    """The lab's compute side records an instance's hostname, keys and user data for the metadata service."""
+    _check_token(request)
+    body = validate_body(_INSTANCE, await read_json(request), "instance", False, Context.admin())
+    request.app.state.db.run(metadata.set_instance, device_id, body.get("hostname", ""),
+                             body.get("public_keys", {}), body.get("user_data", ""))
+    return json_response({"instance": {"device_id": device_id, **body}})
+
+
+@router.delete("/agent/v1/instances/{device_id}")
+async def instance_delete(request: Request, device_id: str):
+    _check_token(request)
+    request.app.state.db.run(metadata.delete_instance, device_id)
+    return Response(status_code=204)
+
+
 @router.get("/agent/v1/metadata/{path:path}")
 async def metadata_get(request: Request, path: str):
     _check_token(request)
@@ -118,5 +144,4 @@ async def metadata_get(request: Request, path: str):
     source = (h.get("x-forwarded-for") or "").split(",")[0].strip()
     status, ctype, body = request.app.state.db.run(
         metadata.answer, path, source, h.get("x-neutrino-router-id"), h.get("x-neutrino-network-id"))
-    from fastapi.responses import Response
     return Response(content=body, status_code=status, media_type=ctype)
