@@ -64,6 +64,23 @@ def writer(ctx) -> None:
         raise Forbidden("This action is disallowed by policy for a reader.")
 
 
+def write(request: Request, fn: Callable, reschedule: bool = False):
+    """fn(session, ctx) in one transaction that also runs the scheduler (when writes may create DHCP/router work)
+    and bumps the global revision; then the agents are woken. Callers check `writer` before parsing the body."""
+    app, ctx = request.app.state, request.state.ctx
+
+    def tx(s):
+        out = fn(s, ctx)
+        if reschedule:
+            scheduling.schedule(s, app.settings)
+        common.bump(s)
+        return out
+
+    out = app.db.run(tx)
+    app.notify()
+    return out
+
+
 class Controller:
     def __init__(self, res: Resource):
         self.res = res
@@ -98,11 +115,6 @@ class Controller:
         rows = s.execute(stmt).all()
         items = self.res.core.render(s, ctx, rows)
         return listing.apply_filters(items, rest)
-
-    def _after_write(self, s, settings) -> None:
-        if self.res.reschedule:
-            scheduling.schedule(s, settings)
-        common.bump(s)
 
     # --- handlers -------------------------------------------------------------------------------------------------
     async def list(self, request: Request):
@@ -140,14 +152,11 @@ class Controller:
         else:
             raise bad_request(f"Resource body required: expected '{res.singular}' or '{res.plural}'.")
 
-        def tx(s):
+        def tx(s, ctx):
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
-            self._after_write(s, app.settings)
-            rows = [self._one(s, ctx, i) for i in ids]
-            return res.core.render(s, ctx, rows)
+            return res.core.render(s, ctx, [self._one(s, ctx, i) for i in ids])
 
-        out = app.db.run(tx)
-        app.notify()
+        out = write(request, tx, res.reschedule)
         return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)
 
     async def update(self, request: Request, rid: str):
@@ -161,57 +170,48 @@ class Controller:
         data = validate_body(res.attrs, body[res.singular], res.singular, False, ctx)
         if_match = request.headers.get("if-match")
 
-        def tx(s):
+        def tx(s, ctx):
             row = self._one(s, ctx, rid)
             common.check_if_match(row, if_match)
             res.core.update(s, ctx, row, data, app.settings)
-            self._after_write(s, app.settings)
             return self._render_one(s, ctx, rid)
 
-        out = app.db.run(tx)
-        app.notify()
+        out = write(request, tx, res.reschedule)
         return json_response({res.singular: out})
 
     async def delete(self, request: Request, rid: str):
-        ctx = request.state.ctx
-        writer(ctx)
-        app = request.app.state
+        writer(request.state.ctx)
         if_match = request.headers.get("if-match")
 
-        def tx(s):
+        def tx(s, ctx):
             row = self._one(s, ctx, rid)
             common.check_if_match(row, if_match)
             self.res.delete(s, ctx, row)
-            self._after_write(s, app.settings)
 
-        app.db.run(tx)
-        app.notify()
+        write(request, tx, self.res.reschedule)
         return Response(status_code=204)
 
     # --- tags -----------------------------------------------------------------------------------------------------
     def _tags_tx(self, request: Request, rid: str, change: Callable[[list[str]], list[str]] | None):
-        ctx = request.state.ctx
-        if change is not None:
-            writer(ctx)
+        """The resource's tags; with `change`, replaced by change(tags) in a write transaction."""
+        if change is None:
+            def read(s):
+                self._one(s, request.state.ctx, rid)            # 404 unless the caller sees the resource
+                return common.tags_of(s, [rid])[rid]
+            return request.app.state.db.run(read)
+        writer(request.state.ctx)
 
-        def tx(s):
+        def tx(s, ctx):
             row = self._one(s, ctx, rid)
-            tags = common.tags_of(s, [rid])[rid]
-            if change is None:
-                return tags
             common.require_owner(ctx, row, f"update_{self.res.singular}_tags")
-            new = change(tags)
+            new = change(common.tags_of(s, [rid])[rid])
             if len(set(new)) > MAX_TAGS:
                 raise bad_request(f"Number of tags exceeds the limit of {MAX_TAGS}.", "TagsLimitExceeded")
             common.set_tags(s, rid, new)
             common.touch(s, self.res.core.T, rid)
-            common.bump(s)
             return sorted(set(new))
 
-        out = request.app.state.db.run(tx)
-        if change is not None:
-            request.app.state.notify()
-        return out
+        return write(request, tx)
 
     @staticmethod
     def _tag(tag: str) -> str:

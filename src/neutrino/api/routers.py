@@ -9,8 +9,8 @@ from neutrino.api import listing
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of, integer,
                                 invalid, ip_address, list_of, nullable, one_of, string, unique_list_of,
                                 uuid_str, validate_body)
-from neutrino.api.controller import Resource, json_response, read_json, writer
-from neutrino.core import common, floatingips, portforwardings, routers, scheduling
+from neutrino.api.controller import Resource, json_response, read_json, write, writer
+from neutrino.core import floatingips, portforwardings, routers
 from neutrino.errors import bad_request
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
@@ -65,21 +65,14 @@ PF_ATTRS = {
 # --- router actions -------------------------------------------------------------------------------------------------
 
 async def _router_action(request: Request, rid: str, act):
-    """One transaction: load the router (404 if not visible), act on it, bump the revision, wake agents."""
-    ctx = request.state.ctx
-    writer(ctx)
+    """Load the router (404 if not visible) and act on it, in one write transaction."""
+    writer(request.state.ctx)
     body = await read_json(request)
-    app = request.app.state
+    settings = request.app.state.settings
 
-    def tx(s):
-        out = act(s, ctx, routers.get(s, ctx, rid), body, app.settings)
-        scheduling.schedule(s, app.settings)    # new router ports follow the router to its L3 host
-        common.bump(s)
-        return out
-
-    out = app.db.run(tx)
-    app.notify()
-    return json_response(out)
+    def tx(s, ctx):
+        return act(s, ctx, routers.get(s, ctx, rid), body, settings)
+    return json_response(write(request, tx, reschedule=True))     # new router ports follow the router to its host
 
 
 async def add_router_interface(request: Request, rid: str):
@@ -151,51 +144,37 @@ def _pf_body(body, creating: bool, ctx) -> dict:
 
 
 async def create_pf(request: Request, fid: str):
-    ctx = request.state.ctx
-    writer(ctx)
-    data = _pf_body(await read_json(request), True, ctx)
-    app = request.app.state
+    writer(request.state.ctx)
+    data = _pf_body(await read_json(request), True, request.state.ctx)
 
-    def tx(s):
+    def tx(s, ctx):
         fip = floatingips.get(s, ctx, fid)
         pid = portforwardings.create(s, ctx, fip, data)
-        common.bump(s)
         return portforwardings.render([portforwardings.get(s, fip, pid)])[0]
 
-    out = app.db.run(tx)
-    app.notify()
-    return json_response({"port_forwarding": out}, 201)
+    return json_response({"port_forwarding": write(request, tx)}, 201)
 
 
 async def update_pf(request: Request, fid: str, pid: str):
-    ctx = request.state.ctx
-    writer(ctx)
-    data = _pf_body(await read_json(request), False, ctx)
-    app = request.app.state
+    writer(request.state.ctx)
+    data = _pf_body(await read_json(request), False, request.state.ctx)
 
-    def tx(s):
+    def tx(s, ctx):
         fip = floatingips.get(s, ctx, fid)
         portforwardings.update(s, ctx, fip, portforwardings.get(s, fip, pid), data)
-        common.bump(s)
         return portforwardings.render([portforwardings.get(s, fip, pid)])[0]
 
-    out = app.db.run(tx)
-    app.notify()
-    return json_response({"port_forwarding": out})
+    return json_response({"port_forwarding": write(request, tx)})
 
 
 async def delete_pf(request: Request, fid: str, pid: str):
-    ctx = request.state.ctx
-    writer(ctx)
-    app = request.app.state
+    writer(request.state.ctx)
 
-    def tx(s):
+    def tx(s, ctx):
         fip = floatingips.get(s, ctx, fid)
         portforwardings.delete_pf(s, ctx, fip, portforwardings.get(s, fip, pid))
-        common.bump(s)
 
-    app.db.run(tx)
-    app.notify()
+    write(request, tx)
     return Response(status_code=204)
 
 
