@@ -1,5 +1,5 @@
-"""What the acceptance tests share: run the `neutrino` command against a lab's state dir, free ports, and the
-processes a lab left behind."""
+"""What the acceptance tests share: a lab brought up in a throwaway state dir, the `neutrino` command run against it,
+and the check that `neutrino down` leaves nothing behind."""
 from __future__ import annotations
 
 import os
@@ -7,8 +7,14 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 
 import pytest
+
+from neutrino import names
+from neutrino.lab.clouds import connect
+from neutrino.lab.paths import Lab
+from neutrino.lib import ip
 
 
 def need(programs: tuple[str, ...]) -> None:
@@ -46,3 +52,50 @@ def our_pids(marker: str) -> set[int]:
             except OSError:
                 pass
     return out - {os.getpid()}
+
+
+class World:
+    """A running lab and the ids its checks need."""
+
+    def __init__(self, state_dir: str, up_output: str):
+        self.state_dir = state_dir
+        self.lab = Lab(state_dir)
+        self.up_output = up_output
+        self.demo, admin = connect(self.lab, "demo"), connect(self.lab, "admin")
+        self.router = self.demo.network.find_router("router1", ignore_missing=False)
+        self.private = self.demo.network.find_network("private", ignore_missing=False)
+        self.vm_port = next(iter(self.demo.network.ports(name="vm1", device_owner="compute:nova")))
+        self.dhcp_port = next(iter(admin.network.ports(network_id=self.private.id, device_owner="network:dhcp")))
+        self.fip = next(iter(self.demo.network.ips(port_id=self.vm_port.id))).floating_ip_address
+
+    def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+        """A command inside the emulated host (`neutrino shell -- CMD`)."""
+        return neutrino("shell", "--", *cmd, state_dir=self.state_dir, check=check)
+
+    def shell(self, *cmd: str) -> str:
+        return self.run(*cmd).stdout
+
+
+def running_lab(prefix: str, *up_args: str):
+    """`neutrino up` in a throwaway state dir on free ports; yields the World, always ends with `neutrino down`."""
+    state_dir = tempfile.mkdtemp(prefix=prefix)
+    try:
+        up = neutrino("up", *up_args, "--port", str(free_port()), "--identity-port", str(free_port()),
+                      state_dir=state_dir, timeout=120)
+        yield World(state_dir, up.stdout)
+    finally:
+        neutrino("down", state_dir=state_dir, check=False)
+        shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def down_leaves_nothing(world: World, links_before: set[str]) -> None:
+    """`neutrino down`, then: none of the lab's namespaces, root-namespace devices, processes or files remain."""
+    lab_ns = {world.lab.host_ns("host1"), world.lab.guest_ns("vm1"), names.qrouter(world.router.id),
+              names.qdhcp(world.private.id)}
+    assert lab_ns <= set(ip.list_netns())
+    neutrino("down", state_dir=world.state_dir)
+    assert not lab_ns & set(ip.list_netns())
+    assert not [ns for ns in ip.list_netns() if world.lab.owns_ns(ns)]
+    assert set(ip.links()) - links_before == set()
+    assert our_pids(world.state_dir) == set()
+    assert not os.path.exists(world.state_dir)

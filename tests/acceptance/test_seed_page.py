@@ -4,18 +4,13 @@ inside the emulated host with this lab's real names, vm1 reachable on its floati
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import tempfile
 
 import pytest
 
 from neutrino import names
-from neutrino.lab.clouds import connect
-from neutrino.lab.paths import Lab
 from neutrino.lib import ip
-from labfix import free_port, need, neutrino, our_pids
+from labfix import down_leaves_nothing, need, neutrino, running_lab
 
 pytestmark = pytest.mark.kernel
 NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl")
@@ -23,41 +18,15 @@ NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "pin
 need(NEEDED)
 
 
-class World:
-    """The running lab and the ids the seed page's commands need."""
-
-    def __init__(self, state_dir: str, up_output: str):
-        self.state_dir = state_dir
-        self.lab = Lab(state_dir)
-        self.up_output = up_output
-        demo, admin = connect(self.lab, "demo"), connect(self.lab, "admin")
-        self.router = demo.network.find_router("router1", ignore_missing=False)
-        self.private = demo.network.find_network("private", ignore_missing=False)
-        self.vm_port = next(iter(demo.network.ports(name="vm1", device_owner="compute:nova")))
-        self.dhcp_port = next(iter(admin.network.ports(network_id=self.private.id, device_owner="network:dhcp")))
-        self.fip = next(iter(demo.network.ips(port_id=self.vm_port.id))).floating_ip_address
-        self.demo = demo
-
-    def shell(self, *cmd: str) -> str:
-        return neutrino("shell", "--", *cmd, state_dir=self.state_dir).stdout
-
-
 @pytest.fixture(scope="module")
 def before():
-    """What the machine had before the lab: namespaces and root-namespace devices."""
-    return {"netns": set(ip.list_netns()), "links": set(ip.links())}
+    """Root-namespace devices before the lab (nothing may be added there)."""
+    return set(ip.links())
 
 
 @pytest.fixture(scope="module")
 def world(before):
-    state_dir = tempfile.mkdtemp(prefix="nl-")
-    try:
-        up = neutrino("up", "--port", str(free_port()), "--identity-port", str(free_port()), state_dir=state_dir,
-                      timeout=120)
-        yield World(state_dir, up.stdout)
-    finally:
-        neutrino("down", state_dir=state_dir, check=False)
-        shutil.rmtree(state_dir, ignore_errors=True)
+    yield from running_lab("nl-")
 
 
 def test_up_makes_vm1_reachable_and_says_how_long_it_took(world):
@@ -170,12 +139,4 @@ def test_trace_agrees_with_the_seed_group(world):
 
 
 def test_down_leaves_nothing_behind(world, before):
-    lab_ns = {world.lab.host_ns("host1"), world.lab.guest_ns("vm1"), names.qrouter(world.router.id),
-              names.qdhcp(world.private.id)}
-    assert lab_ns <= set(ip.list_netns())
-    neutrino("down", state_dir=world.state_dir)
-    assert not lab_ns & set(ip.list_netns())
-    assert not [ns for ns in ip.list_netns() if world.lab.owns_ns(ns)]
-    assert set(ip.links()) - before["links"] == set()
-    assert our_pids(world.state_dir) == set()
-    assert not os.path.exists(world.state_dir)
+    down_leaves_nothing(world, before)
