@@ -19,12 +19,6 @@ need(NEEDED)
 
 
 @pytest.fixture(scope="module")
-def before():
-    """Root-namespace devices before the lab (nothing may be added there)."""
-    return set(ip.links())
-
-
-@pytest.fixture(scope="module")
 def world(before):
     yield from running_lab("nl-lb-", "--l2", "linuxbridge", "--firewall", "nftables")
 

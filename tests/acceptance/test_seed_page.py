@@ -9,19 +9,12 @@ import re
 import pytest
 
 from neutrino import names
-from neutrino.lib import ip
 from labfix import down_leaves_nothing, need, neutrino, running_lab
 
 pytestmark = pytest.mark.kernel
 NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl")
 
 need(NEEDED)
-
-
-@pytest.fixture(scope="module")
-def before():
-    """Root-namespace devices before the lab (nothing may be added there)."""
-    return set(ip.links())
 
 
 @pytest.fixture(scope="module")

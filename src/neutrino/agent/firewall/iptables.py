@@ -18,7 +18,6 @@ from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import rules as R
 from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
 from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
-from neutrino.errors import KernelError
 from neutrino.lib import ipset, iptables, nft
 from neutrino.sync.schema import View
 
@@ -54,14 +53,7 @@ class IptablesFirewallDriver:
         ports = self.cache.ports(view)
         members = self.cache.members(view, ports)
         want_sets = {names.ipset_name(sg, eth): (SET_FAMILY[eth], set(cidrs)) for (sg, eth), cidrs in members.items()}
-        now = self.memory.trusted(nft.generation(self.ns))
-        try:
-            self._apply(ports, want_sets, now)
-        except KernelError:
-            if now is None:
-                raise
-            self.memory.forget()               # the kernel is not what we left there: read it and try again
-            self._apply(ports, want_sets, None)
+        self.memory.apply(nft.generation(self.ns), lambda now: self._apply(ports, want_sets, now))
         self.render.prune()
         return SyncResult(ports={p.id: True for p in ports}, changed=any(self.last_lines.values()))
 

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from neutrino.errors import KernelError
+
 TRUST = 10.0     # seconds; below the agent's 15 s resync interval, so every periodic resync reads the kernel
 
 
@@ -39,6 +41,18 @@ class KernelMemory:
 
     def forget(self) -> None:
         self.state, self.read_at, self.generation = None, float("-inf"), None
+
+    def apply(self, generation: int, fn: Callable[[Any], None]) -> None:
+        """fn(remembered state or None); when an apply from memory is refused by the kernel, the kernel is not
+        what we left there: forget, and fn(None) reads it and tries again."""
+        now = self.trusted(generation)
+        try:
+            fn(now)
+        except KernelError:
+            if now is None:
+                raise
+            self.forget()
+            fn(None)
 
 
 class Rendered:

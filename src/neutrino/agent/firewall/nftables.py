@@ -16,7 +16,6 @@ from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import nft_rules
 from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
 from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
-from neutrino.errors import KernelError
 from neutrino.lib import nft
 from neutrino.sync.schema import View
 
@@ -43,14 +42,7 @@ class NftablesFirewallDriver:
     def sync(self, view: View) -> SyncResult:
         ports = self.cache.ports(view)
         members = self.cache.members(view, ports)
-        now = self.memory.trusted(nft.generation(self.ns))
-        try:
-            self._apply(ports, members, now)
-        except KernelError:
-            if now is None:
-                raise
-            self.memory.forget()               # the kernel is not what we left there: read it and try again
-            self._apply(ports, members, None)
+        self.memory.apply(nft.generation(self.ns), lambda now: self._apply(ports, members, now))
         self.render.prune()
         return SyncResult(ports={p.id: True for p in ports}, changed=bool(self.last_script))
 
