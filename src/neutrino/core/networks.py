@@ -28,11 +28,6 @@ def get(s, ctx: Context, net_id: str):
     return rbac.get_visible(s, "network", net_id, ctx, "Network", NET_ACTIONS)
 
 
-def shared_with(s, net, project: str | None) -> bool:
-    """Is the network shared with `project` (ports may be made on it)? The owner's own network is not "shared"."""
-    return rbac.is_granted(s, "network", net.id, project)
-
-
 def usable(s, ctx: Context, net, action: str = rbac.SHARED) -> bool:
     """May the caller attach to the network: ports (access_as_shared) or router gateways and floating IPs
     (access_as_external)?"""
