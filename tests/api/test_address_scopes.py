@@ -84,11 +84,18 @@ def test_ip_availability(client, project_client):
     got = client.get(f"/v2.0/network-ip-availabilities/{net['id']}").json()["network_ip_availability"]
     subs = {x["cidr"]: x for x in got["subnet_ip_availability"]}
     assert subs["10.0.0.0/24"] == {"subnet_id": s1["id"], "subnet_name": "s1", "cidr": "10.0.0.0/24",
-                                   "ip_version": 4, "total_ips": 253, "used_ips": 3}
+                                   "ip_version": 4, "total_ips": 253, "used_ips": 3, "ip_availability_details": {
+                                       "total_ips_in_subnet": 254, "total_ips_in_allocation_pool": 253,
+                                       "used_ips_in_subnet": 3, "used_ips_in_allocation_pool": 3}}
     assert (subs["10.0.1.0/28"]["total_ips"], subs["10.0.1.0/28"]["used_ips"]) == (5, 1)
+    assert subs["10.0.1.0/28"]["ip_availability_details"] == {
+        "total_ips_in_subnet": 14, "total_ips_in_allocation_pool": 5, "used_ips_in_subnet": 1,
+        "used_ips_in_allocation_pool": 0}
     assert subs["fd00::/120"]["total_ips"] == 254 and subs["fd00::/120"]["ip_version"] == 6
     assert got["network_name"] == "avail" and got["project_id"] == got["tenant_id"] == net["project_id"]
     assert got["total_ips"] == 253 + 5 + 254 and got["used_ips"] == 4
+    assert got["ip_availability_details"] == {"total_ips_in_subnet": 254 + 14 + 256, "used_ips_in_subnet": 4,
+                                              "total_ips_in_allocation_pool": 512, "used_ips_in_allocation_pool": 3}
     listed = client.get("/v2.0/network-ip-availabilities").json()["network_ip_availabilities"]
     assert {x["network_id"] for x in listed} == {net["id"], empty["id"]}
     assert [x for x in listed if x["network_id"] == empty["id"]][0]["total_ips"] == 0

@@ -229,6 +229,7 @@ def test_cli_rbac_address_scope_and_ip_availability(cloud):
     listed = osc(cloud, "admin", "admin", "ip", "availability", "list", "--ip-version", "4", "-f", "json")
     row = next(x for x in listed if x["Network ID"] == net["id"])
     assert (row["Network Name"], row["Total IPs"], row["Used IPs"]) == ("cli-net", 253, 1)
+    assert (row["Total IPs in Subnet"], row["Used IPs in Allocation Pool"]) == (254, 1)
     assert osc(cloud, "ua", "pa", "ip", "availability", "list", "-f", "json") == []
 
 

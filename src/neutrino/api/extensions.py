@@ -24,6 +24,8 @@ EXTENSIONS = {
     "floating-ip-port-forwarding": "Provides floating IP port forwarding.",
     "ip-substring-filtering": "Provides IP address substring filtering when listing ports",
     "network-ip-availability": "Provides IP availability data for each network and subnet.",
+    "network-ip-availability-details": "Provides IP availability details split by subnet CIDR and allocation "
+                                       "pools.",
     "net-mtu": "Provides MTU attribute for a network resource.",
     "net-mtu-writable": "Provides a writable MTU attribute for a network resource.",
     "pagination": "Extension that indicates that pagination is enabled.",

@@ -12,10 +12,7 @@ KNOWN = {"network_id", "network_name", "project_id", "tenant_id", "ip_version", 
 def _by_version(item: dict, versions: list[str]) -> dict | None:
     """The `ip_version` filter keeps only subnets of that version (and networks that have one)."""
     subs = [x for x in item["subnet_ip_availability"] if str(x["ip_version"]) in versions]
-    if not subs:
-        return None
-    return {**item, "subnet_ip_availability": subs, "total_ips": sum(x["total_ips"] for x in subs),
-            "used_ips": sum(x["used_ips"] for x in subs)}
+    return ipavailability.with_totals({**item, "subnet_ip_availability": subs}) if subs else None
 
 
 async def list_availabilities(request: Request):
