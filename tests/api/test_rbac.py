@@ -152,6 +152,11 @@ def test_external_access_to_one_project(client, abc):
     assert client.put(f"/v2.0/networks/{other['id']}", json={"network": {"router:external": False}}) \
         .status_code == 200
     assert client.get(f"/v2.0/rbac-policies?object_id={other['id']}").json()["rbac_policies"] == []
+    # and an internal network made external by a policy is internal again once its last external policy goes
+    pol = share(client, other["id"], "pc", action="access_as_external")
+    assert client.get(f"/v2.0/networks/{other['id']}").json()["network"]["router:external"] is True
+    assert client.delete(f"/v2.0/rbac-policies/{pol['id']}").status_code == 204
+    assert client.get(f"/v2.0/networks/{other['id']}").json()["network"]["router:external"] is False
 
 
 def test_security_group_shared_with_one_project(abc):

@@ -107,8 +107,9 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     return row["id"]
 
 
-def _unset_external(s, row) -> None:
-    """router:external off: refused while routers or floating IPs use it; all external policies go."""
+def unset_external(s, row) -> None:
+    """router:external off (by the attribute, or when its last external policy goes): refused while routers or
+    floating IPs use it; all external policies go."""
     gw = select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
                                    T_PORT.c.device_owner.in_(["network:router_gateway", "network:floatingip"]))
     if s.execute(gw.limit(1)).first():
@@ -117,6 +118,7 @@ def _unset_external(s, row) -> None:
     rbac_t = rbac.T
     s.execute(delete(rbac_t).where(rbac_t.c.object_type == "network", rbac_t.c.object_id == row.id,
                                    rbac_t.c.action == rbac.EXTERNAL))
+    common.touch(s, T, row.id, {"external": False})
 
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
@@ -139,7 +141,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         if data["router:external"]:
             rbac.set_wildcard(s, "network", row, rbac.EXTERNAL, True)
         else:
-            _unset_external(s, row)
+            unset_external(s, row)
+            del data["router:external"]
     if "mtu" in data and data["mtu"] < 68:
         raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
     names = {"router:external": "external"}

@@ -211,7 +211,12 @@ def delete_policy(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_rbac_policy")
     check_release(s, row, _owner(s, row))
     s.execute(delete(T).where(T.c.id == row.id))
-    _touch_object(s, row.object_type, row.object_id)
+    if row.object_type == "network" and row.action == EXTERNAL and not s.execute(select(T.c.id).where(
+            T.c.object_id == row.object_id, T.c.action == EXTERNAL).limit(1)).first():
+        from neutrino.core import networks          # the last external policy gone: no longer external (Neutron)
+        networks.unset_external(s, s.execute(common.by_id(networks.T), {"id": row.object_id}).first())
+    else:
+        _touch_object(s, row.object_type, row.object_id)
 
 
 def render(s, ctx: Context, rows) -> list[dict]:
