@@ -8,6 +8,10 @@ def mkscope(c, **kw):
     return r.json()["address_scope"]
 
 
+def mksub_raw(c, net_id, **kw):
+    return c.post("/v2.0/subnets", json={"subnet": {"network_id": net_id, "ip_version": 4, **kw}})
+
+
 def mkpool(c, prefixes, **kw):
     return c.post("/v2.0/subnetpools", json={"subnetpool": {"name": "p", "prefixes": prefixes, **kw}})
 
@@ -67,6 +71,14 @@ def test_pools_in_a_scope(client, project_client):
                                                   "subnetpool_id": p2["id"]}})
     shown = client.get(f"/v2.0/networks/{net['id']}").json()["network"]
     assert shown["ipv4_address_scope"] == v4["id"] and shown["ipv6_address_scope"] is None
+    # a network's subnets of one version stay in its scope (another pool of the scope is fine), or in one pool
+    err(mksub_raw(client, net["id"], cidr="10.99.0.0/24"), 400, "NetworkAddressScopeAffinityError")
+    p1_id = p1.json()["subnetpool"]["id"]
+    assert mksub_raw(client, net["id"], subnetpool_id=p1_id, prefixlen=24).status_code == 201
+    plain = mknet(client)
+    mksub(client, plain["id"], "10.98.0.0/24")
+    err(mksub_raw(client, plain["id"], subnetpool_id=p1_id, prefixlen=24), 400, "NetworkSubnetPoolAffinityError")
+    assert mksub_raw(client, plain["id"], cidr="10.98.1.0/24").status_code == 201
     err(client.delete(f"/v2.0/address-scopes/{v4['id']}"), 409, "AddressScopeInUse")
 
 

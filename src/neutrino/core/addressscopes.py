@@ -76,6 +76,26 @@ def check_pool(s, ctx: Context, pool: dict) -> None:
                                                      "address scope must have unique prefixes.")
 
 
+def check_network(s, network_id: str, version: int, pool_id: str | None) -> None:
+    """A network's subnets of one IP version share an address scope, or without one the same pool (or none): so a
+    router port has one scope per version."""
+    rows = s.execute(select(T_SUB.c.subnetpool_id, T_POOL.c.address_scope_id)
+                     .join(T_POOL, T_POOL.c.id == T_SUB.c.subnetpool_id, isouter=True)
+                     .where(T_SUB.c.network_id == network_id, T_SUB.c.ip_version == version)).all()
+    if not rows:
+        return
+    net_scope = next((r.address_scope_id for r in rows if r.address_scope_id), None)
+    new_scope = s.execute(select(T_POOL.c.address_scope_id).where(T_POOL.c.id == pool_id)).scalar() \
+        if pool_id else None
+    if net_scope:
+        if new_scope != net_scope:
+            raise bad_request(f"Subnets of network {network_id} must be allocated from subnet pools of its address "
+                              f"scope {net_scope}.", "NetworkAddressScopeAffinityError")
+    elif any(r.subnetpool_id != pool_id for r in rows):
+        raise bad_request("Subnets hosted on the same network must be allocated from the same subnet pool.",
+                          "NetworkSubnetPoolAffinityError")
+
+
 def of_subnets(s, subnet_ids) -> dict[str, str]:
     """subnet id -> the address scope of the pool it was allocated from (subnets without one are absent)."""
     rows = common.in_chunks(s, lambda c: select(T_SUB.c.id, T_POOL.c.address_scope_id)

@@ -6,7 +6,7 @@ import ipaddress
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common, ipam, networks, quotas
+from neutrino.core import addressscopes, common, ipam, networks, quotas
 from neutrino.db import models as m
 from neutrino.errors import NotFound, bad_request, conflict, not_found
 
@@ -98,6 +98,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     net_ = ipam.network(cidr)
     _check_v6(data, version)
     _check_routes_dns(data, version)
+    addressscopes.check_network(s, net.id, version, data.get("subnetpool_id"))
     others = [r[0] for r in s.execute(select(T.c.cidr).where(T.c.network_id == net.id))]
     ipam.check_overlap(net_, others, net.id)
     gateway = data["gateway_ip"] if "gateway_ip" in data else ipam.default_gateway(net_)
