@@ -79,6 +79,9 @@ def test_pools_in_a_scope(client, project_client):
     mksub(client, plain["id"], "10.98.0.0/24")
     err(mksub_raw(client, plain["id"], subnetpool_id=p1_id, prefixlen=24), 400, "NetworkSubnetPoolAffinityError")
     assert mksub_raw(client, plain["id"], cidr="10.98.1.0/24").status_code == 201
+    # moving one of the network's two pools out of the scope would split the network across scopes
+    err(client.put(f"/v2.0/subnetpools/{p1_id}", json={"subnetpool": {"address_scope_id": None}}), 400,
+        "NetworkAddressScopeAffinityError")
     err(client.delete(f"/v2.0/address-scopes/{v4['id']}"), 409, "AddressScopeInUse")
 
 

@@ -59,21 +59,29 @@ def render(s, ctx: Context, rows) -> list[dict]:
 
 
 def check_pool(s, ctx: Context, pool: dict) -> None:
-    """A pool may join a scope the caller may use, of its IP version, whose other pools it does not overlap."""
+    """A pool may join a scope the caller may use, of its IP version, whose other pools it does not overlap; and
+    networks with subnets from it must not end up with subnets in two scopes."""
     scope_id = pool.get("address_scope_id")
-    if not scope_id:
-        return
-    found = get(s, ctx, scope_id)          # yours, or shared with you; 404 otherwise
-    if found.ip_version != pool["ip_version"]:
-        raise bad_request(f"Illegal subnetpool association: subnetpool {pool['id']} cannot associate with address "
-                          f"scope {scope_id} because subnetpool ip_version is not {found.ip_version}.",
-                          "IllegalSubnetPoolIpVersionAssociationWithAddressScope")
-    mine = [ipaddress.ip_network(p) for p in pool["prefixes"]]
-    others = s.execute(select(T_POOL.c.prefixes).where(T_POOL.c.address_scope_id == scope_id,
-                                                       T_POOL.c.id != pool["id"])).all()
-    if any(a.overlaps(ipaddress.ip_network(b)) for (prefixes,) in others for b in prefixes for a in mine):
-        raise conflict("AddressScopePrefixConflict", "Failed to associate address scope: subnetpools within an "
-                                                     "address scope must have unique prefixes.")
+    if scope_id:
+        found = get(s, ctx, scope_id)          # yours, or shared with you; 404 otherwise
+        if found.ip_version != pool["ip_version"]:
+            raise bad_request(f"Illegal subnetpool association: subnetpool {pool['id']} cannot associate with "
+                              f"address scope {scope_id} because subnetpool ip_version is not {found.ip_version}.",
+                              "IllegalSubnetPoolIpVersionAssociationWithAddressScope")
+        mine = [ipaddress.ip_network(p) for p in pool["prefixes"]]
+        others = s.execute(select(T_POOL.c.prefixes).where(T_POOL.c.address_scope_id == scope_id,
+                                                           T_POOL.c.id != pool["id"])).all()
+        if any(a.overlaps(ipaddress.ip_network(b)) for (prefixes,) in others for b in prefixes for a in mine):
+            raise conflict("AddressScopePrefixConflict", "Failed to associate address scope: subnetpools within "
+                                                         "an address scope must have unique prefixes.")
+    nets = select(T_SUB.c.network_id).where(T_SUB.c.subnetpool_id == pool["id"])
+    mixed = s.execute(select(T_SUB.c.network_id).join(T_POOL, T_POOL.c.id == T_SUB.c.subnetpool_id, isouter=True)
+                      .where(T_SUB.c.network_id.in_(nets), T_SUB.c.ip_version == pool["ip_version"],
+                             (T_SUB.c.subnetpool_id != pool["id"]) | T_SUB.c.subnetpool_id.is_(None),
+                             T_POOL.c.address_scope_id.is_distinct_from(scope_id)).limit(1)).first()
+    if mixed:
+        raise bad_request(f"Subnets of network {mixed[0]} would be in different address scopes.",
+                          "NetworkAddressScopeAffinityError")
 
 
 def check_network(s, network_id: str, version: int, pool_id: str | None) -> None:
