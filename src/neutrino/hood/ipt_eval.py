@@ -2,8 +2,9 @@
 
 It knows the matches and targets of the seed's chains (addresses, interfaces with `+`, protocols and ports, icmp
 types, state/conntrack, physdev, mac, ipset, comment, mark/connmark; ACCEPT/DROP/REJECT/RETURN, jumps and gotos,
-DNAT/SNAT/REDIRECT/MASQUERADE, CT/LOG/MARK/CONNMARK which do not end the walk; `marked` applies MARK/CONNMARK). A rule using anything else is never taken and is
-reported in `Result.unknown`, so a trace says where it could not be sure instead of guessing.
+DNAT/SNAT/REDIRECT/MASQUERADE, CT/LOG/MARK/CONNMARK which do not end the walk; `marked` applies MARK/CONNMARK).
+A rule using anything else is never taken and is reported in `Result.unknown`, so a trace says where it could not
+be sure instead of guessing.
 """
 from __future__ import annotations
 
