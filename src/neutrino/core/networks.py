@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common, quotas
+from neutrino.core import common, qos, quotas
 from neutrino.db import models as m
 from neutrino.errors import bad_request, conflict
 
@@ -98,6 +98,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                port_security_enabled=data.get("port_security_enabled", True), dns_domain=data.get("dns_domain", ""),
                availability_zone_hints=data.get("availability_zone_hints", []), **seg)
     s.execute(insert(T), row)
+    qos.bind_new_network(s, ctx, row["id"], row["project_id"], data)
     return row["id"]
 
 
@@ -121,6 +122,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
                                                    "Multiple tenants are using it.")
     if "mtu" in data and data["mtu"] < 68:
         raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
+    if "qos_policy_id" in data:
+        qos.bind(s, ctx, "network", row.id, data.pop("qos_policy_id"))
     names = {"router:external": "external"}
     values = {names.get(k, k): v for k, v in data.items() if k not in PROVIDER}
     common.touch(s, T, row.id, {**values, **seg})
@@ -150,14 +153,14 @@ def render(s, ctx: Context, rows) -> list[dict]:
     for sid, nid in common.in_chunks(s, lambda c: select(T_SUB.c.id, T_SUB.c.network_id)
                                      .where(T_SUB.c.network_id.in_(c)), ids):
         subnets[nid].append(sid)
-    tags = common.tags_of(s, ids)
+    tags, policies = common.tags_of(s, ids), qos.policies_of(s, "network", ids)
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
              "subnets": sorted(subnets[r.id]), "shared": r.shared, "router:external": r.external, "mtu": r.mtu,
              "port_security_enabled": r.port_security_enabled, "availability_zone_hints": r.availability_zone_hints,
              "availability_zones": ["nova"], "ipv4_address_scope": None, "ipv6_address_scope": None,
-             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": None,
+             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": policies[r.id],
              "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:
             d.update({"provider:network_type": r.network_type, "provider:physical_network": r.physical_network,
