@@ -8,6 +8,7 @@ The server compiles it per host (`GET /agent/v1/hosts/{host}/view`), the agent's
       "ports": [Port],                        # every port bound to this host (instances, DHCP, router ports)
       "security_groups": {sg_id: SecurityGroup},
       "remote_groups": {sg_id: {"IPv4": [ip, ...], "IPv6": [...]}},   # members of groups used as remote_group_id
+                                              # (and CIDRs of address groups used as remote_address_group_id)
       "tunnels": {"local_ip": ip|None, "peers": [{"host": h, "ip": ip}]},
       "fdb": [{"network_id", "vni", "mac_address", "ip_address", "host_ip"}],   # ports on other hosts (l2pop)
       "routers": [Router],                    # routers scheduled to this host (l3 role)
@@ -89,6 +90,7 @@ class Rule(TypedDict):
     port_range_max: int | None  # for icmp: code
     remote_ip_prefix: str | None
     remote_group_id: str | None
+    remote_address_group_id: str | None   # its CIDRs are in View["remote_groups"] under this id
 
 
 class SecurityGroup(TypedDict):
