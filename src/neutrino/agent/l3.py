@@ -14,6 +14,7 @@ import logging
 import os
 
 from neutrino import names
+from neutrino.agent import metering
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import arp, ip, iptables, sysctl
@@ -110,6 +111,7 @@ class L3Driver:
         self.config = config
         self.host_ns = host_ns
         self.state_file = os.path.join(config.state_dir, "l3", "routers.json")
+        self.metered: dict[str, Router] = {}     # routers with metering labels, as last synced
 
     # --- owned routers ------------------------------------------------------------------------------------------
 
@@ -149,7 +151,26 @@ class L3Driver:
                 LOG.error("router %s: %s", rid, e)
                 result.routers[rid] = False
         self._remember(set(wanted))
+        self.metered = {rid: r for rid, r in wanted.items() if r.get("gateway") and r.get("metering_labels")}
         return result
+
+    def metering_counters(self) -> dict[str, dict[str, dict[str, int]]]:
+        """router id -> label id -> {"packets", "bytes"}, read now from the routers' namespaces (for the report)."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for rid, router in self.metered.items():
+            per_label: dict[str, dict[str, int]] = {}
+            for version in (4, 6):
+                try:
+                    text = iptables.save("filter", names.qrouter(rid), version, counters=True)
+                except NeutrinoError as e:
+                    LOG.warning("metering counters of router %s: %s", rid, e)
+                    continue
+                for label, c in metering.counters(text, router).items():
+                    have = per_label.setdefault(label, {"packets": 0, "bytes": 0})
+                    have["packets"] += c["packets"]
+                    have["bytes"] += c["bytes"]
+            out[rid] = per_label
+        return out
 
     def cleanup(self) -> None:
         for rid in self._owned():
@@ -175,6 +196,8 @@ class L3Driver:
         changed |= self._sync_routes(ns, router)
         changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, ns=ns))
         changed |= bool(iptables.apply(filter_table(metadata_port), PREFIX, ns=ns))
+        for version, table in metering.tables(router).items():
+            changed |= bool(iptables.apply(table, metering.PREFIX, ns=ns, ipv=version))
         for fip in router.get("floating_ips", []):
             result.floatingips[fip["id"]] = gw is not None
         return changed

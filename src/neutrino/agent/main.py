@@ -319,7 +319,17 @@ class Agent:
     def report_body(self) -> dict:
         r = self.result
         return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
-                "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips)}
+                "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips),
+                "metering": self._metering()}
+
+    def _metering(self) -> dict:
+        """Metering counters read now from the drivers that keep them (the L3 driver): router -> label -> counts."""
+        out: dict = {}
+        for slot in self.slots:
+            read = getattr(slot.driver, "metering_counters", None)
+            if read and not slot.failed:
+                out.update(read())
+        return out
 
     def report(self) -> None:
         try:

@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import addressgroups, admin, auth, extensions, meta, networks, ports, qos, routers, secgroups
+from neutrino.api import (addressgroups, admin, auth, extensions, meta, metering, networks, ports, qos, routers,
+                          secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
@@ -111,7 +112,7 @@ def create_app(settings, db) -> FastAPI:
     addressgroups.add_routes(router)
     for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
                 *routers.RESOURCES, qos.POLICY,
-                addressgroups.ADDRESS_GROUP]:
+                addressgroups.ADDRESS_GROUP, *metering.RESOURCES]:
         Controller(res).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)

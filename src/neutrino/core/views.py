@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from neutrino import names
-from neutrino.core import addressgroups, agents, common
+from neutrino.core import addressgroups, agents, common, metering
 from neutrino.core import ports as ports_core
 from neutrino.db import models as m
 from neutrino.sync.schema import empty_view
@@ -140,6 +140,7 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
         ["network:router_interface", "network:router_gateway"])), rids)
     ips = load.ips_of([p.id for p in rports])
     fips = common.in_chunks(s, lambda c: select(T_FIP).where(T_FIP.c.router_id.in_(c)), rids)
+    labels = metering.labels_for_routers(s, routers)
     pfs = common.in_chunks(s, lambda c: select(T_PF, T_FIP.c.floating_ip_address, T_FIP.c.router_id)
                            .join(T_FIP, T_FIP.c.id == T_PF.c.floatingip_id).where(T_FIP.c.router_id.in_(c)), rids)
     out = []
@@ -163,6 +164,7 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
                                   "protocol": pf.protocol, "internal_ip_address": pf.internal_ip_address,
                                   "internal_port": pf.internal_port, "external_port": pf.external_port}
                                  for pf in sorted(pfs, key=lambda x: x.id) if pf.router_id == r.id],
+            "metering_labels": labels[r.id],
         })
     return out
 

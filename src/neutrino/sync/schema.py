@@ -125,6 +125,21 @@ class PortForwarding(TypedDict):
     external_port: int
 
 
+class MeteringRule(TypedDict):
+    id: str
+    direction: Literal["ingress", "egress"]
+    remote_ip_prefix: str | None       # legacy: the far side (source when ingress, destination when egress)
+    source_ip_prefix: str | None
+    destination_ip_prefix: str | None
+    excluded: bool
+
+
+class MeteringLabel(TypedDict):
+    id: str
+    name: str
+    rules: list[MeteringRule]
+
+
 class Router(TypedDict):
     id: str
     name: str
@@ -134,6 +149,7 @@ class Router(TypedDict):
     routes: list[dict]               # extra routes [{"destination", "nexthop"}]
     floating_ips: list[FloatingIP]
     port_forwardings: list[PortForwarding]
+    metering_labels: list[MeteringLabel]   # its project's labels and the shared ones
 
 
 class DhcpHost(TypedDict):
