@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from neutrino import names
-from neutrino.core import addressgroups, agents, common, metering
+from neutrino.core import addressgroups, agents, common, metering, qos
 from neutrino.core import ports as ports_core
 from neutrino.db import models as m
 from neutrino.sync.schema import empty_view
@@ -249,6 +249,7 @@ def compile_view(s, host: str, settings) -> dict:
     mtus = {n.id: n.mtu for n in net_rows}
     ips = load.ips_of([p.id for p in port_rows])
     port_groups = ports_core.groups_of(s, [p.id for p in port_rows])
+    port_qos = qos.effective(s, port_rows)
     ports = []
     for p in port_rows:
         kind = _kind(p.device_owner)
@@ -260,7 +261,8 @@ def compile_view(s, host: str, settings) -> dict:
             "device_owner": p.device_owner, "device_id": p.device_id,
             "port_security_enabled": p.port_security_enabled and kind == "instance",
             "security_groups": port_groups[p.id],
-            "allowed_address_pairs": p.allowed_address_pairs or [], "mtu": mtus.get(p.network_id, 1500)})
+            "allowed_address_pairs": p.allowed_address_pairs or [], "mtu": mtus.get(p.network_id, 1500),
+            "qos": port_qos.get(p.id, [])})
     groups, members = _security(s, port_rows, {p["id"]: p["security_groups"] for p in ports
                                                if p["port_security_enabled"]})
     tunnels, fdb = _tunnels(s, host, settings, net_ids, load)

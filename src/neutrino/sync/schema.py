@@ -79,6 +79,8 @@ class Port(TypedDict):
     security_groups: list[str]
     allowed_address_pairs: list[dict]  # [{"ip_address": ip-or-cidr, "mac_address": mac}]
     mtu: int
+    qos: list[dict]          # rules of its QoS policy (own, else its network's): {"type", "direction", "max_kbps",
+                             # "max_burst_kbps", "dscp_mark", "min_kbps" as the type has them, "id", "qos_policy_id"}
 
 
 class Rule(TypedDict):
