@@ -26,6 +26,10 @@ def _version(prefix: str | None) -> int | None:
     return ipaddress.ip_network(prefix).version if prefix else None
 
 
+def _matches(prefix: str | None) -> bool:
+    return bool(prefix) and ipaddress.ip_network(prefix).prefixlen > 0
+
+
 def rule_spec(rule: dict, qg: str, label_id: str) -> tuple[int, str]:
     """(IP version, the rule as iptables-save prints it)."""
     inbound = rule["direction"] == "ingress"
@@ -33,11 +37,12 @@ def rule_spec(rule: dict, qg: str, label_id: str) -> tuple[int, str]:
         src, dst = (rule["remote_ip_prefix"], None) if inbound else (None, rule["remote_ip_prefix"])
     else:
         src, dst = rule.get("source_ip_prefix"), rule.get("destination_ip_prefix")
-    parts = [f"-s {src}"] if src else []
-    parts += [f"-d {dst}"] if dst else []
+    version = _version(src) or _version(dst) or 4
+    parts = [f"-s {src}"] if _matches(src) else []      # iptables-save leaves out a /0 match
+    parts += [f"-d {dst}"] if _matches(dst) else []
     parts.append(f"-i {qg}" if inbound else f"-o {qg}")
     parts.append("-j RETURN" if rule.get("excluded") else f"-j {chain('l', label_id)}")
-    return _version(src) or _version(dst) or 4, " ".join(parts)
+    return version, " ".join(parts)
 
 
 def tables(router: dict) -> dict[int, TableState]:

@@ -86,7 +86,7 @@ def _overlaps(a: str, b: str) -> bool:
 
 def create_rule(s, ctx: Context, data: dict, settings) -> str:
     """Neutron's checks: remote_ip_prefix (legacy) excludes source/destination prefixes, at least one prefix is
-    given, and remote prefixes of one label and direction do not overlap."""
+    given, and remote prefixes of one label, direction and exclusion do not overlap."""
     _admin(ctx, "create_metering_label_rule")
     label = get(s, ctx, data["metering_label_id"])
     remote = data.get("remote_ip_prefix")
@@ -98,17 +98,18 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
         raise bad_request("You must define at least one of the following parameters 'remote_ip_prefix', or "
                           "'source_ip_prefix' or 'destination_ip_prefix'.", "MeteringLabelRuleInvalidPrefixes")
     direction = data.get("direction", "ingress")
+    excluded = data.get("excluded", False)
     if remote:
         same = s.execute(select(T_RULE.c.remote_ip_prefix).where(
             T_RULE.c.metering_label_id == label.id, T_RULE.c.direction == direction,
-            T_RULE.c.remote_ip_prefix.is_not(None))).scalars()
+            T_RULE.c.excluded == excluded, T_RULE.c.remote_ip_prefix.is_not(None))).scalars()
         if any(_overlaps(remote, other) for other in same):
             raise conflict("MeteringLabelRuleOverlaps",
                            f"Metering label rule with remote_ip_prefix {remote} overlaps another.")
     rid = data.get("id") or common.new_id()
     s.execute(insert(T_RULE).values(id=rid, project_id=label.project_id, metering_label_id=label.id,
                                     direction=direction, remote_ip_prefix=remote, source_ip_prefix=src,
-                                    destination_ip_prefix=dst, excluded=data.get("excluded", False)))
+                                    destination_ip_prefix=dst, excluded=excluded))
     return rid
 
 
