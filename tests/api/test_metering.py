@@ -5,16 +5,12 @@ from __future__ import annotations
 import pytest
 
 from neutrino.core import metering
+from tests.api.apifix_l3 import err
 from tests.api.test_clients import osc  # noqa: F401 - fixture
 
 LABELS = "/v2.0/metering/metering-labels"
 RULES = "/v2.0/metering/metering-label-rules"
 
-
-def err(r, status, kind=None):
-    assert r.status_code == status, r.text
-    if kind:
-        assert r.json()["NeutronError"]["type"] == kind, r.text
 
 
 def label(client, **kw):

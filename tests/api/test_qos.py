@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.apifix_l3 import err
 from tests.api.test_clients import osc  # noqa: F401 - fixture
 
 POL = "/v2.0/qos/policies"
 
-
-def err(r, status, kind=None):
-    assert r.status_code == status, r.text
-    if kind:
-        assert r.json()["NeutronError"]["type"] == kind, r.text
 
 
 def policy(client, **kw):

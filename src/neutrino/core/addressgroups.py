@@ -22,16 +22,12 @@ def cidr(address: str) -> str:
     return str(ipaddress.ip_network(address, strict=False))
 
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id
-
-
 def scope(ctx: Context):
     return None if ctx.is_admin else T.c.project_id == ctx.project_id
 
 
 def get(s, ctx: Context, group_id: str):
-    return common.get_visible(s, T, group_id, ctx, "AddressGroup", visible)
+    return common.get_visible(s, T, group_id, ctx, "AddressGroup")
 
 
 def addresses_of(s, ids) -> dict[str, list[str]]:

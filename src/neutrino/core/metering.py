@@ -29,16 +29,12 @@ def _admin(ctx: Context, action: str) -> None:
 
 # --- labels ---------------------------------------------------------------------------------------------------------
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id
-
-
 def scope(ctx: Context):
     return None if ctx.is_admin else T.c.project_id == ctx.project_id
 
 
 def get(s, ctx: Context, label_id: str):
-    return common.get_visible(s, T, label_id, ctx, "MeteringLabel", visible)
+    return common.get_visible(s, T, label_id, ctx, "MeteringLabel")
 
 
 def create(s, ctx: Context, data: dict, settings) -> str:
@@ -67,16 +63,12 @@ def render(s, ctx: Context, rows) -> list[dict]:
 
 # --- rules ----------------------------------------------------------------------------------------------------------
 
-def rule_visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id
-
-
 def rule_scope(ctx: Context):
     return None if ctx.is_admin else T_RULE.c.project_id == ctx.project_id
 
 
 def get_rule(s, ctx: Context, rule_id: str):
-    return common.get_visible(s, T_RULE, rule_id, ctx, "MeteringLabelRule", rule_visible)
+    return common.get_visible(s, T_RULE, rule_id, ctx, "MeteringLabelRule")
 
 
 def _overlaps(a: str, b: str) -> bool:
