@@ -7,7 +7,7 @@ from starlette.routing import Route
 
 from neutrino.api import listing
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, integer, one_of, string,
-                                uuid_str, validate_body)
+                                validate_body)
 from neutrino.api.controller import Resource, json_response, list_response, read_json, write, writer
 from neutrino.core import qos
 from neutrino.errors import Forbidden, bad_request, not_found
@@ -28,6 +28,8 @@ RULE_ATTRS = {
                                        convert=lambda n, v: one_of(*qos.VALID_DSCP_MARKS)(n, integer()(n, v)))},
     "minimum_bandwidth": {"min_kbps": Attr(default=REQUIRED, convert=_kbps), "direction": Attr(convert=_direction)},
 }
+
+
 def _body(rule_type: str, body, creating: bool, ctx) -> dict:
     key = f"{rule_type}_rule"
     if not isinstance(body, dict) or not isinstance(body.get(key), dict):

@@ -160,7 +160,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "subnets": sorted(subnets[r.id]), "shared": r.shared, "router:external": r.external, "mtu": r.mtu,
              "port_security_enabled": r.port_security_enabled, "availability_zone_hints": r.availability_zone_hints,
              "availability_zones": ["nova"], "ipv4_address_scope": None, "ipv6_address_scope": None,
-             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": policies[r.id],
+             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain,
+             "qos_policy_id": policies[r.id],
              "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:
             d.update({"provider:network_type": r.network_type, "provider:physical_network": r.physical_network,
