@@ -112,6 +112,7 @@ class L3Driver:
         self.host_ns = host_ns
         self.state_file = os.path.join(config.state_dir, "l3", "routers.json")
         self.metered: dict[str, Router] = {}     # routers with metering labels, as last synced
+        self.unmetered: set[str] = set()         # routers known to have no metering chains
 
     # --- owned routers ------------------------------------------------------------------------------------------
 
@@ -196,10 +197,23 @@ class L3Driver:
         changed |= self._sync_routes(ns, router)
         changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, ns=ns))
         changed |= bool(iptables.apply(filter_table(metadata_port), PREFIX, ns=ns))
-        for version, table in metering.tables(router).items():
-            changed |= bool(iptables.apply(table, metering.PREFIX, ns=ns, ipv=version))
+        changed |= self._sync_metering(ns, router)
         for fip in router.get("floating_ips", []):
             result.floatingips[fip["id"]] = gw is not None
+        return changed
+
+    def _sync_metering(self, ns: str, router: Router) -> bool:
+        """The metering chains; a router without labels is checked once (then known bare), not on every sync."""
+        bare = not (router.get("gateway") and router.get("metering_labels"))
+        if bare and router["id"] in self.unmetered:
+            return False
+        changed = False
+        for version, table in metering.tables(router).items():
+            changed |= bool(iptables.apply(table, metering.PREFIX, ns=ns, ipv=version))
+        if bare:
+            self.unmetered.add(router["id"])
+        else:
+            self.unmetered.discard(router["id"])
         return changed
 
     def _remove_stale_ports(self, ns: str, wanted: set[str]) -> bool:
