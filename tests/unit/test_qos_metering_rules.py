@@ -82,3 +82,19 @@ def test_hood_shows_qos_drift_and_metering_counters():
     items = {i["name"]: i for i in services.metering_items(router([lb]), {"iptables": {"filter": save}})}
     assert items[metering.chain("l", LABEL)]["detail"] == "label web: 4 packets, 4112 bytes"
     assert items[metering.chain("l", LABEL)]["state"] == "ok" and items[metering.FORWARD]["state"] == "missing"
+
+
+def test_hood_names_an_address_group_set_and_compares_its_cidrs():
+    from neutrino.hood.collect import collect
+    ag, sg = "7c98a5fa-01b4-4f5f-b3d8-eb66075eaf3c", "5f417d44-166e-4d04-82fb-59be7e62b447"
+    port = {"id": PORT, "kind": "instance", "device": names.tap(PORT), "network_id": "n1", "mac_address":
+            "fa:16:3e:00:00:01", "fixed_ips": [], "port_security_enabled": True, "security_groups": [sg],
+            "allowed_address_pairs": []}
+    rule = {"id": "r1", "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp", "port_range_min": 22,
+            "port_range_max": 22, "remote_ip_prefix": None, "remote_group_id": None, "remote_address_group_id": ag}
+    view = {"ports": [port], "security_groups": {sg: {"id": sg, "stateful": True, "rules": [rule]}},
+            "remote_groups": {ag: {"IPv4": ["10.0.0.7/32", "10.1.0.0/16"], "IPv6": []}}}
+    for members, state in ((["10.0.0.7", "10.1.0.0/16"], "ok"), (["10.0.0.8"], "extra")):
+        report = collect(view, {"ipsets": {names.ipset_name(ag): members}}, "port", port)
+        [it] = [i for s in report["sections"] for i in s["items"] if i["name"] == names.ipset_name(ag)]
+        assert it["state"] == state and it["realizes"] == {"address_group": ag}

@@ -34,7 +34,7 @@ def _rule_origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
                 prefix = None if net.prefixlen == 0 else str(net)
             spec = fw_rules.rule_spec(SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"),
                                              r["ethertype"]), r.get("port_range_min"), r.get("port_range_max"),
-                                             prefix, r.get("remote_group_id")))
+                                             prefix, r.get("remote_group_id") or r.get("remote_address_group_id")))
             out.setdefault(spec, {"security_group": sg, "rule": r["id"]})
     return out
 
@@ -186,19 +186,28 @@ def _sg_items(view: dict, snap: dict, port: dict) -> list[dict]:
         out.append(item("(no chains)", False, False, "port security off: nothing filters this port",
                         {"port": port["id"]}))
     ipsets = snap.get("ipsets", {})
+    address_groups = {r.get("remote_address_group_id") for g in view.get("security_groups", {}).values()
+                      for r in g.get("rules", [])}
     for r in (fw.rules if fw else []):
         if r.remote_group:
             name = names.ipset_name(r.remote_group, r.ethertype)
-            want_m = sorted(view.get("remote_groups", {}).get(r.remote_group, {}).get(r.ethertype, []))
-            have_m = sorted(m.split("/32")[0] for m in ipsets.get(name, []))
-            it = item(name, True, name in ipsets, "members " + (", ".join(have_m) or "none"),
-                      {"security_group": r.remote_group})
+            want_m = sorted(_member(m) for m in view.get("remote_groups", {}).get(r.remote_group, {})
+                            .get(r.ethertype, []))
+            have_m = sorted(_member(m) for m in ipsets.get(name, []))
+            kind = "address_group" if r.remote_group in address_groups else "security_group"
+            it = item(name, True, name in ipsets, "members " + (", ".join(have_m) or "none"), {kind: r.remote_group})
             if name in ipsets and have_m != want_m:
                 it["state"] = EXTRA
                 it["detail"] += f" (view: {', '.join(want_m) or 'none'})"
             if it not in out:
                 out.append(it)
     return out
+
+
+def _member(m: str) -> str:
+    """A set member as written in a view or by `ipset save`, host routes without their /32 (/128)."""
+    net = ipaddress.ip_network(m, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 # --- DHCP ---------------------------------------------------------------------------------------------------------
