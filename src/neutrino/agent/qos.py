@@ -74,9 +74,14 @@ class QosDriver:
     def __init__(self, config: HostConfig, ns: str | None = None):
         self.config = config
         self.ns = ns
+        self.bare = False       # the host was found without any of our QoS state and none is wanted since
 
     def sync(self, view: View) -> SyncResult:
+        """Reads nothing while no port has QoS and the host was already found bare (a host of 1000 ports without
+        QoS pays nothing for it on every view change)."""
         want = wanted(view)
+        if not want and self.bare:
+            return SyncResult()
         links = ip.links(self.ns)
         have = tc.qdiscs(self.ns)
         result, changed = SyncResult(), False
@@ -93,6 +98,7 @@ class QosDriver:
         for version in (4, 6):
             changed |= bool(iptables.apply(table, PREFIX, ns=self.ns, ipv=version))
         result.changed = changed
+        self.bare = not want
         return result
 
     def _shape(self, q: PortQos, tap: dict, ifb: dict) -> bool:
@@ -141,6 +147,7 @@ class QosDriver:
         """Remove every qdisc, IFB device and mangle chain this driver made."""
         if self.ns is not None and not ip.netns_exists(self.ns):
             return
+        self.bare = False
         self._unshape([], ip.links(self.ns), tc.qdiscs(self.ns))
         for version in (4, 6):
             iptables.remove_all("mangle", PREFIX, ns=self.ns, ipv=version)
