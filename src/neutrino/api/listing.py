@@ -153,4 +153,3 @@ def select_fields(items: list[dict], fields: list[str]) -> list[dict]:
         return items
     want = set(fields) | ({"tenant_id"} if "project_id" in fields else set())
     return [{k: v for k, v in i.items() if k in want} for i in items]
-
