@@ -1,7 +1,7 @@
 """Service extensions: QoS policies, rules, bindings and defaults; address groups; metering labels, rules, counters
 
 Revision ID: 0003_i15b
-Revises: 0002
+Revises: 0003_i15a_rbac
 """
 from alembic import op
 import sqlalchemy as sa
