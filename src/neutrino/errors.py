@@ -54,8 +54,31 @@ class PreconditionFailed(NeutrinoError):
     type_name = "RevisionNumberConstraintFailed"
 
 
+class RequestTimeout(NeutrinoError):
+    """The request body did not arrive in time."""
+    code = 408
+    type_name = "HTTPRequestTimeout"
+
+
+class RequestTooLarge(NeutrinoError):
+    """Request is too large."""
+    code = 413
+    type_name = "HTTPRequestEntityTooLarge"
+
+
+class UnsupportedMediaType(NeutrinoError):
+    """The request body must be JSON (Content-Type: application/json)."""
+    code = 415
+    type_name = "HTTPUnsupportedMediaType"
+
+
 class ServiceUnavailable(NeutrinoError):
     code = 503
+
+
+class DeadlineExceeded(ServiceUnavailable):
+    """The request took longer than the server's per-request deadline; nothing of it was stored."""
+    type_name = "RequestDeadlineExceeded"
 
 
 class KernelError(NeutrinoError):

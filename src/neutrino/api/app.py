@@ -9,14 +9,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, meta, networks, ports, routers, secgroups
+from neutrino.api import admin, auth, extensions, meta, networks, openapi, ports, routers, secgroups
 from neutrino.api.controller import Controller, json_response
+from neutrino.api.middleware import RequestMiddleware
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
 from neutrino.sync.server import router as sync_router
 
 LOG = logging.getLogger(__name__)
-OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
+OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json")
+
+
+RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
+             *routers.RESOURCES]
 
 
 class Notifier:
@@ -74,6 +79,7 @@ def create_app(settings, db) -> FastAPI:
     app.state.notify = notifier.notify
 
     app.add_middleware(AuthMiddleware, settings=settings, db=db)
+    app.add_middleware(RequestMiddleware, settings=settings)      # added last: the outermost
 
     @app.exception_handler(NeutrinoError)
     async def _neutrino_error(_request, exc: NeutrinoError):
@@ -98,19 +104,12 @@ def create_app(settings, db) -> FastAPI:
         return json_response({"NeutronError": {"type": "HTTPBadRequest", "message": str(exc.errors()[:1]),
                                                "detail": ""}}, 400)
 
-    @app.exception_handler(Exception)
-    async def _crash(_request, exc: Exception):
-        LOG.exception("unexpected error", exc_info=exc)
-        return json_response({"NeutronError": {"type": "HTTPInternalServerError", "detail": "",
-                                               "message": "Request Failed: internal server error while processing "
-                                                          "your request."}}, 500)
-
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
-    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
-                *routers.RESOURCES]:
+    for res in RESOURCES:
         Controller(res).routes(router)
     meta.add_routes(router)
+    openapi.add_routes(router)
     extensions.add_routes(router)
     admin.add_routes(router)
     app.include_router(router)
