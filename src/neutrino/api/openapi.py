@@ -14,6 +14,9 @@ from neutrino.api.controller import MAX_TAGS, Resource, json_response
 ERROR = {"type": "object", "required": ["NeutronError"], "properties": {"NeutronError": {
     "type": "object", "required": ["type", "message", "detail"],
     "properties": {"type": {"type": "string"}, "message": {"type": "string"}, "detail": {"type": "string"}}}}}
+KEYSTONE_ERROR = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["code", "title", "message"],
+    "properties": {"code": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"}}}}}
 STD_FIELDS = ("id", "tenant_id", "project_id", "created_at", "updated_at", "revision_number", "tags")
 LIST_PARAMS = [("limit", {"type": "integer", "minimum": 0}), ("marker", {"type": "string"}),
                ("sort_key", {"type": "string"}), ("sort_dir", {"enum": ["asc", "desc"]}),
@@ -27,7 +30,8 @@ def loose(schema: dict) -> dict:
     kind = schema.get("type")
     if kind is None:
         return {}
-    out: dict = {"type": [kind, "null"] if isinstance(kind, str) else [*kind, "null"]}
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    out: dict = {"type": list(dict.fromkeys([*kinds, "null"]))}
     if kind == "array" and schema.get("items"):
         out["items"] = loose(schema["items"])
     return out
@@ -167,6 +171,7 @@ def identity_paths() -> dict:
         for operation in item.values():
             operation["responses"] = {code: {"description": r.get("description", "")}
                                       for code, r in operation.get("responses", {}).items() if code != "422"}
+            operation["responses"]["default"] = {"description": "Keystone error", **_json(KEYSTONE_ERROR)}
             if "requestBody" in operation:
                 operation["requestBody"] = {"required": True, **_json({"type": "object"})}
     return doc["paths"]
