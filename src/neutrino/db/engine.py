@@ -19,7 +19,7 @@ from neutrino.errors import DeadlineExceeded
 
 # time.monotonic() by which the current request's database work must be done (set by the API's request middleware)
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("neutrino_deadline", default=None)
-PROGRESS_STEPS = 20000      # SQLite VM instructions between two deadline checks
+PROGRESS_STEPS = 100000     # SQLite VM instructions between two deadline checks
 
 
 def sqlite_url(state_dir: str) -> str:
