@@ -319,3 +319,68 @@ def test_openapi_document_is_served_without_auth(tmp_path, path):
     post = doc["paths"]["/v2.0/ports"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     port = post["anyOf"][0]["properties"]["port"]
     assert port["properties"]["fixed_ips"]["maxItems"] == 1000 and "network_id" in port["required"]
+
+
+# --- connections (a real uvicorn with neutrino's connection settings) ----------------------------------------------
+
+@pytest.fixture
+def guarded_server(app):
+    """The app behind uvicorn as `neutrino server` runs it, with a short header timeout."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from neutrino.api.serving import uvicorn_config
+    from tests.conftest import free_port
+    app.state.settings.header_timeout = 0.5
+    port = free_port()
+    server = uvicorn.Server(uvicorn_config(app, app.state.settings, host="127.0.0.1", port=port))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield port
+    server.should_exit = True
+    thread.join(5)
+
+
+def _read_response(sock) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head
+
+
+def test_a_500_keeps_the_keep_alive_connection(app, guarded_server, monkeypatch):
+    import socket
+
+    from neutrino.core import networks
+    with TestClient(app) as c:
+        _net(c)
+    monkeypatch.setattr(networks, "render", lambda *a: 1 / 0)
+    request = b"GET /v2.0/networks HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as s:
+        s.sendall(request)
+        assert _read_response(s).startswith(b"HTTP/1.1 500")
+        monkeypatch.undo()
+        s.sendall(request)                      # the same connection serves the next request
+        assert _read_response(s).startswith(b"HTTP/1.1 200")
+
+
+def test_silent_and_slow_header_connections_are_closed(guarded_server):
+    import socket
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as silent, \
+            socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as slow:
+        slow.sendall(b"GET /v2.0/networks HTTP/1.1\r\nHost")
+        assert silent.recv(1) == b""            # closed by the server (recv would block until the 10 s timeout)
+        assert slow.recv(1) == b""
