@@ -2,6 +2,7 @@
 request ids and the access log, the identity root and quota flags."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 
@@ -323,28 +324,34 @@ def test_openapi_document_is_served_without_auth(tmp_path, path):
 
 # --- connections (a real uvicorn with neutrino's connection settings) ----------------------------------------------
 
-@pytest.fixture
-def guarded_server(app):
-    """The app behind uvicorn as `neutrino server` runs it, with a short header timeout."""
-    import socket
+@contextlib.contextmanager
+def serving(app, port: int):
+    """The app behind uvicorn as `neutrino server` runs it (neutrino's connection settings)."""
     import threading
     import time
 
     import uvicorn
 
     from neutrino.api.serving import uvicorn_config
-    from tests.conftest import free_port
-    app.state.settings.header_timeout = 0.5
-    port = free_port()
     server = uvicorn.Server(uvicorn_config(app, app.state.settings, host="127.0.0.1", port=port))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.02)
-    yield port
-    server.should_exit = True
-    thread.join(5)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(5)
+
+
+@pytest.fixture
+def guarded_server(app):
+    from tests.conftest import free_port
+    app.state.settings.header_timeout = 0.5
+    with serving(app, free_port()) as port:
+        yield port
 
 
 def _read_response(sock) -> bytes:
@@ -384,3 +391,32 @@ def test_silent_and_slow_header_connections_are_closed(guarded_server):
         slow.sendall(b"GET /v2.0/networks HTTP/1.1\r\nHost")
         assert silent.recv(1) == b""            # closed by the server (recv would block until the 10 s timeout)
         assert slow.recv(1) == b""
+
+
+def test_cli_devstack_auth_url_without_v3_and_quota_set(tmp_path):
+    """Keystone's version discovery on the identity root lets an auth_url without /v3 work (DevStack's clouds.yaml);
+    `openstack quota set` (which sends check_limit) works."""
+    import yaml
+
+    from neutrino.identity.bootstrap import bootstrap
+    from tests.api.test_identity import cli
+    from tests.conftest import free_port
+    identity_port, port = free_port(), free_port()
+    settings = Settings(state_dir=str(tmp_path), auth="keystone", admin_password="pw", port=port,
+                        identity_port=identity_port)
+    db = Database(f"sqlite:///{tmp_path}/ks.db")
+    db.setup()
+    bootstrap(db, settings)
+    root = f"http://127.0.0.1:{identity_port}"
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump({"clouds": {"devstack": {
+        "auth_type": "password", "region_name": "RegionOne", "network_endpoint_override": f"http://127.0.0.1:{port}",
+        "auth": {"auth_url": root, "username": "admin", "password": "pw", "project_name": "admin",
+                 "user_domain_name": "Default", "project_domain_name": "Default"}}}}))
+    devstack = {"clouds": str(clouds)}
+    app = create_app(settings, db)
+    with serving(app, identity_port), serving(app, port):
+        assert cli(devstack, "token", "issue", "-f", "value", "-c", "id", cloud="devstack").stdout.strip()
+        cli(devstack, "quota", "set", "--networks", "7", "admin", cloud="devstack")
+        shown = json.loads(cli(devstack, "quota", "show", "admin", "-f", "json", cloud="devstack").stdout)
+        assert {"Resource": "networks", "Limit": 7} in shown, shown

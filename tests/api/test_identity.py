@@ -399,3 +399,4 @@ def test_validate_external_against_a_live_keystone(live):
     dead.close()
     with pytest.raises(ServiceUnavailable):
         validate_external(Settings(external_keystone_url=url, service_token="x"), "another-token")
+
