@@ -420,3 +420,39 @@ def test_cli_devstack_auth_url_without_v3_and_quota_set(tmp_path):
         cli(devstack, "quota", "set", "--networks", "7", "admin", cloud="devstack")
         shown = json.loads(cli(devstack, "quota", "show", "admin", "-f", "json", cloud="devstack").stdout)
         assert {"Resource": "networks", "Limit": 7} in shown, shown
+
+
+# --- the per-request deadline ----------------------------------------------------------------------------------------
+
+def test_database_work_past_the_deadline_is_interrupted_and_rolled_back(app, client):
+    import time
+
+    from sqlalchemy import insert, text
+
+    from neutrino.db import models
+    from neutrino.db.engine import DEADLINE
+    from neutrino.errors import DeadlineExceeded
+    if not app.state.db.sqlite:
+        pytest.skip("the interrupt is SQLite's progress handler")
+    endless = text("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c")
+
+    def tx(s):
+        s.execute(insert(models.Quota.__table__).values(project_id="p", resource="network", limit=1))
+        return s.execute(endless).scalar()
+    token = DEADLINE.set(time.monotonic() + 0.2)
+    try:
+        with pytest.raises(DeadlineExceeded):
+            app.state.db.run(tx)
+    finally:
+        DEADLINE.reset(token)
+    assert client.get("/v2.0/quotas/p").json()["quota"]["network"] == 100
+
+
+def test_a_request_past_its_deadline_is_a_503_that_stored_nothing(tmp_path):
+    settings = Settings(state_dir=str(tmp_path), auth="noauth", request_deadline=0)
+    db = Database(f"sqlite:///{tmp_path}/d.db")
+    db.setup()
+    with TestClient(create_app(settings, db)) as c:
+        neutron_error(c.post("/v2.0/networks", json={"network": {"name": "n"}}), 503, "RequestDeadlineExceeded")
+        settings.request_deadline = 30
+        assert c.get("/v2.0/networks").json()["networks"] == []
