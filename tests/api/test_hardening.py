@@ -456,3 +456,12 @@ def test_a_request_past_its_deadline_is_a_503_that_stored_nothing(tmp_path):
         neutron_error(c.post("/v2.0/networks", json={"network": {"name": "n"}}), 503, "RequestDeadlineExceeded")
         settings.request_deadline = 30
         assert c.get("/v2.0/networks").json()["networks"] == []
+
+
+def test_an_agent_long_poll_outlives_the_request_deadline(tmp_path):
+    settings = Settings(state_dir=str(tmp_path), auth="noauth", request_deadline=0.3)
+    db = Database(f"sqlite:///{tmp_path}/d.db")
+    db.setup()
+    with TestClient(create_app(settings, db)) as c:
+        r = c.get("/agent/v1/hosts/h1/view", params={"since": 10 ** 6, "wait": 1.2})
+        assert r.status_code == 200, r.text

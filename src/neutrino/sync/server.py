@@ -19,6 +19,7 @@ from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, scheduling, views
 from neutrino.db import models as m
+from neutrino.db.engine import DEADLINE as DB_DEADLINE
 from neutrino.errors import Unauthorized, bad_request
 
 router = APIRouter()
@@ -47,6 +48,7 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
         if left <= 0:
             break
         await app.notifier.wait(min(left, POLL))
+        DB_DEADLINE.set(time.monotonic() + app.settings.request_deadline)   # waiting is not working
     return json_response(await app.db.call(views.compile_view, host, app.settings))
 
 
