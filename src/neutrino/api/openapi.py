@@ -119,7 +119,7 @@ def extra_paths() -> dict:
     from neutrino.api import admin, routers
     r = "/v2.0/routers/{id}"
     any_obj = {"type": "object"}
-    routes = envelope("router", {"type": "object", "properties": {"routes": schema_of(routers._routes)},
+    routes = envelope("router", {"type": "object", "properties": {"routes": schema_of(routers.ROUTE_LIST)},
                                  "required": ["routes"], "additionalProperties": False})
     iface = {"type": "object", "properties": {"subnet_id": {"type": "string"}, "port_id": {"type": "string"}}}
     paths = {f"{r}/{action}": {"parameters": [path_param("id")], "put": op(action, 200, any_obj, body)}

@@ -14,7 +14,7 @@ from neutrino.core import floatingips, portforwardings, routers
 from neutrino.errors import bad_request
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
-_routes = unique_list_of(_route)
+ROUTE_LIST = unique_list_of(_route)
 ROUTES = Limit("max_routes", "RoutesExhausted", "Unable to complete operation for router. The number of routes "
                                                 "exceeds the maximum {quota}.")
 _gw = dict_of({"network_id": uuid_str, "enable_snat": boolean,
@@ -33,7 +33,7 @@ ROUTER = Resource("router", "routers", routers, delete=routers.delete_router, at
     "name": Attr(default="", convert=string(255)),
     "admin_state_up": Attr(default=True, convert=boolean),
     "external_gateway_info": Attr(convert=_gateway),
-    "routes": Attr(post=False, convert=_routes, limit=ROUTES),
+    "routes": Attr(post=False, convert=ROUTE_LIST, limit=ROUTES),
 }, readonly=("status", "distributed", "ha", "availability_zone_hints", "availability_zones", "flavor_id"),
     reschedule=True)
 
@@ -97,7 +97,7 @@ def _routes_body(body, settings) -> list[dict]:
     routes = body["router"]["routes"]
     if isinstance(routes, list):
         check_limit(ROUTES, routes, settings)
-    return _routes("routes", routes)
+    return ROUTE_LIST("routes", routes)
 
 
 def _extraroutes(change):
