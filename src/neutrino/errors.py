@@ -1,4 +1,23 @@
 """The one exception base: every failure the API reports is a NeutrinoError with Neutron's type name and code."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+SHOWN = 64          # characters of a rejected value quoted in an error message
+
+
+def show(v: Any) -> str:
+    """A rejected value as quoted in a message: JSON (or the text itself), cut to SHOWN characters."""
+    if isinstance(v, str):
+        text = v
+    else:
+        try:
+            text = orjson.dumps(v).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = type(v).__name__
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
 
 class NeutrinoError(Exception):
@@ -90,7 +109,7 @@ def not_found(kind: str, ident: str) -> NotFound:
     """Neutron's `<Kind>NotFound` with its usual message, e.g. NetworkNotFound."""
     words = {"SecurityGroupRule": "Security group rule", "SecurityGroup": "Security group",
              "FloatingIP": "Floating IP", "PortForwarding": "Port forwarding"}.get(kind, kind)
-    err = NotFound(f"{words} {ident} could not be found.")
+    err = NotFound(f"{words} {show(ident)} could not be found.")
     err.type_name = f"{kind}NotFound"
     return err
 

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from neutrino.api import admin, auth, extensions, meta, networks, openapi, ports, routers, secgroups
 from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
-from neutrino.errors import NeutrinoError, NotFound
+from neutrino.errors import NeutrinoError, NotFound, show
 from neutrino.identity.routes import router as identity_router
 from neutrino.sync.server import router as sync_router
 
@@ -90,7 +90,7 @@ def create_app(settings, db) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
-            err = NotFound(f"The resource could not be found: {request.url.path}")
+            err = NotFound(f"The resource could not be found: {show(request.url.path)}")
             err.type_name = "HTTPNotFound"
             return json_response(err.body(), 404)
         if exc.status_code == 405:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import orjson
 
-from neutrino.errors import bad_request
+from neutrino.errors import bad_request, show
 
 REQUIRED = object()
 UNSET = object()
@@ -22,7 +22,6 @@ UNSET = object()
 
 INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1     # what an Integer column holds on every database
 MAX_LIST = 1000                               # any list attribute without a tighter limit
-SHOWN = 64                                    # characters of a rejected value quoted in an error message
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ASCII_INT = re.compile(r"\s*[-+]?[0-9]{1,20}\s*", re.ASCII)
@@ -44,18 +43,6 @@ class Attr:
     convert: Callable[[str, Any], Any] | None = None
     admin_write: bool = False       # only admins may set it (policy: 403 for others)
     limit: Limit | None = None
-
-
-def show(v: Any) -> str:
-    """A rejected value as quoted in a message: JSON (or the text itself), cut to SHOWN characters."""
-    if isinstance(v, str):
-        text = v
-    else:
-        try:
-            text = orjson.dumps(v).decode()
-        except (TypeError, orjson.JSONEncodeError):
-            text = type(v).__name__
-    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
 
 def invalid(name: str, value: Any, why: str):
