@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, meta, networks, openapi, ports, routers, secgroups
+from neutrino.api import (admin, auth, extensions, ipavailability, meta, networks, openapi, ports, rbac, routers,
+                          secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
 from neutrino.errors import NeutrinoError, NotFound, show
@@ -20,8 +21,8 @@ LOG = logging.getLogger(__name__)
 OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json")
 
 
-RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
-             *routers.RESOURCES]
+RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
+             rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES]
 
 
 class Notifier:
@@ -111,6 +112,7 @@ def create_app(settings, db) -> FastAPI:
     meta.add_routes(router)
     openapi.add_routes(router)
     extensions.add_routes(router)
+    ipavailability.add_routes(router)
     admin.add_routes(router)
     app.include_router(router)
     if settings.auth == "keystone":

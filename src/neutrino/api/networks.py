@@ -2,7 +2,7 @@
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, Limit, boolean, cidr, dict_of, int_choice,
                                 integer, ip_address, list_of, nullable, one_of, string, unique_list_of, uuid_str)
 from neutrino.api.controller import Resource
-from neutrino.core import networks, subnetpools, subnets
+from neutrino.core import addressscopes, networks, subnetpools, subnets
 
 NETWORK = Resource("network", "networks", networks, delete=networks.delete_network, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
@@ -61,3 +61,11 @@ SUBNETPOOL = Resource("subnetpool", "subnetpools", subnetpools, delete=subnetpoo
     "is_default": Attr(convert=boolean, admin_write=True),
     "address_scope_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("ip_version",))
+
+ADDRESS_SCOPE = Resource("address_scope", "address-scopes", addressscopes, delete=addressscopes.delete_scope,
+                         taggable=False, attrs={
+    **PROJECT_ATTRS,
+    "name": Attr(default="", convert=string(255)),
+    "ip_version": Attr(put=False, default=REQUIRED, convert=int_choice(4, 6)),
+    "shared": Attr(default=False, convert=boolean, admin_write=True),
+})

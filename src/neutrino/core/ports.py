@@ -223,7 +223,7 @@ def check_device(s, ctx: Context, net_project: str, owner: str, device_id: str, 
 
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
-    if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
+    if not networks.usable(s, ctx, net):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     row = common.new_row(ctx, data)
     check_device(s, ctx, net.project_id, data.get("device_owner", ""), data.get("device_id", ""), row["project_id"],
