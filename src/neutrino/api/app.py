@@ -9,8 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import (admin, auth, extensions, ipavailability, meta, networks, openapi, ports, rbac, routers,
-                          secgroups)
+from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability, meta, metering, networks,
+                          openapi, ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
 from neutrino.errors import NeutrinoError, NotFound, show
@@ -22,7 +22,8 @@ OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json"
 
 
 RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
-             rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES]
+             rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES, qos.POLICY, addressgroups.ADDRESS_GROUP,
+             *metering.RESOURCES]
 
 
 class Notifier:
@@ -107,6 +108,8 @@ def create_app(settings, db) -> FastAPI:
 
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
+    qos.add_routes(router)              # QoS rules before the policies collection's
+    addressgroups.add_routes(router)
     for res in RESOURCES:
         Controller(res).routes(router)
     meta.add_routes(router)

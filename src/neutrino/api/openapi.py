@@ -114,9 +114,27 @@ def resource_paths(res: Resource) -> dict:
     return paths
 
 
+def sub_paths(coll: str, params: list[str], member_param: str, singular: str, plural: str,
+              attrs: dict[str, Attr]) -> dict:
+    """A collection under another object (port forwardings, QoS rules): list, create, show, update, delete."""
+    obj = object_schema(attrs, std=("id",))
+    member = f"{coll}/{{{member_param}}}"
+    return {coll: {"parameters": [path_param(p) for p in params],
+                   "get": op(f"List {plural}", 200, envelope(plural, {"type": "array", "items": obj})),
+                   "post": op(f"Create a {singular}", 201, envelope(singular, obj),
+                              envelope(singular, body_schema(attrs, True)))},
+            member: {"parameters": [path_param(p) for p in (*params, member_param)],
+                     "get": op(f"Show a {singular}", 200, envelope(singular, obj)),
+                     "put": op(f"Update a {singular}", 200, envelope(singular, obj),
+                               envelope(singular, body_schema(attrs, False))),
+                     "delete": op(f"Delete a {singular}", 204)}}
+
+
 def extra_paths() -> dict:
-    """What the generic controller does not serve: router actions, port forwardings, quotas, agents, extensions."""
-    from neutrino.api import admin, routers
+    """What the generic controller does not serve: router and address group actions, port forwardings, QoS rules,
+    quotas, agents, extensions."""
+    from neutrino.api import addressgroups, admin, qos, routers
+    from neutrino.core import qos as qos_core
     r = "/v2.0/routers/{id}"
     any_obj = {"type": "object"}
     routes = envelope("router", {"type": "object", "properties": {"routes": schema_of(routers.ROUTE_LIST)},
@@ -125,18 +143,20 @@ def extra_paths() -> dict:
     paths = {f"{r}/{action}": {"parameters": [path_param("id")], "put": op(action, 200, any_obj, body)}
              for action, body in (("add_router_interface", iface), ("remove_router_interface", iface),
                                   ("add_extraroutes", routes), ("remove_extraroutes", routes))}
-    pf = object_schema(routers.PF_ATTRS, std=("id",))
-    pfs = "/v2.0/floatingips/{id}/port_forwardings"
-    paths[pfs] = {"parameters": [path_param("id")],
-                  "get": op("List port forwardings", 200, envelope("port_forwardings", {"type": "array",
-                                                                                        "items": pf})),
-                  "post": op("Create a port forwarding", 201, envelope("port_forwarding", pf),
-                             envelope("port_forwarding", body_schema(routers.PF_ATTRS, True)))}
-    paths[pfs + "/{pid}"] = {"parameters": [path_param("id"), path_param("pid")],
-                             "get": op("Show a port forwarding", 200, envelope("port_forwarding", pf)),
-                             "put": op("Update a port forwarding", 200, envelope("port_forwarding", pf),
-                                       envelope("port_forwarding", body_schema(routers.PF_ATTRS, False))),
-                             "delete": op("Delete a port forwarding", 204)}
+    paths.update(sub_paths("/v2.0/floatingips/{id}/port_forwardings", ["id"], "pid", "port_forwarding",
+                           "port_forwardings", routers.PF_ATTRS))
+    for rule_type, (collection, _params) in qos_core.RULE_TYPES.items():
+        paths.update(sub_paths(f"/v2.0/qos/policies/{{pid}}/{collection}", ["pid"], "rid", f"{rule_type}_rule",
+                               collection, qos.RULE_ATTRS[rule_type]))
+    paths["/v2.0/qos/rule-types"] = {"get": op("List QoS rule types", 200, envelope("rule_types", {"type": "array"}))}
+    paths["/v2.0/qos/rule-types/{rule_type}"] = {"parameters": [path_param("rule_type")],
+                                                 "get": op("Show a QoS rule type", 200, envelope("rule_type", any_obj))}
+    addresses = {"type": "object", "properties": {"addresses": schema_of(addressgroups.ADDRESS_GROUP.attrs[
+        "addresses"].convert)}, "required": ["addresses"], "additionalProperties": False}
+    for action in ("add_addresses", "remove_addresses"):
+        paths[f"/v2.0/address-groups/{{gid}}/{action}"] = {"parameters": [path_param("gid")],
+                                                          "put": op(action, 200, envelope("address_group", any_obj),
+                                                                    addresses)}
     quota = {"type": "object", "properties": {k: {"type": "integer"} for k in admin.QUOTA_ATTRS}}
     q = "/v2.0/quotas/{project_id}"
     paths["/v2.0/quotas"] = {"get": op("List quotas", 200, envelope("quotas", {"type": "array", "items": quota}))}
@@ -155,6 +175,12 @@ def extra_paths() -> dict:
                                   "put": op("Update an agent", 200, envelope("agent", agent),
                                             envelope("agent", body_schema(admin.AGENT_ATTRS, False))),
                                   "delete": op("Delete an agent", 204)}
+    avail = "/v2.0/network-ip-availabilities"
+    paths[avail] = {"get": op("List IP availabilities", 200, envelope("network_ip_availabilities",
+                                                                     {"type": "array"}))}
+    paths[avail + "/{network_id}"] = {"parameters": [path_param("network_id")],
+                                      "get": op("Show a network's IP availability", 200,
+                                                envelope("network_ip_availability", any_obj))}
     paths["/v2.0/extensions"] = {"get": op("List extensions", 200, envelope("extensions", {"type": "array"}))}
     paths["/v2.0/extensions/{alias}"] = {"parameters": [path_param("alias")],
                                          "get": op("Show an extension", 200, envelope("extension", any_obj))}
