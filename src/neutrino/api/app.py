@@ -13,10 +13,14 @@ from neutrino.api import admin, auth, extensions, meta, networks, ports, routers
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
+from neutrino.metrics.server import Metrics, MetricsMiddleware
+from neutrino.metrics.server import router as metrics_router
 from neutrino.sync.server import router as sync_router
+from neutrino.ui.routes import router as ui_router
 
 LOG = logging.getLogger(__name__)
-OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
+OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/metrics", "/ui")
+OPEN_PREFIXES = ("/v3/", "/agent/", "/ui/static/")
 
 
 class Notifier:
@@ -55,7 +59,7 @@ class AuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope["path"]
-            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
+            if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 try:
                     ctx = auth.authenticate(Headers(scope=scope), self.settings, self.db)
                 except NeutrinoError as e:
@@ -73,7 +77,10 @@ def create_app(settings, db) -> FastAPI:
     app.state.notifier = notifier
     app.state.notify = notifier.notify
 
+    app.state.metrics = Metrics(db)
+
     app.add_middleware(AuthMiddleware, settings=settings, db=db)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)     # outermost: times refusals too
 
     @app.exception_handler(NeutrinoError)
     async def _neutrino_error(_request, exc: NeutrinoError):
@@ -117,4 +124,6 @@ def create_app(settings, db) -> FastAPI:
     if settings.auth == "keystone":
         app.include_router(identity_router)
     app.include_router(sync_router)
+    app.include_router(metrics_router)
+    app.include_router(ui_router)
     return app

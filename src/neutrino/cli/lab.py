@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
+from neutrino.cli.console import make_console
 from rich.table import Table
 
 from neutrino import names
@@ -12,7 +12,7 @@ from neutrino.errors import NeutrinoError
 from neutrino.lab import processes
 from neutrino.lab.paths import Lab
 
-console = Console(highlight=False)
+console = make_console()
 
 STATE_DIR = typer.Option(None, "--state-dir", envvar="NEUTRINO_STATE_DIR",
                          help="the lab's state directory (default /var/lib/neutrino)")

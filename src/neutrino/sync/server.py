@@ -110,6 +110,7 @@ async def report(request: Request, host: str):
     app = request.app.state
     before = app.db.run(common.revision)
     rev = app.db.run(_apply_report, host, body, app.settings)
+    app.metrics.agent_report(host, body)
     if rev != before:
         app.notify()
     return json_response({"revision": rev})

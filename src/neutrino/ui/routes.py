@@ -1,0 +1,83 @@
+"""HTTP side of the page: the page and its static files (open: it logs in through Keystone itself), the revision
+stream it redraws on, and the hood and trace answers (same auth as the API: X-Auth-Token).
+
+GET /ui                         the page
+GET /ui/static/{file}           its script, style and the vendored graph library (cytoscape, pinned)
+GET /ui/events                  server-sent events: `revision` whenever the global revision (what agents watch) moves
+GET /ui/hood/{ref}              `neutrino hood --json` of an instance, port, router or network
+GET /ui/trace?src&dst&proto&port  `neutrino trace --json`
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, StreamingResponse
+
+from neutrino.api.controller import json_response
+from neutrino.core import common
+from neutrino.errors import BadRequest, NotFound
+from neutrino.hood.where import hood_report, trace_flow
+
+router = APIRouter()
+STATIC = os.path.join(os.path.dirname(__file__), "static")
+FILES = {name: os.path.join(STATIC, name) for name in sorted(os.listdir(STATIC))}
+KEEPALIVE = 15.0
+
+
+def _where(request: Request):
+    from neutrino.ui.source import ServerWhere
+    app = request.app.state
+    return ServerWhere(app.db, app.settings, request.state.ctx)
+
+
+@router.get("/ui")
+async def page():
+    return FileResponse(FILES["index.html"], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/ui/static/{name}")
+async def static(name: str):
+    if name not in FILES:
+        raise NotFound(f"The resource could not be found: /ui/static/{name}")
+    return FileResponse(FILES[name])
+
+
+@router.get("/ui/events")
+async def events(request: Request):
+    """One `revision` event now and after every change; a comment line keeps idle connections open."""
+    app = request.app.state
+
+    async def stream():
+        last, quiet_since = None, time.monotonic()
+        with app.metrics.watch("ui"):
+            while not await request.is_disconnected():
+                rev = app.db.run(common.revision)
+                if rev != last:
+                    last, quiet_since = rev, time.monotonic()
+                    yield f"event: revision\ndata: {rev}\n\n"
+                elif time.monotonic() - quiet_since > KEEPALIVE:
+                    quiet_since = time.monotonic()
+                    yield ": idle\n\n"
+                await app.notifier.wait(1.0)
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/ui/hood/{ref}")
+async def hood(request: Request, ref: str):
+    where = _where(request)
+    return json_response(await asyncio.to_thread(hood_report, where, ref))
+
+
+@router.get("/ui/trace")
+async def trace(request: Request, src: str, dst: str, proto: str = "icmp", port: str = ""):
+    try:
+        number = int(port) if port.strip() else None
+    except ValueError:
+        raise BadRequest(f"port must be a number, not {port!r}") from None
+    where = _where(request)
+    result = await asyncio.to_thread(trace_flow, where, src, dst, proto, number)
+    return json_response(result.to_dict())
