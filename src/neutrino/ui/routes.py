@@ -6,15 +6,18 @@ GET /ui/static/{file}           its script, style and the vendored graph library
 GET /ui/events                  server-sent events: `revision` whenever the global revision (what agents watch) moves
 GET /ui/hood/{ref}              `neutrino hood --json` of an instance, port, router or network
 GET /ui/trace?src&dst&proto&port  `neutrino trace --json`
+Both with ?as=html: what the terminal shows (the CLI's own rendering, exported by rich as HTML) for the page.
 """
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import time
 
-from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
+from rich.console import Console
 
 from neutrino.api.controller import json_response
 from neutrino.core import common
@@ -25,6 +28,14 @@ router = APIRouter()
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 FILES = {name: os.path.join(STATIC, name) for name in sorted(os.listdir(STATIC))}
 KEEPALIVE = 15.0
+HTML_WIDTH = 160
+
+
+def _html(*renderables) -> HTMLResponse:
+    console = Console(record=True, width=HTML_WIDTH, file=io.StringIO(), highlight=False)
+    for r in renderables:
+        console.print(r)
+    return HTMLResponse(console.export_html(inline_styles=True, code_format='<pre class="term">{code}</pre>'))
 
 
 def _where(request: Request):
@@ -67,17 +78,21 @@ async def events(request: Request):
 
 
 @router.get("/ui/hood/{ref}")
-async def hood(request: Request, ref: str):
+async def hood(request: Request, ref: str, as_: str = Query("json", alias="as")):
+    from neutrino.hood.show import render
     where = _where(request)
-    return json_response(await asyncio.to_thread(hood_report, where, ref))
+    report = await asyncio.to_thread(hood_report, where, ref)
+    return _html(render(report)) if as_ == "html" else json_response(report)
 
 
 @router.get("/ui/trace")
-async def trace(request: Request, src: str, dst: str, proto: str = "icmp", port: str = ""):
+async def trace(request: Request, src: str, dst: str, proto: str = "icmp", port: str = "",
+                as_: str = Query("json", alias="as")):
+    from neutrino.hood.trace import render
     try:
         number = int(port) if port.strip() else None
     except ValueError:
         raise BadRequest(f"port must be a number, not {port!r}") from None
     where = _where(request)
     result = await asyncio.to_thread(trace_flow, where, src, dst, proto, number)
-    return json_response(result.to_dict())
+    return _html(*render(result)) if as_ == "html" else json_response(result.to_dict())
