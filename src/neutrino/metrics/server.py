@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_late
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import event, func, select
+from starlette.routing import Match
 
 from neutrino.core import common
 from neutrino.db import models as m
@@ -32,9 +33,21 @@ OBJECTS = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "router": m
 AGENT_PREFIX = "neutrino_agent_"
 
 
+def _route(scope):
+    """The route that served the request: FastAPI records its own; plain Starlette routes (the collections') are
+    matched again."""
+    if "route" in scope:
+        return scope["route"]
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", []):
+        if route.matches(scope)[0] == Match.FULL:
+            return route
+    return None
+
+
 def route_label(scope) -> str:
     """The route template that served a request; a collection's one catch-all route is split into list and item."""
-    route = scope.get("route")
+    route = _route(scope)
     path = getattr(route, "path", None)
     if path is None:
         return "unmatched"

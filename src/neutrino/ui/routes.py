@@ -28,7 +28,7 @@ router = APIRouter()
 STATIC = os.path.join(os.path.dirname(__file__), "static")
 FILES = {name: os.path.join(STATIC, name) for name in sorted(os.listdir(STATIC))}
 KEEPALIVE = 15.0
-HTML_WIDTH = 160
+HTML_WIDTH = 300     # no folding: the pre scrolls sideways, rules stay on one line as in `iptables -S`
 
 
 def _html(*renderables) -> HTMLResponse:

@@ -5,7 +5,7 @@
 const $ = (sel) => document.querySelector(sel);
 const STYLE = [
   { selector: "node", style: { label: "data(label)", "text-wrap": "wrap", "text-valign": "center", "font-size": 10,
-    "text-halign": "center", shape: "round-rectangle", width: "label", height: "label", padding: 8,
+    "text-halign": "center", shape: "round-rectangle", width: "data(width)", height: "data(height)",
     "background-color": "#eef", "border-width": 3, "border-color": "#999" } },
   { selector: "node[kind='network']", style: { "background-color": "#dde8ff", shape: "rectangle" } },
   { selector: "node[?external]", style: { "background-color": "#ffe2c4" } },
@@ -77,14 +77,15 @@ async function refresh() {
   const data = {};
   names.forEach((n, i) => { data[n.replace(/-/g, "_")] = got[i]; });
   const { elements, items } = Topology.build(data);
-  draw(elements);
+  const reshaped = draw(elements);
   inventory(items);
   traceChoices(data.ports);
+  if (reshaped) layout();         // after the list below the graph has its height
 }
 
 function draw(elements) {
   if (cy === null) {
-    cy = cytoscape({ container: $("#graph"), style: STYLE, wheelSensitivity: 0.3 });
+    cy = cytoscape({ container: $("#graph"), style: STYLE });
     cy.on("tap", "node", (ev) => {
       const d = ev.target.data();
       if (KINDS[d.kind]) hood(d.ref, d.label.split("\n")[0]);
@@ -94,11 +95,17 @@ function draw(elements) {
   const ids = elements.map((e) => e.data.id).sort().join(" ");
   if (ids === shape) {
     for (const e of elements) cy.getElementById(e.data.id).data(e.data);     // labels, status colours
-    return;
+    return false;
   }
   shape = ids;
   cy.elements().remove();
   cy.add(elements);
+  return true;
+}
+
+/* cytoscape's breadthfirst layout: external networks on top, then routers, tenant networks, ports, groups, hosts. */
+function layout() {
+  cy.resize();
   const roots = cy.nodes("[?external]");
   cy.layout({ name: "breadthfirst", roots: roots.length ? roots : undefined, spacingFactor: 1.1, padding: 20,
               animate: false }).run();

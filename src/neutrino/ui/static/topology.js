@@ -7,7 +7,9 @@ const Topology = (() => {
   const isInstance = (p) => (p.device_owner || "").startsWith("compute:");
 
   function node(id, kind, label, extra) {
-    return { group: "nodes", data: Object.assign({ id, kind, label }, extra || {}) };
+    const lines = label.split("\n");          // box sized to its text (font-size 10: ~6 px a character)
+    const size = { width: 16 + 6 * Math.max(...lines.map((l) => l.length)), height: 12 + 13 * lines.length };
+    return { group: "nodes", data: Object.assign({ id, kind, label }, size, extra || {}) };
   }
   function edge(source, target, kind, label) {
     return { group: "edges", data: { id: `${kind}:${source}:${target}`, source, target, kind, label: label || "" } };
@@ -90,7 +92,7 @@ const Topology = (() => {
     const range = r.port_range_min == null ? "" :
       r.port_range_min === r.port_range_max ? `/${r.port_range_min}` : `/${r.port_range_min}-${r.port_range_max}`;
     const from = r.remote_ip_prefix || (r.remote_group_id ? `SG ${short(r.remote_group_id)}` : "any");
-    return `in ${proto}${range} from ${from}`;
+    return `in ${r.ethertype} ${proto}${range} from ${from}`;
   }
 
   return { build };
