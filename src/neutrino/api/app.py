@@ -120,10 +120,9 @@ def create_app(settings, db) -> FastAPI:
     meta.add_routes(router)
     extensions.add_routes(router)
     admin.add_routes(router)
-    app.include_router(router)
-    if settings.auth == "keystone":
-        app.include_router(identity_router)
-    app.include_router(sync_router)
-    app.include_router(metrics_router)
-    app.include_router(ui_router)
+    mounted = [router, identity_router] if settings.auth == "keystone" else [router]
+    mounted += [sync_router, metrics_router, ui_router]
+    for r in mounted:
+        app.include_router(r)
+    app.state.metrics.learn(*mounted)
     return app

@@ -94,6 +94,9 @@ class Where:
                 "external_gateway_info", "provider_network_type", "provider_segmentation_id")
         return {k: getattr(obj, k) for k in keys if getattr(obj, k, None) not in (None, "", [])}
 
+    def check_address(self, address: str) -> None:
+        """A destination address may be traced to (anything, from the machine's own shell)."""
+
     def find(self, ref: str) -> tuple[str, str, dict]:
         """(host, kind, object) for an instance name or a port/router/network reference."""
         from neutrino.hood.collect import find
@@ -134,6 +137,8 @@ def trace_ends(where: Where, src: str, dst: str) -> dict[str, tuple[str | None, 
     ends = {}
     for name, ref in (("src", src), ("dst", dst)):
         if ref == "external" or (name == "dst" and _is_ip(ref)):
+            if ref != "external":
+                where.check_address(ref)
             ends[name] = (None, ref)
             continue
         h, kind, found = where.find(ref)

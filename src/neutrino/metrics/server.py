@@ -31,26 +31,17 @@ OBJECTS = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "router": m
            "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
            "security_group_rule": m.SecurityGroupRule, "agent": m.Agent}
 AGENT_PREFIX = "neutrino_agent_"
+AGENT_GROUPS = ("sync_last_seconds", "sync_seconds", "syncs", "drift", "errors", "daemon_starts", "ports")
 
 
-def _route(scope):
-    """The route that served the request: FastAPI records its own; plain Starlette routes (the collections') are
-    matched again."""
-    if "route" in scope:
-        return scope["route"]
-    app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", []):
-        if route.matches(scope)[0] == Match.FULL:
-            return route
-    return None
-
-
-def route_label(scope) -> str:
-    """The route template that served a request; a collection's one catch-all route is split into list and item."""
-    route = _route(scope)
-    path = getattr(route, "path", None)
-    if path is None:
+def route_label(scope, paths: dict) -> str:
+    """The route template that served a request (paths: endpoint -> its routes); a collection's one catch-all route
+    is split into list and item."""
+    routes = paths.get(scope.get("endpoint"), ())
+    route = routes[0] if len(routes) == 1 else next((r for r in routes if r.matches(scope)[0] == Match.FULL), None)
+    if route is None:
         return "unmatched"
+    path = route.path
     if path.endswith("{rest:path}"):
         rest = scope.get("path_params", {}).get("rest", "")
         base = path[:-len("{rest:path}")]
@@ -69,6 +60,7 @@ class Metrics:
                                  buckets=(.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
         self.watches = Gauge("neutrino_open_watches", "Open long-polls (agents) and event streams (page)", ["kind"],
                              registry=self.registry, multiprocess_mode="livesum")
+        self.paths: dict = {}                               # endpoint -> routes serving it (route labels)
         self.reports: dict[str, tuple[int, dict]] = {}     # host -> (applied revision, agent metrics)
         self.scraped: list = []                             # collectors that compute at scrape time
         self.add_collector(_Scraped(self))
@@ -83,6 +75,13 @@ class Metrics:
         def _end(conn, cursor, statement, params, context, executemany):
             self.db_time.observe(time.perf_counter() - conn.info["neutrino_t0"].pop())
 
+    def learn(self, *routers) -> None:
+        """The routes of the app, so a request is labelled by its route's template (not its path: ids would make
+        every port a new time series)."""
+        for router in routers:
+            for route in router.routes:
+                self.paths.setdefault(getattr(route, "endpoint", None), []).append(route)
+
     @contextmanager
     def watch(self, kind: str):
         gauge = self.watches.labels(kind)
@@ -94,8 +93,11 @@ class Metrics:
 
     def agent_report(self, host: str, body: dict) -> None:
         """Keep what an agent's report says about itself (its applied revision and its counters)."""
-        stats = body.get("metrics")
-        self.reports[host] = (int(body.get("revision") or 0), stats if isinstance(stats, dict) else {})
+        stats = body.get("metrics") if isinstance(body.get("metrics"), dict) else {}
+        clean = {key: {str(k): v for k, v in group.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+                 for key, group in stats.items() if key in AGENT_GROUPS and isinstance(group, dict)}
+        rev = body.get("revision")
+        self.reports[host] = (rev if isinstance(rev, int) and not isinstance(rev, bool) else 0, clean)
 
     def add_collector(self, collector) -> None:
         """More metrics on the same page (a prometheus_client collector: `collect()` yields metric families)."""
@@ -185,7 +187,7 @@ class MetricsMiddleware:
             else:
                 await self.app(scope, receive, sending)
         finally:
-            self.metrics.latency.labels(scope["method"], route_label(scope), str(status)).observe(
+            self.metrics.latency.labels(scope["method"], route_label(scope, self.metrics.paths), str(status)).observe(
                 time.perf_counter() - t0)
 
 

@@ -10,7 +10,7 @@ import socket
 
 from sqlalchemy import select
 
-from neutrino.core import networks, ports, routers, views
+from neutrino.core import floatingips, networks, ports, routers, views
 from neutrino.db import models as m
 from neutrino.errors import NotFound, ServiceUnavailable
 from neutrino.hood.where import Where
@@ -58,9 +58,27 @@ class ServerWhere(Where):
         obj = self.db.run(lambda s: core.render(s, self.ctx, [core.get(s, self.ctx, ident)])[0])
         return {k: obj[k] for k in API_KEYS if obj.get(k) not in (None, "", [])}
 
+    def check_address(self, address: str) -> None:
+        """Non-admins may trace to their own addresses (a fixed IP of a port or a floating IP they may see) and to
+        addresses outside the cloud, never to another project's."""
+        if self.ctx.is_admin:
+            return
+        alloc, fips = m.IPAllocation.__table__, floatingips.T
+
+        def others(s) -> bool:
+            owners = s.execute(select(ports.T).join(alloc, alloc.c.port_id == ports.T.c.id)
+                               .where(alloc.c.ip_address == address)).all()
+            fip = s.execute(select(fips).where(fips.c.floating_ip_address == address)).all()
+            return (any(not ports.visible(self.ctx, r) for r in owners)
+                    or any(r.project_id != self.ctx.project_id for r in fip))
+
+        if self.db.run(others):
+            raise NotFound(f"no port or floating IP {address!r}")
+
     def find(self, ref: str) -> tuple[str, str, dict]:
-        host, kind, obj = super().find(ref)
+        """As Where.find, for objects the caller may see; a miss says nothing of hosts or other projects."""
         try:
+            host, kind, obj = super().find(ref)
             self.api_object(kind, obj["id"])
         except NotFound:
             raise NotFound(f"no port, router or network {ref!r}") from None
