@@ -115,3 +115,17 @@ def test_trace_to_another_projects_address_is_not_found(client, project_client):
     address = port["fixed_ips"][0]["ip_address"]
     r = project_client("p2").get("/ui/trace", params={"src": "external", "dst": address, "proto": "icmp"})
     assert r.status_code == 404 and r.json()["NeutronError"]["message"] == f"no port or floating IP {address!r}"
+
+
+def test_trace_to_ones_own_router_gateway_and_outside_addresses_is_allowed(client, project_client):
+    ext = client.post("/v2.0/networks", json={"network": {"name": "public", "router:external": True}}).json()
+    client.post("/v2.0/subnets", json={"subnet": {"network_id": ext["network"]["id"], "cidr": "172.24.4.0/24",
+                                                  "ip_version": 4}})
+    p1 = project_client("p1")
+    router = p1.post("/v2.0/routers", json={"router": {"name": "r", "external_gateway_info": {
+        "network_id": ext["network"]["id"]}}}).json()["router"]
+    gateway = router["external_gateway_info"]["external_fixed_ips"][0]["ip_address"]
+    for address in (gateway, "192.0.2.1"):
+        r = p1.get("/ui/trace", params={"src": "external", "dst": address, "proto": "icmp"})
+        assert r.status_code != 404, r.text         # allowed; no host kernel here to walk (503)
+    assert project_client("p2").get("/ui/trace", params={"src": "external", "dst": gateway}).status_code == 404

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from neutrino.errors import BadRequest, Conflict, NotFound
+from neutrino.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from neutrino.lab.paths import Lab
 
 PROTOS = ("tcp", "udp", "icmp")
@@ -155,5 +155,7 @@ def trace_flow(where: Where, src: str, dst: str, proto: str = "icmp", port: int 
     if proto not in PROTOS:
         raise BadRequest(f"protocol must be one of {', '.join(PROTOS)}")
     ends = trace_ends(where, src, dst)
-    h = ends["src"][0] or ends["dst"][0] or where.hosts[0]
+    h = ends["src"][0] or ends["dst"][0] or next(iter(where.hosts), None)
+    if h is None:
+        raise ServiceUnavailable("no host to trace on: no agent has reported yet")
     return trace(where.view(h), where.snapshot(h), ends["src"][1], ends["dst"][1], proto, port, src_ip=src_ip)

@@ -66,14 +66,25 @@ class ServerWhere(Where):
         alloc, fips = m.IPAllocation.__table__, floatingips.T
 
         def others(s) -> bool:
+            fip = s.execute(select(fips).where(fips.c.floating_ip_address == address)).all()
+            if fip:                             # its own internal port is nobody's to see
+                return any(r.project_id != self.ctx.project_id for r in fip)
             owners = s.execute(select(ports.T).join(alloc, alloc.c.port_id == ports.T.c.id)
                                .where(alloc.c.ip_address == address)).all()
-            fip = s.execute(select(fips).where(fips.c.floating_ip_address == address)).all()
-            return (any(not ports.visible(self.ctx, r) for r in owners)
-                    or any(r.project_id != self.ctx.project_id for r in fip))
+            return not all(self._sees(s, r) for r in owners)
 
         if self.db.run(others):
             raise NotFound(f"no port or floating IP {address!r}")
+
+    def _sees(self, s, port) -> bool:
+        """The caller sees the port, or the router it belongs to (a gateway port on the external network)."""
+        for kind, ident in (("port", port.id), ("router", port.device_id)):
+            try:
+                CORE[kind].get(s, self.ctx, ident)
+                return True
+            except NotFound:
+                pass
+        return False
 
     def find(self, ref: str) -> tuple[str, str, dict]:
         """As Where.find, for objects the caller may see; a miss says nothing of hosts or other projects."""
