@@ -31,6 +31,8 @@ def test_requests_are_counted_by_route_template_method_and_status(client):
     assert value(found, count, method="POST", route="/v2.0/networks", status="201") == 1
     assert value(found, count, method="GET", route="unmatched", status="404") == 1
     assert not [k for k in found if net["id"] in str(k)], "ids must not become label values"
+    client.request("BREW", "/v2.0/networks")
+    assert value(samples(client), count, method="other", route="/v2.0/networks", status="405") == 1
     assert value(found, "neutrino_db_query_duration_seconds_count") > 0
 
 

@@ -31,6 +31,7 @@ OBJECTS = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "router": m
            "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
            "security_group_rule": m.SecurityGroupRule, "agent": m.Agent}
 AGENT_PREFIX = "neutrino_agent_"
+METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}     # others count as "other": labels stay few
 AGENT_GROUPS = ("sync_last_seconds", "sync_seconds", "syncs", "drift", "errors", "daemon_starts", "ports")
 
 
@@ -187,7 +188,8 @@ class MetricsMiddleware:
             else:
                 await self.app(scope, receive, sending)
         finally:
-            self.metrics.latency.labels(scope["method"], route_label(scope, self.metrics.paths), str(status)).observe(
+            method = scope["method"] if scope["method"] in METHODS else "other"
+            self.metrics.latency.labels(method, route_label(scope, self.metrics.paths), str(status)).observe(
                 time.perf_counter() - t0)
 
 
