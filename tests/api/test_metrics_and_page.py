@@ -131,3 +131,12 @@ def test_trace_to_ones_own_router_gateway_and_outside_addresses_is_allowed(clien
         r = p1.get("/ui/trace", params={"src": "external", "dst": address, "proto": "icmp"})
         assert r.status_code != 404, r.text         # allowed; no host kernel here to walk (503)
     assert project_client("p2").get("/ui/trace", params={"src": "external", "dst": gateway}).status_code == 404
+
+
+def test_hosts_summary_is_for_admins(client, project_client):
+    rev = _report(client, "h1", {})
+    client.post("/v2.0/networks", json={"network": {"name": "moves-the-revision"}})
+    _report(client, "h1", {"revision": rev, "metrics": {"drift": {"firewall": 2}, "errors": {"l2": 1}}})
+    got = client.get("/ui/hosts").json()["h1"]
+    assert got["lag"] > 0 and got["drift"] == 2 and got["errors"] == 1
+    assert project_client("p1").get("/ui/hosts").status_code == 403

@@ -61,6 +61,18 @@ def test_the_seed_world_as_nodes_and_edges():
     assert {("p-vm1", "priv"), ("p-vm1", "sg:sg1"), ("p-vm1", "host:host1"), ("r1", "host:host1")} <= set(edges)
 
 
+def test_a_host_whose_agent_lags_or_fails_is_marked():
+    seen = {"host1": {"lag": 2, "drift": 1, "errors": 0, "ports": {"up": 1, "down": 0}}}
+    alive = [{**a, "alive": True} for a in DATA["agents"]]
+    host = next(e["data"] for e in build({**DATA, "agents": alive, "hosts": seen})["elements"]
+                if e["data"]["id"] == "host:host1")
+    assert host["status"] == "BUILD" and "view lag 2, drift repaired 1×, errors 0" in host["label"]
+    caught_up = {"host1": {**seen["host1"], "lag": 0}}
+    host = next(e["data"] for e in build({**DATA, "agents": alive, "hosts": caught_up})["elements"]
+                if e["data"]["id"] == "host:host1")
+    assert host["status"] == "ACTIVE"
+
+
 def test_edges_to_what_the_user_cannot_see_are_left_out():
     got = build({**DATA, "agents": []})
     ids = {e["data"]["id"] for e in got["elements"] if e["group"] == "nodes"}

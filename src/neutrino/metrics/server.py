@@ -100,6 +100,12 @@ class Metrics:
         rev = body.get("revision")
         self.reports[host] = (rev if isinstance(rev, int) and not isinstance(rev, bool) else 0, clean)
 
+    def hosts(self, revision: int) -> dict[str, dict]:
+        """Per host, from its agent's last report: view revision lag, drift repairs, errors, ports up/down."""
+        return {host: {"lag": max(revision - applied, 0), "drift": sum(stats.get("drift", {}).values()),
+                       "errors": sum(stats.get("errors", {}).values()), "ports": stats.get("ports", {})}
+                for host, (applied, stats) in self.reports.items()}
+
     def add_collector(self, collector) -> None:
         """More metrics on the same page (a prometheus_client collector: `collect()` yields metric families)."""
         self.scraped.append(collector)

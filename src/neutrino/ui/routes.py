@@ -4,6 +4,7 @@ stream it redraws on, and the hood and trace answers (same auth as the API: X-Au
 GET /ui                         the page
 GET /ui/static/{file}           its script, style and the vendored graph library (cytoscape, pinned)
 GET /ui/events                  server-sent events: `revision` whenever the global revision (what agents watch) moves
+GET /ui/hosts                    admin: per host, its agent's view revision lag, drift repairs and errors
 GET /ui/hood/{ref}              `neutrino hood --json` of an instance, port, router or network
 GET /ui/trace?src&dst&proto&port  `neutrino trace --json`
 Both with ?as=html: what the terminal shows (the CLI's own rendering, exported by rich as HTML) for the page.
@@ -21,7 +22,7 @@ from rich.console import Console
 
 from neutrino.api.controller import json_response
 from neutrino.core import common
-from neutrino.errors import BadRequest, NotFound
+from neutrino.errors import BadRequest, Forbidden, NotFound
 from neutrino.hood.where import hood_report, trace_flow
 
 router = APIRouter()
@@ -75,6 +76,14 @@ async def events(request: Request):
                 await app.notifier.wait(1.0)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/ui/hosts")
+async def hosts(request: Request):
+    if not request.state.ctx.is_admin:
+        raise Forbidden("Hosts and agents are for admins.")
+    app = request.app.state
+    return json_response(app.metrics.hosts(app.db.run(common.revision)))
 
 
 @router.get("/ui/hood/{ref}")

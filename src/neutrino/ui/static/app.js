@@ -76,6 +76,7 @@ async function refresh() {
   const got = await Promise.all(names.map(list));
   const data = {};
   names.forEach((n, i) => { data[n.replace(/-/g, "_")] = got[i]; });
+  data.hosts = data.agents.length ? await (await api("/ui/hosts")).json() : {};
   const { elements, items } = Topology.build(data);
   const reshaped = draw(elements);
   inventory(items);

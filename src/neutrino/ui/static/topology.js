@@ -15,7 +15,8 @@ const Topology = (() => {
     return { group: "edges", data: { id: `${kind}:${source}:${target}`, source, target, kind, label: label || "" } };
   }
 
-  /* data: {networks, subnets, routers, ports, floatingips, security_groups, agents} as the API lists them. */
+  /* data: {networks, subnets, routers, ports, floatingips, security_groups, agents} as the API lists them, and
+     hosts (admins: /ui/hosts, what each host's agent reports about itself). */
   function build(data) {
     const els = [];
     const items = [];            // the same objects as text, for the list under the graph
@@ -78,9 +79,12 @@ const Topology = (() => {
     for (const [host, agents] of Object.entries(hosts)) {
       const alive = agents.every((a) => a.alive);
       const lines = agents.map((a) => `${a.alive ? "✓" : "✗"} ${a.agent_type}`);
-      els.push(node(`host:${host}`, "host", [host, ...lines].join("\n"), { status: alive ? "ACTIVE" : "DOWN" }));
-      items.push({ id: `host:${host}`, kind: "host", name: host, status: alive ? "alive" : "agent down",
-                   text: lines.join(", ") });
+      const seen = (data.hosts || {})[host];          // the agent's own report: lag behind the view, drift
+      if (seen) lines.push(`view lag ${seen.lag}, drift repaired ${seen.drift}×, errors ${seen.errors}`);
+      const status = !alive ? "DOWN" : seen && (seen.lag > 0 || seen.errors > 0) ? "BUILD" : "ACTIVE";
+      els.push(node(`host:${host}`, "host", [host, ...lines].join("\n"), { status }));
+      items.push({ id: `host:${host}`, kind: "host", name: host,
+                   status: !alive ? "agent down" : status === "BUILD" ? "catching up" : "alive", text: lines.join(", ") });
     }
     const ids = new Set(els.filter((e) => e.group === "nodes").map((e) => e.data.id));
     return { elements: els.filter((e) => e.group === "nodes" || (ids.has(e.data.source) && ids.has(e.data.target))),
