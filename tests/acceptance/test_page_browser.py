@@ -123,3 +123,26 @@ def test_trace_from_outside_to_the_floating_ip(world, page, port, verdict):
     assert f"{verdict} at" in out.text
     if verdict == "DELIVERED":
         assert f"at {names.tap(world.vm_port.id)}" in out.text
+
+
+def test_sign_out_then_in_as_admin_through_the_keystone_form_shows_hosts_and_agents(world, page):
+    page.find_element(By.ID, "logout").click()
+    form = page.find_element(By.ID, "login")
+    WebDriverWait(page, WAIT).until(lambda d: form.is_displayed())
+
+    def sign_in(password: str) -> None:
+        for name, text in (("user", "admin"), ("password", password), ("project", "admin")):
+            box = form.find_element(By.NAME, name)
+            box.clear()
+            box.send_keys(text)
+        form.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    sign_in("wrong")
+    WebDriverWait(page, WAIT).until(lambda d: "wrong" in d.find_element(By.ID, "login-error").text)
+    with open(world.lab.path("admin-password")) as f:
+        sign_in(f.read().strip())
+    WebDriverWait(page, WAIT).until(lambda d: (label_of(d, "host1") or "").count("✓") >= 2)
+    assert page.find_element(By.ID, "who").text == "admin in project admin"
+    host = label_of(page, "host1")
+    assert "view lag" in host and "✗" not in host
+
