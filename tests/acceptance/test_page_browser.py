@@ -8,10 +8,11 @@ import shutil
 import tempfile
 import time
 
+import httpx
 import pytest
 
 from neutrino import names
-from labfix import need
+from labfix import need, neutrino
 
 pytestmark = pytest.mark.kernel
 need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "nsenter", "chromium", "chromedriver"))
@@ -70,6 +71,15 @@ def label_of(driver, first_line: str) -> str | None:
 def test_link_signs_in_to_demo_and_keeps_the_token_out_of_the_address(page):
     assert page.find_element(By.ID, "who").text == "demo in project demo"
     assert "token" not in page.current_url
+
+
+def test_status_prints_a_fresh_signed_in_link(world):
+    out = neutrino("status", state_dir=world.state_dir).stdout
+    url = f"http://127.0.0.1:{world.lab.load().port}/ui#token="
+    assert f"topology page (signed in to the demo project): {url}" in out
+    token = out.split(url)[1].split()[0]
+    r = httpx.get(f"http://127.0.0.1:{world.lab.load().port}/v2.0/networks", headers={"X-Auth-Token": token})
+    assert r.status_code == 200 and {"public", "private"} <= {n["name"] for n in r.json()["networks"]}
 
 
 def test_page_shows_the_lab(world, page):
