@@ -3,6 +3,7 @@ seed page's lab: opened by the link `neutrino up` prints (signed in to demo), th
 created through the API drawn without a reload, vm1's hood on a click on its node, and a trace from the outside."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -118,6 +119,15 @@ def test_clicking_vm1_shows_its_hood(world, page):
     assert "--dport 22 -j RETURN" in hood.text
 
 
+def test_ids_in_the_hood_link_to_their_objects(world, page):
+    hood = page.find_element(By.ID, "hood")
+    link = next(a for a in hood.find_elements(By.CSS_SELECTOR, "a.object") if a.text == world.private.id)
+    link.click()
+    WebDriverWait(page, WAIT).until(lambda d: d.find_element(By.ID, "hood-title").text == "Under the hood: private")
+    WebDriverWait(page, WAIT).until(lambda d: f"network {world.private.id}" in hood.text)
+    assert names.qdhcp(world.private.id) in hood.text
+
+
 @pytest.mark.parametrize("port,verdict", [(22, "DELIVERED"), (2323, "DROPPED")])
 def test_trace_from_outside_to_the_floating_ip(world, page, port, verdict):
     Select(page.find_element(By.ID, "trace-src")).select_by_value("external")
@@ -156,3 +166,32 @@ def test_sign_out_then_in_as_admin_through_the_keystone_form_shows_hosts_and_age
     host = label_of(page, "host1")
     assert "view lag" in host and "✗" not in host
 
+
+
+def _without_counters(x):
+    if isinstance(x, dict):
+        return {k: _without_counters(v) for k, v in x.items() if k not in ("packets", "bytes")}
+    if isinstance(x, list):
+        return [_without_counters(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("ref", ["vm1", "router1", "private"])
+def test_page_and_cli_answer_with_the_same_hood(world, ref):
+    cli = json.loads(neutrino("hood", ref, "--json", state_dir=world.state_dir).stdout)
+    r = httpx.get(f"http://127.0.0.1:{world.lab.load().port}/ui/hood/{ref}",
+                  headers={"X-Auth-Token": world.admin.auth_token}, timeout=60)
+    assert r.status_code == 200, r.text
+    assert _without_counters(r.json()) == _without_counters(cli)
+    assert cli["api"]["name"] == ref and cli["drift"] == 0
+
+
+def test_page_and_cli_answer_with_the_same_trace(world):
+    cli = neutrino("trace", "external", world.fip, "--proto", "tcp", "--port", "2323", "--json",
+                   state_dir=world.state_dir, check=False)
+    assert cli.returncode == 2, cli.stderr                  # dropped
+    r = httpx.get(f"http://127.0.0.1:{world.lab.load().port}/ui/trace", timeout=60,
+                  params={"src": "external", "dst": world.fip, "proto": "tcp", "port": "2323"},
+                  headers={"X-Auth-Token": world.demo.auth_token})
+    assert r.status_code == 200, r.text
+    assert r.json() == json.loads(cli.stdout) and r.json()["verdict"] == "dropped"

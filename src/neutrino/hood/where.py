@@ -14,6 +14,8 @@ from neutrino.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from neutrino.lab.paths import Lab
 
 PROTOS = ("tcp", "udp", "icmp")
+API_KEYS = ("name", "status", "binding:host_id", "device_owner", "fixed_ips", "security_groups",
+            "external_gateway_info", "provider:network_type", "provider:segmentation_id")
 
 
 class Where:
@@ -83,16 +85,11 @@ class Where:
         """What the API says about the object (status, name, binding), when the lab's clouds.yaml is there."""
         if not (self.lab.exists() and os.path.exists(self.lab.clouds_yaml)):
             return None
-        from openstack import exceptions
         from neutrino.lab.clouds import connect
-        try:
-            net = connect(self.lab, "admin").network
-            obj = {"port": net.get_port, "router": net.get_router, "network": net.get_network}[kind](ident)
-        except exceptions.SDKException as e:
-            return {"error": str(e)}
-        keys = ("name", "status", "binding_host_id", "device_owner", "fixed_ips", "security_group_ids",
-                "external_gateway_info", "provider_network_type", "provider_segmentation_id")
-        return {k: getattr(obj, k) for k in keys if getattr(obj, k, None) not in (None, "", [])}
+        r = connect(self.lab, "admin").network.get(f"/{kind}s/{ident}")
+        if r.status_code != 200:
+            return {"error": f"GET /v2.0/{kind}s/{ident}: HTTP {r.status_code}"}
+        return api_summary(r.json()[kind])
 
     def check_address(self, address: str) -> None:
         """A destination address may be traced to (anything, from the machine's own shell)."""
@@ -113,6 +110,11 @@ class Where:
             except NotFound as e:
                 errors.append(str(e))
         raise NotFound("; ".join(errors) or f"nothing named {ref!r}")
+
+
+def api_summary(obj: dict) -> dict:
+    """The API attributes a hood report shows next to the kernel objects."""
+    return {k: obj[k] for k in API_KEYS if obj.get(k) not in (None, "", [])}
 
 
 def _is_ip(s: str) -> bool:

@@ -13,12 +13,10 @@ from sqlalchemy import select
 from neutrino.core import floatingips, networks, ports, routers, views
 from neutrino.db import models as m
 from neutrino.errors import NotFound, ServiceUnavailable
-from neutrino.hood.where import Where
+from neutrino.hood.where import Where, api_summary
 from neutrino.lab.paths import Lab
 
 CORE = {"port": ports, "router": routers, "network": networks}
-API_KEYS = ("name", "status", "binding:host_id", "device_owner", "fixed_ips", "security_groups",
-            "external_gateway_info", "provider:network_type", "provider:segmentation_id")
 
 
 class ServerWhere(Where):
@@ -55,8 +53,7 @@ class ServerWhere(Where):
     def api_object(self, kind: str, ident: str) -> dict:
         """The object as the API renders it to the caller; NotFound when the caller may not see it."""
         core = CORE[kind]
-        obj = self.db.run(lambda s: core.render(s, self.ctx, [core.get(s, self.ctx, ident)])[0])
-        return {k: obj[k] for k in API_KEYS if obj.get(k) not in (None, "", [])}
+        return api_summary(self.db.run(lambda s: core.render(s, self.ctx, [core.get(s, self.ctx, ident)])[0]))
 
     def check_address(self, address: str) -> None:
         """Non-admins may trace to their own addresses (a fixed IP of a port or a floating IP they may see) and to

@@ -138,11 +138,37 @@ function traceChoices(ports) {
 async function answer(path, out) {
   out.innerHTML = "<p class='hint'>asking the kernel…</p>";
   const r = await api(path);
-  if (r.ok) { out.innerHTML = await r.text(); return; }
+  if (r.ok) { out.innerHTML = await r.text(); linkObjects(out); return; }
   let message = `HTTP ${r.status}`;
   try { message = (await r.json()).NeutronError.message; } catch (e) { /* not JSON */ }
   out.innerHTML = "";
   out.append(Object.assign(document.createElement("p"), { className: "error", textContent: message }));
+}
+
+/* Ids of API objects in the terminal output become links to their hood (and select them in the graph). */
+function linkObjects(root) {
+  const uuid = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+  const texts = [];
+  while (walker.nextNode()) texts.push(walker.currentNode);
+  for (const text of texts) {
+    const parts = [];
+    let last = 0;
+    for (const m of text.data.matchAll(uuid)) {
+      const node = cy.getElementById(m[0]);
+      if (!node.length || !KINDS[node.data("kind")]) continue;
+      const a = Object.assign(document.createElement("a"), { href: "#", textContent: m[0], className: "object" });
+      a.onclick = (ev) => {
+        ev.preventDefault();
+        cy.elements().unselect();
+        node.select();
+        hood(node.data("ref"), node.data("label").split("\n")[0]);
+      };
+      parts.push(text.data.slice(last, m.index), a);
+      last = m.index + m[0].length;
+    }
+    if (parts.length) text.replaceWith(...parts, text.data.slice(last));
+  }
 }
 
 function hood(ref, name) {
