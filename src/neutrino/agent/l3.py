@@ -14,6 +14,7 @@ import logging
 import os
 
 from neutrino import names
+from neutrino.agent import l3_scopes
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import arp, ip, iptables, sysctl
@@ -73,6 +74,7 @@ def nat_table(router: Router, metadata_port: int) -> iptables.TableState:
         post.append(f"! -o {qg} -m conntrack ! --ctstate DNAT -j ACCEPT")
         gw_ip = gateway_ip(router)
         if gw.get("enable_snat", True) and gw_ip:
+            snat += l3_scopes.no_snat(router)
             snat.append(f"-o {qg} -j SNAT --to-source {gw_ip}")
     chains = {_chain("PREROUTING"): pre, _chain("OUTPUT"): out, _chain("POSTROUTING"): post,
               _chain("snat"): snat, _chain("float-snat"): float_snat}
@@ -81,11 +83,14 @@ def nat_table(router: Router, metadata_port: int) -> iptables.TableState:
     return iptables.TableState("nat", chains, jumps)
 
 
-def filter_table(metadata_port: int) -> iptables.TableState:
-    """Only connections the metadata REDIRECT sent there may reach the proxy port."""
+def filter_table(metadata_port: int, router: Router | None = None) -> iptables.TableState:
+    """Only connections the metadata REDIRECT sent there may reach the proxy port; routed packets stay in their
+    address scope (l3_scopes)."""
     rules = [f"-p tcp -m tcp --dport {metadata_port} -m conntrack --ctstate DNAT -j ACCEPT",
              f"-p tcp -m tcp --dport {metadata_port} -j DROP"]
-    return iptables.TableState("filter", {_chain("INPUT"): rules}, {"INPUT": [f"-j {_chain('INPUT')}"]})
+    chains, jumps = l3_scopes.filter_chains(router) if router else ({}, {})
+    return iptables.TableState("filter", {_chain("INPUT"): rules, **chains},
+                               {"INPUT": [f"-j {_chain('INPUT')}"], **jumps})
 
 
 def wanted_routes(router: Router) -> dict[str, str]:
@@ -174,7 +179,8 @@ class L3Driver:
             result.ports[p["port_id"]] = True
         changed |= self._sync_routes(ns, router)
         changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, ns=ns))
-        changed |= bool(iptables.apply(filter_table(metadata_port), PREFIX, ns=ns))
+        changed |= bool(iptables.apply(filter_table(metadata_port, router), PREFIX, ns=ns))
+        changed |= bool(iptables.apply(l3_scopes.mangle_table(router), PREFIX, ns=ns))
         for fip in router.get("floating_ips", []):
             result.floatingips[fip["id"]] = gw is not None
         return changed

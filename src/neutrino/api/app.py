@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, meta, networks, ports, routers, secgroups
+from neutrino.api import admin, auth, extensions, ipavailability, meta, networks, ports, rbac, routers, secgroups
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
@@ -114,11 +114,12 @@ def create_app(settings, db) -> FastAPI:
 
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
-    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
-                *routers.RESOURCES]:
+    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
+                rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES]:
         Controller(res).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)
+    ipavailability.add_routes(router)
     admin.add_routes(router)
     mounted = [router, identity_router] if settings.auth == "keystone" else [router]
     mounted += [sync_router, metrics_router, ui_router]

@@ -7,6 +7,7 @@ from neutrino.errors import NotFound
 UPDATED = "2025-01-01T00:00:00-00:00"
 EXTENSIONS = {
     "agent": "The agent management extension.",
+    "address-scope": "Address scopes extension.",
     "allowed-address-pairs": "Provides allowed address pairs",
     "binding": "Expose port bindings of a virtual port to external application",
     "default-subnetpools": "Provides ability to mark and use a subnetpool as the default.",
@@ -22,6 +23,9 @@ EXTENSIONS = {
     "filter-validation": "Provides validation on filtered attributes.",
     "floating-ip-port-forwarding": "Provides floating IP port forwarding.",
     "ip-substring-filtering": "Provides IP address substring filtering when listing ports",
+    "network-ip-availability": "Provides IP availability data for each network and subnet.",
+    "network-ip-availability-details": "Provides IP availability details split by subnet CIDR and allocation "
+                                       "pools.",
     "net-mtu": "Provides MTU attribute for a network resource.",
     "net-mtu-writable": "Provides a writable MTU attribute for a network resource.",
     "pagination": "Extension that indicates that pagination is enabled.",
@@ -30,6 +34,10 @@ EXTENSIONS = {
     "provider": "Expose mapping of virtual networks to physical networks",
     "quota_details": "Expose functions for quotas usage statistics per project",
     "quotas": "Expose functions for quotas management per project",
+    "rbac-address-scope": "Add RBAC support for address scope",
+    "rbac-policies": "Allows creation and modification of policies that control tenant access to resources.",
+    "rbac-security-groups": "Add RBAC support for security groups",
+    "rbac-subnetpool": "Add RBAC support for subnetpool",
     "revision-if-match": "Extension indicating that If-Match based on revision_number is supported.",
     "router": "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external "
               "networks via a NAT gateway.",

@@ -203,7 +203,7 @@ def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, po
 
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
-    if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
+    if not networks.usable(s, ctx, net):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     row = common.new_row(ctx, data)
     quotas.check(s, row["project_id"], "port")

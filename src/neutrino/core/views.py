@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from neutrino import names
-from neutrino.core import agents, common
+from neutrino.core import addressscopes, agents, common
 from neutrino.core import ports as ports_core
 from neutrino.db import models as m
 from neutrino.sync.schema import empty_view
@@ -119,10 +119,14 @@ def _security(s, port_rows, port_groups) -> tuple[dict, dict]:
     return groups, members
 
 
-def _router_port(row, ips, mtu) -> dict:
+def _router_port(row, ips, mtu, scopes: dict[str, str]) -> dict:
     kind = _kind(row.device_owner)
+    by_version = {"4": None, "6": None}
+    for ip in ips:
+        by_version[str(ipaddress.ip_address(ip["ip_address"]).version)] = scopes.get(ip["subnet_id"])
     return {"port_id": row.id, "network_id": row.network_id, "mac_address": row.mac_address,
-            "ns_device": NS_DEV[kind](row.id), "device": names.ns_peer(row.id), "fixed_ips": ips, "mtu": mtu}
+            "ns_device": NS_DEV[kind](row.id), "device": names.ns_peer(row.id), "fixed_ips": ips, "mtu": mtu,
+            "address_scopes": by_version}
 
 
 def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
@@ -133,6 +137,7 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
     rports = common.in_chunks(s, lambda c: select(T_PORT).where(T_PORT.c.device_id.in_(c), T_PORT.c.device_owner.in_(
         ["network:router_interface", "network:router_gateway"])), rids)
     ips = load.ips_of([p.id for p in rports])
+    scopes = addressscopes.of_subnets(s, {f["subnet_id"] for v in ips.values() for f in v})
     fips = common.in_chunks(s, lambda c: select(T_FIP).where(T_FIP.c.router_id.in_(c)), rids)
     pfs = common.in_chunks(s, lambda c: select(T_PF, T_FIP.c.floating_ip_address, T_FIP.c.router_id)
                            .join(T_FIP, T_FIP.c.id == T_PF.c.floatingip_id).where(T_FIP.c.router_id.in_(c)), rids)
@@ -142,11 +147,11 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
         gw = next((p for p in mine if p.id == r.gw_port_id), None)
         gateway = None
         if gw is not None:
-            gateway = {**_router_port(gw, ips.get(gw.id, []), mtus.get(gw.network_id, 1500)),
+            gateway = {**_router_port(gw, ips.get(gw.id, []), mtus.get(gw.network_id, 1500), scopes),
                        "enable_snat": r.enable_snat}
         out.append({
             "id": r.id, "name": r.name, "admin_state_up": r.admin_state_up,
-            "interfaces": [_router_port(p, ips.get(p.id, []), mtus.get(p.network_id, 1500))
+            "interfaces": [_router_port(p, ips.get(p.id, []), mtus.get(p.network_id, 1500), scopes)
                            for p in sorted(mine, key=lambda p: p.id)
                            if p.device_owner == "network:router_interface"],
             "gateway": gateway, "routes": r.routes or [],

@@ -13,6 +13,7 @@ import ipaddress
 from neutrino import names
 from neutrino.agent import dhcp as dhcp_agent
 from neutrino.agent import l3 as l3_agent
+from neutrino.agent import l3_scopes
 from neutrino.agent.firewall import rules as fw_rules
 from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN
@@ -337,6 +338,24 @@ def _metadata_item(view: dict, router: dict, rs: dict) -> dict:
                 {"router": router["id"]})
 
 
+def _scope_items(router: dict, rs: dict) -> list[dict]:
+    """Each port's address scope and mark, and the mangle/filter chains that keep routing inside a scope."""
+    if not l3_scopes.scoped(router):
+        return []
+    marks = l3_scopes.marks(router)
+    ports = [*router.get("interfaces", []), *([router["gateway"]] if router.get("gateway") else [])]
+    out = [item(p["ns_device"], True, True, f"address scope {l3_scopes.port_scope(p) or '(none)'}, mark "
+                f"{marks[p['ns_device']]}", {"port": p["port_id"], "address_scope": l3_scopes.port_scope(p)})
+           for p in ports if p["ns_device"] in marks]
+    for table, wanted in (("mangle", l3_scopes.mangle_table(router).chains),
+                          ("filter", l3_scopes.filter_chains(router)[0])):
+        live = _table(rs.get("iptables", {}), table).chains
+        for chain, rules in wanted.items():
+            out.append(item(chain, True, chain in live, table, {"router": router["id"]},
+                            compare_rules(live.get(chain, []), rules)))
+    return out
+
+
 def _router_port_items(snap: dict, router: dict, rs: dict) -> list[dict]:
     out = []
     ports = [*router.get("interfaces", []), *([router["gateway"]] if router.get("gateway") else [])]
@@ -384,6 +403,7 @@ def router_sections(view: dict, snap: dict, router: dict) -> list[dict]:
             _section("Namespaces", [item(ns, True, bool(rs.get("exists")), f"router {router.get('name') or ''}",
                                          {"router": router["id"]})]),
             _section("Routes", _route_items(router, rs)),
+            *([_section("Address scopes", _scope_items(router, rs))] if l3_scopes.scoped(router) else []),
             _section("NAT and metadata", _nat_items(view, router, rs) + [_metadata_item(view, router, rs)])]
 
 

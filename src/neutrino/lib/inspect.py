@@ -127,7 +127,7 @@ def snapshot(host_ns: str | None, ovs_rundir: str | None, routers: list[str], ne
             "iptables": {t: _save(t, host_ns) for t in ("filter", "raw")}, "ipsets": _ipsets(host_ns),
             "ovs": _ovs(ovs_rundir), "routers": {}, "dhcp": {}}
     for rid in routers:
-        snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter"))
+        snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter", "mangle"))
     for net in networks:
         d = _namespace(names.qdhcp(net), ())
         if d["exists"]:

@@ -105,6 +105,7 @@ class RouterPort(TypedDict):
     device: str               # ns-<id>, plugged by L2
     fixed_ips: list[FixedIP]
     mtu: int
+    address_scopes: dict[str, str | None]   # {"4": scope id, "6": scope id} of its subnets' pools
 
 
 class FloatingIP(TypedDict):
