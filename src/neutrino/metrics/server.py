@@ -27,9 +27,10 @@ from starlette.routing import Match
 from neutrino.core import common
 from neutrino.db import models as m
 
-OBJECTS = {"network": m.Network, "subnet": m.Subnet, "port": m.Port, "router": m.Router,
-           "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
-           "security_group_rule": m.SecurityGroupRule, "agent": m.Agent}
+OBJECTS = {"network": m.Network, "subnet": m.Subnet, "subnetpool": m.SubnetPool, "address_scope": m.AddressScope,
+           "port": m.Port, "router": m.Router, "floatingip": m.FloatingIP, "port_forwarding": m.PortForwarding,
+           "security_group": m.SecurityGroup, "security_group_rule": m.SecurityGroupRule,
+           "rbac_policy": m.RbacPolicy, "agent": m.Agent}
 AGENT_PREFIX = "neutrino_agent_"
 METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}     # others count as "other": labels stay few
 AGENT_GROUPS = ("sync_last_seconds", "sync_seconds", "syncs", "drift", "errors", "daemon_starts", "ports")
