@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, ipavailability, meta, networks, ports, rbac, routers, secgroups
+from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability, meta, metering, networks,
+                          ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
@@ -114,8 +115,11 @@ def create_app(settings, db) -> FastAPI:
 
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
+    qos.add_routes(router)              # QoS rules before the policies collection's
+    addressgroups.add_routes(router)
     for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
-                rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES]:
+                rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES, qos.POLICY,
+                addressgroups.ADDRESS_GROUP, *metering.RESOURCES]:
         Controller(res).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)

@@ -19,6 +19,7 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "provider:segmentation_id": Attr(convert=nullable(integer(0)), admin_write=True),
     "availability_zone_hints": Attr(put=False, convert=list_of(string(255))),
     "dns_domain": Attr(convert=string(255)),
+    "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "subnets", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
              "l2_adjacency"), reschedule=True)
 

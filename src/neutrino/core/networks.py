@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import addressscopes, common, quotas, rbac
+from neutrino.core import addressscopes, common, qos, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import bad_request, conflict
 
@@ -104,6 +104,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     s.execute(insert(T), row)
     rbac.set_wildcard(s, "network", row, rbac.SHARED, data.get("shared", False))
     rbac.set_wildcard(s, "network", row, rbac.EXTERNAL, row["external"])
+    qos.bind_new_network(s, ctx, row["id"], row["project_id"], data)
     return row["id"]
 
 
@@ -145,6 +146,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
             del data["router:external"]
     if "mtu" in data and data["mtu"] < 68:
         raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
+    if "qos_policy_id" in data:
+        qos.bind(s, ctx, "network", row.id, data.pop("qos_policy_id"))
     names = {"router:external": "external"}
     values = {names.get(k, k): v for k, v in data.items() if k not in PROVIDER}
     common.touch(s, T, row.id, {**values, **seg})
@@ -175,7 +178,7 @@ def render(s, ctx: Context, rows) -> list[dict]:
     for sid, nid in common.in_chunks(s, lambda c: select(T_SUB.c.id, T_SUB.c.network_id)
                                      .where(T_SUB.c.network_id.in_(c)), ids):
         subnets[nid].append(sid)
-    tags = common.tags_of(s, ids)
+    tags, policies = common.tags_of(s, ids), qos.policies_of(s, "network", ids)
     shared = rbac.shared_to(s, "network", ids, ctx.project_id)
     scopes = addressscopes.of_networks(s, ids)
     out = []
@@ -185,7 +188,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "port_security_enabled": r.port_security_enabled, "availability_zone_hints": r.availability_zone_hints,
              "availability_zones": ["nova"],
              "ipv4_address_scope": scopes.get(r.id, {}).get(4), "ipv6_address_scope": scopes.get(r.id, {}).get(6),
-             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": None,
+             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain,
+             "qos_policy_id": policies[r.id],
              "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:
             d.update({"provider:network_type": r.network_type, "provider:physical_network": r.physical_network,

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from neutrino.context import Context
-from neutrino.core import common, quotas, rbac
+from neutrino.core import addressgroups, common, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import NeutrinoError, bad_request, conflict, not_found
 
@@ -88,6 +88,9 @@ def normalize_rule(rule: dict) -> dict:
     if prefix is not None and out.get("remote_group_id"):
         raise bad_request("Only remote_ip_prefix or remote_group_id may be provided.",
                           "SecurityGroupRemoteGroupAndRemoteIpPrefix")
+    if out.get("remote_address_group_id") and (prefix is not None or out.get("remote_group_id")):
+        raise bad_request("Only one of remote_ip_prefix, remote_group_id and remote_address_group_id may be "
+                          "provided.", "SecurityGroupMultipleRemoteEntites")
     return out
 
 
@@ -266,6 +269,8 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
     rule = normalize_rule(data)
     if rule.get("remote_group_id"):
         get(s, ctx, rule["remote_group_id"])
+    if rule.get("remote_address_group_id"):
+        addressgroups.get(s, ctx, rule["remote_address_group_id"])
     sg = get(s, ctx, rule["security_group_id"])
     common.require_owner(ctx, sg, "create_security_group_rule")    # a group shared with you is not yours to edit
     project = rule.get("project_id") or sg.project_id
@@ -284,7 +289,8 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
     row.update(security_group_id=sg.id, direction=rule["direction"], ethertype=rule["ethertype"],
                protocol=rule.get("protocol"), port_range_min=rule.get("port_range_min"),
                port_range_max=rule.get("port_range_max"), remote_ip_prefix=rule.get("remote_ip_prefix"),
-               remote_group_id=rule.get("remote_group_id"), remote_address_group_id=None)
+               remote_group_id=rule.get("remote_group_id"),
+               remote_address_group_id=rule.get("remote_address_group_id"))
     s.execute(insert(T_RULE), row)
     common.touch(s, T, sg.id)
     return row["id"]
