@@ -140,3 +140,17 @@ def test_hosts_summary_is_for_admins(client, project_client):
     got = client.get("/ui/hosts").json()["h1"]
     assert got["lag"] > 0 and got["drift"] == 2 and got["errors"] == 1
     assert project_client("p1").get("/ui/hosts").status_code == 403
+
+
+def test_metering_counters_the_agents_report_are_on_metrics(client):
+    conf = {"l2": "linuxbridge", "firewall": "nftables", "roles": ["l2", "l3"]}
+    client.post("/agent/v1/hosts/h1/report", json={"agent": conf})
+    rt = client.post("/v2.0/routers", json={"router": {"name": "r", "project_id": "pa"}}).json()["router"]
+    lbl = client.post("/v2.0/metering/metering-labels",
+                      json={"metering_label": {"name": "web", "project_id": "pa"}}).json()["metering_label"]
+    counted = {rt["id"]: {lbl["id"]: {"packets": 4, "bytes": 4112}}}
+    assert client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "metering": counted}).status_code == 200
+    found = samples(client)
+    where = {"label": "web", "label_id": lbl["id"], "router_id": rt["id"], "host": "h1", "project_id": "pa"}
+    assert value(found, "neutrino_metering_packets_total", **where) == 4
+    assert value(found, "neutrino_metering_bytes_total", **where) == 4112

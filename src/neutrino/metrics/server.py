@@ -7,8 +7,8 @@ reports: sync duration per driver, drift, ports by state, driver (kernel call) e
 host's view revision lag (the global revision minus the one its agent last reported applied).
 
 Several server processes: set PROMETHEUS_MULTIPROC_DIR and the counters and histograms of all of them are summed;
-the relayed agent figures are those of the reports this process received. Others add collectors (metering) with
-`Metrics.add_collector`.
+the relayed agent figures are those of the reports this process received. Metering labels' counters are read
+from the database at scrape time; other collectors can be added with `Metrics.add_collector`.
 """
 from __future__ import annotations
 
@@ -66,6 +66,7 @@ class Metrics:
         self.reports: dict[str, tuple[int, dict]] = {}     # host -> (applied revision, agent metrics)
         self.scraped: list = []                             # collectors that compute at scrape time
         self.add_collector(_Scraped(self))
+        self.add_collector(_Metering(db))
         self._time_queries(db.engine)
 
     def _time_queries(self, engine) -> None:
@@ -137,6 +138,23 @@ class _Scraped:
         yield objects
         yield GaugeMetricFamily("neutrino_revision", "Global revision (what agents watch)", value=revision)
         yield from _relayed(self.metrics.reports, revision)
+
+
+class _Metering:
+    """Metering labels' packets and bytes per router, as the agents last reported them (core.metering.counters)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def collect(self):
+        from neutrino.core import metering
+        labels = ["label", "label_id", "router_id", "host", "project_id"]
+        fams = {k: CounterMetricFamily(f"neutrino_metering_{k}", f"{k.capitalize()} a metering label counted on a "
+                                       "router", labels=labels) for k in ("packets", "bytes")}
+        for c in self.db.run(metering.counters):
+            for k, fam in fams.items():
+                fam.add_metric([c["label_name"], c["label_id"], c["router_id"], c["host"], c["project_id"]], c[k])
+        yield from fams.values()
 
 
 def _counts(s) -> tuple[dict[str, int], int]:
