@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(iproute2 openvswitch-switch dnsmasq-base iptables ipset nftables conntrack ethtool busybox iputils-ping
-          netcat-openbsd tcpdump iperf3 curl procps postgresql python3-venv)
+          netcat-openbsd tcpdump iperf3 curl procps postgresql python3-venv
+          chromium chromium-driver prometheus nodejs)   # the page's browser tests, the scrape test, topology.js
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -214,20 +214,24 @@ class DhcpDriver:
                 self._remove(network_id)
             except NeutrinoError as e:
                 LOG.error("removing dhcp for network %s failed (retried next sync): %s", network_id, e)
+                result.errors += 1
             result.changed = True
         for network_id, net in wanted.items():
             try:
-                changed, ready = self._sync_network(net)
+                changed, ready, started = self._sync_network(net)
             except NeutrinoError as e:
                 LOG.error("dhcp for network %s failed: %s", network_id, e)
                 result.ports[net["port_id"]] = False
+                result.errors += 1
                 continue
+            result.started.extend(["dnsmasq"] if started else [])
             result.changed |= changed
             result.ports[net["port_id"]] = True
             result.dhcp_ready.extend(ready)
         return result
 
-    def _sync_network(self, net: DhcpNetwork) -> tuple[bool, list[str]]:
+    def _sync_network(self, net: DhcpNetwork) -> tuple[bool, list[str], bool]:
+        """(changed, port ids with a live DHCP entry, whether dnsmasq was (re)started)."""
         ns = names.qdhcp(net["network_id"])
         net_dir = self._dir(net["network_id"])
         os.makedirs(net_dir, exist_ok=True)      # first: the directory is the record that this namespace is ours
@@ -243,7 +247,7 @@ class DhcpDriver:
         changed |= started
         self._loaded[net["network_id"]] = (pid, digest)
         subnet_ids = {s["id"] for s in _dhcp_subnets(net)}
-        return changed, sorted({h["port_id"] for h in net["hosts"] if h["subnet_id"] in subnet_ids})
+        return changed, sorted({h["port_id"] for h in net["hosts"] if h["subnet_id"] in subnet_ids}), started
 
     def _wire(self, net: DhcpNetwork, ns: str) -> bool:
         """The namespace and the DHCP port's veth, as the view has them; True when anything changed."""

@@ -15,10 +15,14 @@ from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
 from neutrino.errors import NeutrinoError, NotFound, show
 from neutrino.identity.routes import router as identity_router
+from neutrino.metrics.server import Metrics, MetricsMiddleware
+from neutrino.metrics.server import router as metrics_router
 from neutrino.sync.server import router as sync_router
+from neutrino.ui.routes import router as ui_router
 
 LOG = logging.getLogger(__name__)
-OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json")
+OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json", "/metrics", "/ui")
+OPEN_PREFIXES = ("/v3/", "/agent/", "/ui/static/")
 
 
 RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
@@ -62,7 +66,7 @@ class AuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope["path"]
-            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
+            if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 try:
                     ctx = auth.authenticate(Headers(scope=scope), self.settings, self.db)
                 except NeutrinoError as e:
@@ -80,7 +84,10 @@ def create_app(settings, db) -> FastAPI:
     app.state.notifier = notifier
     app.state.notify = notifier.notify
 
+    app.state.metrics = Metrics(db)
+
     app.add_middleware(AuthMiddleware, settings=settings, db=db)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)     # outside auth: times refusals too
     app.add_middleware(RequestMiddleware, settings=settings)      # added last: the outermost
 
     @app.exception_handler(NeutrinoError)
@@ -117,8 +124,9 @@ def create_app(settings, db) -> FastAPI:
     extensions.add_routes(router)
     ipavailability.add_routes(router)
     admin.add_routes(router)
-    app.include_router(router)
-    if settings.auth == "keystone":
-        app.include_router(identity_router)
-    app.include_router(sync_router)
+    mounted = [router, identity_router] if settings.auth == "keystone" else [router]
+    mounted += [sync_router, metrics_router, ui_router]
+    for r in mounted:
+        app.include_router(r)
+    app.state.metrics.learn(*mounted)
     return app

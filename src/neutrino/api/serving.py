@@ -52,11 +52,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
+# On SIGTERM open long-polls and the page's event streams (endless) are cut after this, not waited for.
+GRACE = 2
+
+
 def uvicorn_config(app, settings, **where) -> uvicorn.Config:
     """where: host= and port=, or uds=."""
     protocol = type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": settings.header_timeout})
     return uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,
-                          timeout_keep_alive=max(1, int(settings.keepalive_timeout)), **where)
+                          timeout_keep_alive=max(1, int(settings.keepalive_timeout)),
+                          timeout_graceful_shutdown=GRACE, **where)
 
 
 class JsonFormatter(logging.Formatter):

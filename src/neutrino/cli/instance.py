@@ -4,14 +4,14 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
+from neutrino.cli.console import make_console
 from rich.table import Table
 
 from neutrino.cli.lab import STATE_DIR
 from neutrino.errors import NeutrinoError
 from neutrino.lab.paths import Lab
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def _run(fn, *args, **kw):

@@ -37,3 +37,9 @@ def connect(lab: Lab, cloud: str):
 
     config = openstack.config.OpenStackConfig(config_files=[lab.clouds_yaml], secure_files=[], vendor_files=[])
     return openstack.connection.Connection(config=config.get_one(cloud=cloud))
+
+
+def page_link(lab: Lab, settings: LabSettings) -> str:
+    """The web page, signed in to the demo project: a fresh token in the URL's fragment (browsers do not send a
+    fragment to the server, so it stays out of request lines and logs)."""
+    return f"{lab.url(settings)}/ui#token={connect(lab, 'demo').auth_token}"

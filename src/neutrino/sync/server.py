@@ -114,6 +114,7 @@ async def report(request: Request, host: str):
     app = request.app.state
     before = await app.db.call(common.revision)
     rev = await app.db.call(_apply_report, host, body, app.settings, write=True)
+    app.metrics.agent_report(host, body)
     if rev != before:
         app.notify()
     return json_response({"revision": rev})
