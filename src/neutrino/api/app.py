@@ -109,7 +109,7 @@ def create_app(settings, db) -> FastAPI:
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
     for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
                 *routers.RESOURCES]:
-        Controller(res).routes(router)
+        Controller(res, settings).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)
     admin.add_routes(router)

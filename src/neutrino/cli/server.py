@@ -19,7 +19,6 @@ def build(settings):
     from neutrino.api.app import create_app
     from neutrino.db.engine import Database
 
-    os.makedirs(settings.state_dir, exist_ok=True)
     db = Database(settings.database_url())
     db.setup()
     generated = None
@@ -69,14 +68,22 @@ def register(app: typer.Typer) -> None:
                admin_token: str = typer.Option(None, help="static token accepted as admin"),
                unix_socket: str = typer.Option(None, help="also serve on this Unix socket (agents)"),
                agent_token: str = typer.Option(None, help="token agents present (default: generated, in state dir)"),
+               dns_domain: str = typer.Option(None, "--dns-domain",
+                                              help="domain of ports' DNS names (default openstacklocal.: "
+                                                   "dns_name unused, as in Neutron)"),
                log_level: str = typer.Option("info")):
         """Run the neutrino server."""
         logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
         settings = config.load(config_file, state_dir=state_dir, bind=bind, port=port, identity_port=identity_port,
                                db_url=db, auth=auth, admin_token=admin_token, unix_socket=unix_socket,
-                               agent_token=agent_token)
+                               agent_token=agent_token, dns_domain=dns_domain)
         if settings.auth not in ("keystone", "noauth", "external"):
             raise typer.BadParameter("--auth must be keystone, noauth or external")
+        try:
+            settings.state_dir = config.ensure_state_dir(settings.state_dir)
+        except config.StateDirError as e:
+            typer.echo(f"neutrino server: {e}", err=True)
+            raise typer.Exit(2) from e
         token_path = _token_file(settings)
         application, generated = build(settings)
         if generated:

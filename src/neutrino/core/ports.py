@@ -7,7 +7,7 @@ import random
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import binding, common, ipam, networks, quotas
+from neutrino.core import binding, common, dns, ipam, networks, quotas
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -206,6 +206,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     row = common.new_row(ctx, data)
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     quotas.check(s, row["project_id"], "port")
     owner = data.get("device_owner", "")
     if "mac_address" in data:
@@ -251,6 +252,7 @@ def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
         raise Forbidden("(rule:update_port) is disallowed by policy")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     values = {}
     mac = data.get("mac_address", row.mac_address)
     if "mac_address" in data and mac != row.mac_address:
@@ -318,7 +320,7 @@ def remove(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def render(s, ctx: Context, rows) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
     out = []
@@ -329,7 +331,7 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain), "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": None, "qos_network_policy_id": None, "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Callable
 
 from neutrino import names
+from neutrino.config import ensure_state_dir
 from neutrino.agent.dhcp import DhcpDriver
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.l3 import L3Driver
@@ -90,7 +91,7 @@ def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", po
     def step(msg: str) -> None:
         say(f"[{time.monotonic() - start:5.1f}s] {msg}")
 
-    os.makedirs(lab.state_dir, exist_ok=True)
+    ensure_state_dir(lab.state_dir)
     settings = _settings(lab, hosts, l2, firewall, port, identity_port, say)
     lab.save(settings)
     result = UpResult(settings=settings)

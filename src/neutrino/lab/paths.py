@@ -11,6 +11,7 @@ import os
 from dataclasses import asdict, dataclass, field
 
 from neutrino.config import state_dir_default
+from neutrino.errors import NeutrinoError
 
 EXTERNAL_CIDR = "172.24.4.0/24"
 EXTERNAL_GATEWAY = "172.24.4.1"
@@ -31,6 +32,10 @@ class LabSettings:
     port: int = 9696
     identity_port: int = 5000
     instances: dict[str, dict] = field(default_factory=dict)   # name -> {port_id, host, fip_id}
+
+
+class NoLab(NeutrinoError):
+    """There is no lab in the state directory a command was given."""
 
 
 class Lab:
@@ -66,6 +71,14 @@ class Lab:
 
     def exists(self) -> bool:
         return os.path.exists(self.path("lab.json"))
+
+    def require(self) -> "Lab":
+        """This lab, or NoLab saying where none was found and how to get one: commands that read a lab never
+        create its state dir."""
+        if not self.exists():
+            raise NoLab(f"no lab in {self.state_dir}: start one with `neutrino up --state-dir {self.state_dir}`, or "
+                        f"give the state dir of a running lab (--state-dir or NEUTRINO_STATE_DIR)")
+        return self
 
     def load(self) -> LabSettings:
         try:
