@@ -235,7 +235,7 @@ def e2e(l2: str, firewall: str) -> None:
         res = lifecycle.up(lab, l2=l2, firewall=firewall, port=0, identity_port=0, say=lambda _m: None)
         line("neutrino up -> vm1 reachable (icmp + tcp/22)", f"{res.seconds:8.2f} s   reachable={res.reachable}")
         clouds = manager.Clouds.of(lab)
-        net = clouds.demo.network.find_network("private", ignore_missing=False)
+        net = clouds.user.network.find_network("private", ignore_missing=False)
         host = lab.host_name(1)
         host_ns = lab.host_ns(host)
 
@@ -243,7 +243,7 @@ def e2e(l2: str, firewall: str) -> None:
         for i in range(50):     # as nova does it: bind the port to the host, plug the tap, wait for ACTIVE, boot
             name = f"b{i}"
             t = time.perf_counter()
-            port = clouds.demo.network.create_port(network_id=net.id, name=name, device_owner="compute:nova",
+            port = clouds.user.network.create_port(network_id=net.id, name=name, device_owner="compute:nova",
                                                    device_id=str(uuid.uuid4()))
             clouds.admin.network.update_port(port, binding_host_id=host)
             guest.plug(lab, name, host, port.id, port.mac_address, net.mtu)
@@ -253,12 +253,12 @@ def e2e(l2: str, firewall: str) -> None:
         line("port create -> ACTIVE (50 ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
         line("port create -> guest has a DHCP lease (50)", f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
 
-        public = clouds.demo.network.find_network("public", ignore_missing=False)
+        public = clouds.user.network.find_network("public", ignore_missing=False)
         reach = []
         for i in range(10):
             port = manager.find_port(clouds, f"b{i}")
             t = time.perf_counter()
-            fip = clouds.demo.network.create_ip(floating_network_id=public.id, port_id=port.id)
+            fip = clouds.user.network.create_ip(floating_network_id=public.id, port_id=port.id)
             deadline = t + 30
             while time.perf_counter() < deadline and not hosts.ping(host_ns, fip.floating_ip_address, timeout=0.2):
                 pass
@@ -278,7 +278,7 @@ def e2e(l2: str, firewall: str) -> None:
 def wait_active(clouds, port_id: str, start: float, timeout: float = 30) -> float:
     """Seconds from start until the port is ACTIVE, polling every 20 ms (the measurement's resolution)."""
     while time.perf_counter() - start < timeout:
-        if clouds.demo.network.get_port(port_id).status == "ACTIVE":
+        if clouds.user.network.get_port(port_id).status == "ACTIVE":
             return time.perf_counter() - start
         time.sleep(0.02)
     return float("inf")

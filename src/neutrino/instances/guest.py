@@ -1,8 +1,12 @@
 """The kernel side of an instance: a guest namespace whose `eth0` is the veth peer of `tap<port>` in its emulated
-host (MAC = the port's, MTU = the network's), configured by real DHCP, running a banner on tcp/22."""
+host (MAC = the port's, MTU = the network's), configured by real DHCP, running a banner on tcp/22.
+
+Commands run in a guest see its own resolv.conf (what its DHCP lease said, bind-mounted by `ip netns exec`) and find
+busybox's network tools the host lacks (`nslookup`) on their PATH, as a small cloud image would have them."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 
 from neutrino import names
@@ -11,6 +15,7 @@ from neutrino.lab.processes import owned_pid, stop_pidfile
 from neutrino.lib import guest, ip, proc
 
 DEV = "eth0"
+BUSYBOX_TOOLS = ("nslookup",)
 
 
 def _banner_pidfile(lab: Lab, name: str) -> str:
@@ -66,3 +71,20 @@ def unplug(lab: Lab, name: str) -> None:
         ip.delete_link(DEV, ns)      # now, with its tap: a namespace's devices go only when the kernel frees it
     ip.delete_netns(ns)
     guest.remove_netns_etc(ns)
+
+
+def tools_dir(lab: Lab) -> str:
+    """A directory of busybox applets for the tools in BUSYBOX_TOOLS that the host does not have, for guests' PATH."""
+    d = lab.path("guest-bin")
+    os.makedirs(d, exist_ok=True)
+    busybox = shutil.which("busybox")
+    for tool in BUSYBOX_TOOLS:
+        link = os.path.join(d, tool)
+        if busybox and not os.path.lexists(link) and shutil.which(tool) is None:
+            os.symlink(busybox, link)
+    return d
+
+
+def exec_env(lab: Lab) -> dict[str, str]:
+    """The environment of a command run in a guest: the host's, with the guest tools on PATH."""
+    return {"PATH": f"{tools_dir(lab)}:{os.environ.get('PATH', os.defpath)}"}
