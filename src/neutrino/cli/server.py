@@ -42,17 +42,18 @@ def _token_file(settings) -> str:
     return path
 
 
+GRACE_SECONDS = 1      # agents' long-polls would hold a graceful stop for their whole wait; they reconnect anyway
+
+
 async def _serve(app, settings) -> None:
-    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.port, log_level="warning",
-                                             access_log=False))]
+    common = {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": GRACE_SECONDS}
+    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.port, **common))]
     if settings.auth == "keystone" and settings.identity_port and settings.identity_port != settings.port:
-        servers.append(uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.identity_port,
-                                                     log_level="warning", access_log=False)))
+        servers.append(uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.identity_port, **common)))
     if settings.unix_socket:
         if os.path.exists(settings.unix_socket):
             os.unlink(settings.unix_socket)
-        servers.append(uvicorn.Server(uvicorn.Config(app, uds=settings.unix_socket, log_level="warning",
-                                                     access_log=False)))
+        servers.append(uvicorn.Server(uvicorn.Config(app, uds=settings.unix_socket, **common)))
     await asyncio.gather(*(s.serve() for s in servers))
 
 

@@ -50,14 +50,14 @@ def _project_name(clouds: Clouds) -> str:
     return clouds.user.config.get_auth_args().get("project_name") or clouds.user.current_project_id
 
 
-def _invisible(lab: Lab, clouds: Clouds, kind: str, name: str, project_id: str, share: str) -> InstanceError:
+def _invisible(lab: Lab, clouds: Clouds, kind: str, name: str, project_id: str, share: str = "") -> InstanceError:
     """The error for an object that exists but not for this cloud's project: whose it is and how to use it."""
     project = clouds.admin.identity.find_project(project_id)
     owner = project.name if project else project_id
     cloud = project_cloud(lab, owner)
     use = f"--os-cloud {cloud}" if cloud else f"a cloud of project {owner} (add one to {lab.clouds_yaml})"
     return InstanceError(f"{kind} {name!r} exists in project {owner!r} but is not visible to project "
-                         f"{_project_name(clouds)!r} (cloud {clouds.cloud}): use {use}, or {share}")
+                         f"{_project_name(clouds)!r} (cloud {clouds.cloud}): use {use}" + (f", or {share}" if share else ""))
 
 
 def find_network(lab: Lab, clouds: Clouds, network: str):
@@ -92,7 +92,7 @@ def _missing(lab: Lab, clouds: Clouds, name: str) -> InstanceError:
     """No instance of that name in this cloud's project: say whose it is when another project has it."""
     other = list(clouds.admin.network.ports(name=name, device_owner=DEVICE_OWNER))
     if other:
-        return _invisible(lab, clouds, "instance", name, other[0].project_id, "ask an admin (--os-cloud admin)")
+        return _invisible(lab, clouds, "instance", name, other[0].project_id)
     return InstanceError(f"no instance {name!r}")
 
 
@@ -160,10 +160,9 @@ def create(lab: Lab, name: str, network: str, security_groups: list[str] | None 
         if not guest.configure(lab, name):
             raise InstanceError(f"{name} got no DHCP lease (port {port.id}; see the agent log of {host})")
         guest.start_service(lab, name)
-    settings = lab.load()
-    settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
-                                "fip_id": fip.id if fip else None}
-    lab.save(settings)
+    with lab.edit() as settings:
+        settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
+                                    "fip_id": fip.id if fip else None}
     progress(f"{name} is {guest.address(lab, name)}" + (f", floating IP {fip.floating_ip_address}" if fip else ""))
     return summary(lab, name, clouds)
 
@@ -203,6 +202,5 @@ def delete(lab: Lab, name: str, clouds: Clouds | None = None) -> None:
         clouds.user.network.delete_port(port, ignore_missing=True)
         _compute_side(lab, "DELETE", port.device_id)
     guest.unplug(lab, name)
-    settings = lab.load()
-    if settings.instances.pop(name, None) is not None:
-        lab.save(settings)
+    with lab.edit() as settings:
+        settings.instances.pop(name, None)

@@ -5,9 +5,13 @@ The lab id is a short hash of the state directory's real path; it prefixes every
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from neutrino.config import state_dir_default
@@ -89,10 +93,19 @@ class Lab:
 
     def save(self, settings: LabSettings) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
-        tmp = self.path("lab.json.tmp")
-        with open(tmp, "w") as f:
+        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".lab.json.")
+        with os.fdopen(fd, "w") as f:
             json.dump(asdict(settings), f, indent=2)
         os.replace(tmp, self.path("lab.json"))
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[LabSettings]:
+        """The saved settings to change and save again, one writer at a time (commands run side by side)."""
+        with open(self.path("lab.json.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            settings = self.load()
+            yield settings
+            self.save(settings)
 
     # --- names ----------------------------------------------------------------------------------------------------
 
