@@ -1,7 +1,7 @@
 """Instances that come and go all day, in the default lab (OVS + iptables): a bounded soak of create/delete cycles on
 a shared /28 by several projects (freed addresses go to new MACs at once), then the leases files, hood and the
 kernel are checked for leftovers; plus the lab CLI around it (--os-cloud, the error for a network another project
-owns, `neutrino restart`, state dirs that are missing)."""
+owns, a fixed IP change and `instance renew`, `neutrino restart`, state dirs that are missing)."""
 from __future__ import annotations
 
 import collections
@@ -25,7 +25,7 @@ NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "dhcp_release", "busybox", 
           "nsenter")
 need(NEEDED)
 
-CYCLES = 300                 # instance create/delete cycles in the soak
+CYCLES = int(os.environ.get("NEUTRINO_SOAK_CYCLES", 300))     # instance create/delete cycles in the soak
 PROJECTS = ("demo", "soak-a", "soak-b")
 MAX_ALIVE = 5                # each project keeps 1-2 alive: 3..5 at any time
 NET, CIDR = "churn", "10.28.0.0/28"
@@ -217,6 +217,22 @@ def test_os_cloud_and_the_network_another_project_owns(world, churn_net):
     unknown = neutrino("instance", "list", "--os-cloud", "nope", state_dir=world.state_dir, check=False)
     assert unknown.returncode == 1 and "no cloud 'nope'" in unknown.stdout
     neutrino("instance", "delete", "x1", "--os-cloud", "admin", state_dir=world.state_dir)
+
+
+def test_fixed_ip_change_releases_the_lease_and_the_guest_renews_to_the_new_address(world):
+    demo = connect(world.lab, "demo")
+    neutrino("instance", "create", "mover", "--network", "private", state_dir=world.state_dir)
+    port = next(iter(demo.network.ports(name="mover")))
+    old = port.fixed_ips[0]["ip_address"]
+    demo.network.update_port(port, fixed_ips=[{"subnet_id": port.fixed_ips[0]["subnet_id"],
+                                               "ip_address": "10.0.0.200"}])
+    lease = lambda: {ip for mac, ip in leases(world, world.private.id) if mac == port.mac_address}  # noqa: E731
+    assert wait_for(lease, set()) == set()                                      # the old lease is released
+    out = neutrino("instance", "renew", "mover", state_dir=world.state_dir).stdout
+    assert "mover is 10.0.0.200" in out, out
+    assert guest.address(world.lab, "mover") == "10.0.0.200" != old
+    assert wait_for(lease, {"10.0.0.200"}) == {"10.0.0.200"}
+    neutrino("instance", "delete", "mover", state_dir=world.state_dir)
 
 
 def test_restart_each_component_in_place(world):

@@ -104,6 +104,15 @@ def register(app: typer.Typer) -> None:
         _run(manager.delete, lab, name, _clouds(lab, os_cloud))
         console.print(f"instance {name} deleted")
 
+    @group.command("renew")
+    def renew(name: str, state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):
+        """Make the guest renew its DHCP lease now, as `dhclient` or a reboot would in a VM: after a change of its
+        port's fixed IP it gets the new address."""
+        from neutrino.instances import guest, manager
+        lab = Lab(state_dir)
+        _run(manager.summary, lab, name, _clouds(lab, os_cloud))
+        console.print(f"{name} is {_run(guest.renew, lab, name)}")
+
     @group.command("exec", context_settings={"ignore_unknown_options": True})
     def exec_(name: str, command: list[str] = typer.Argument(..., help="command to run inside the guest"),
               state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 
 from neutrino import names
 from neutrino.lab.paths import Lab
@@ -34,8 +35,21 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
 
 
 def configure(lab: Lab, name: str, timeout: float = 10) -> bool:
-    """Address, routes and DNS by DHCP (busybox udhcpc, one lease, then it exits); True when it got a lease."""
-    return guest.dhcp_client(lab.guest_ns(name), DEV, timeout=timeout)
+    """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
+    in the instance's directory); True once the guest holds a lease."""
+    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV, timeout=timeout)
+    return address(lab, name) is not None
+
+
+def renew(lab: Lab, name: str, timeout: float = 10) -> str | None:
+    """Ask the guest's DHCP client to renew now (what `dhclient`/a reboot does in a real guest after its port's fixed
+    IP changed: the old address is NAKed and the new one leased); the guest's address afterwards."""
+    before = address(lab, name)
+    guest.renew(lab.instance_dir(name), DEV)
+    deadline = time.monotonic() + timeout
+    while (now := address(lab, name)) in (None, before) and time.monotonic() < deadline:   # NAK: none, then new
+        time.sleep(0.05)
+    return now
 
 
 def start_service(lab: Lab, name: str) -> int:
@@ -66,6 +80,7 @@ def address(lab: Lab, name: str) -> str | None:
 def unplug(lab: Lab, name: str) -> None:
     """Stop the guest's processes, delete its veth (eth0 and the host's tap) and its namespace."""
     stop_pidfile(_banner_pidfile(lab, name), lab.instance_dir(name))
+    guest.stop_dhcp_client(lab.instance_dir(name), DEV)
     ns = lab.guest_ns(name)
     if ip.netns_exists(ns):
         ip.delete_link(DEV, ns)      # now, with its tap: a namespace's devices go only when the kernel frees it
