@@ -105,6 +105,7 @@ class Soak:
         self.lock = threading.Lock()
         self.live: dict[str, str] = {}           # instance name -> its address, while it may be checked against
         self.slots = threading.Semaphore(MAX_ALIVE)
+        self.stop = threading.Event()            # set when the test ends early (failure, timeout): threads finish
         self.created = 0
         self.failures: list[str] = []
         self.latency: list[float] = []
@@ -129,7 +130,8 @@ class Soak:
         mine: list[str] = []
         try:
             for i in range(cycles):
-                self.slots.acquire()
+                if not self.slot():
+                    return
                 name = f"{cloud}-{i:03d}"
                 t0 = time.monotonic()
                 summary = manager.create(self.lab, name, network_id, clouds=clouds)
@@ -147,6 +149,14 @@ class Soak:
                     self.remove(clouds, mine.pop(0))
         except Exception as e:  # noqa: BLE001 - the failure is reported by the test, which joins the threads
             self.failures.append(f"{cloud}: {type(e).__name__}: {e}")
+            self.stop.set()
+
+    def slot(self) -> bool:
+        """Wait for room under MAX_ALIVE; False when the soak is stopping."""
+        while not self.stop.is_set():
+            if self.slots.acquire(timeout=0.5):
+                return True
+        return False
 
     def remove(self, clouds, name: str) -> None:
         with self.lock:
@@ -155,6 +165,7 @@ class Soak:
         self.slots.release()
 
 
+@pytest.mark.timeout(900)
 def test_churn_soak(world, churn_net):
     """≥300 create/delete cycles, 3-5 instances alive, three projects on one /28; then nothing is left over."""
     before = kernel_state(world)
@@ -162,10 +173,15 @@ def test_churn_soak(world, churn_net):
     t0 = time.monotonic()
     threads = [threading.Thread(target=soak.project, args=(p, CYCLES // len(PROJECTS), churn_net))
                for p in PROJECTS]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        soak.stop.set()
+        for t in threads:
+            t.join()
     elapsed = time.monotonic() - t0
     lat = sorted(soak.latency)
     print(f"\nchurn soak: {soak.created} instances in {elapsed:.0f} s; create (port → lease → service) p50 "
