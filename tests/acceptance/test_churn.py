@@ -18,7 +18,7 @@ import yaml
 from neutrino.instances import guest, manager
 from neutrino.lab.clouds import connect
 from neutrino.lib import dnsmasq, ovs, proc
-from labfix import down_leaves_nothing, need, neutrino, running_lab
+from labfix import down_leaves_nothing, free_port, need, neutrino, running_lab
 
 pytestmark = pytest.mark.kernel
 NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "dhcp_release", "busybox", "iptables", "ipset", "ping",
@@ -276,6 +276,17 @@ def test_state_dirs_that_are_missing(world):
             res = neutrino(*cmd, state_dir=missing, check=False)
             assert res.returncode == 1 and f"no lab in {missing}" in " ".join(res.stdout.split()), res.stdout
             assert "Traceback" not in res.stdout + res.stderr and not os.path.exists(missing)
+        fresh = os.path.join(tmp, "new", "server")             # a server makes its state dir, private
+        port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "neutrino.cli.main", "server", "--state-dir", fresh, "--port",
+                                   str(port), "--identity-port", str(port), "--auth", "noauth"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert wait_for(lambda: os.path.exists(os.path.join(fresh, "neutrino.db")), True)
+            assert os.stat(fresh).st_mode & 0o777 == 0o700
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
         blocker = os.path.join(tmp, "file")
         open(blocker, "w").close()
         for cmd in (("server", "--state-dir", os.path.join(blocker, "x"), "--port", "1"),

@@ -14,7 +14,7 @@ from neutrino.lab.paths import Lab
 
 console = Console(highlight=False)
 OS_CLOUD = typer.Option(None, "--os-cloud", envvar="OS_CLOUD", show_default=False,
-                        help=f"cloud of the lab's clouds.yaml to act in (default {DEFAULT_CLOUD}), as the openstack CLI")
+                        help=f"cloud of the lab's clouds.yaml to act in (default {DEFAULT_CLOUD}), as with openstack")
 
 
 def _clouds(lab: Lab, cloud: str | None):
@@ -69,7 +69,8 @@ def register(app: typer.Typer) -> None:
                 keys[kname] = f.read().strip()
         lab = Lab(state_dir)
         summary = _run(manager.create, lab, name, network, security_groups=security_group or [],
-                       floating_ip=floating_ip, host=host, clouds=_clouds(lab, os_cloud), user_data=user_data.read() if user_data else "",
+                       floating_ip=floating_ip, host=host, clouds=_clouds(lab, os_cloud),
+                       user_data=user_data.read() if user_data else "",
                        public_keys=keys, progress=lambda m: None if as_json else console.print(m))
         _print(summary, as_json)
 

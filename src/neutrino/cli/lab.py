@@ -1,4 +1,5 @@
-"""`neutrino up | down | restart | status | shell`: the lab of emulated hosts that makes the seed page true on one machine."""
+"""`neutrino up | down | restart | status | shell`: the lab of emulated hosts that makes the seed page true on one
+machine."""
 from __future__ import annotations
 
 import sys

@@ -331,7 +331,8 @@ def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain), "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain),
+             "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": None, "qos_network_policy_id": None, "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:

@@ -182,7 +182,8 @@ def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
             for ip in ips.get(p.id, []):
                 if ip["subnet_id"] in dhcp_subnets:
                     hosts.append({"port_id": p.id, "mac_address": p.mac_address, "ip_address": ip["ip_address"],
-                                  "subnet_id": ip["subnet_id"], "hostname": dns.hostname(p.dns_name, ip["ip_address"], settings.dns_domain),
+                                  "subnet_id": ip["subnet_id"],
+                                  "hostname": dns.hostname(p.dns_name, ip["ip_address"], settings.dns_domain),
                                   "extra_dhcp_opts": p.extra_dhcp_opts or []})
         out.append({"network_id": nid, "port_id": dport.id, "ns_device": names.tap(dport.id),
                     "device": names.ns_peer(dport.id), "mac_address": dport.mac_address,

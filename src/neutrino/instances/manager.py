@@ -56,8 +56,9 @@ def _invisible(lab: Lab, clouds: Clouds, kind: str, name: str, project_id: str, 
     owner = project.name if project else project_id
     cloud = project_cloud(lab, owner)
     use = f"--os-cloud {cloud}" if cloud else f"a cloud of project {owner} (add one to {lab.clouds_yaml})"
+    fix = f"use {use}, or {share}" if share else f"use {use}"
     return InstanceError(f"{kind} {name!r} exists in project {owner!r} but is not visible to project "
-                         f"{_project_name(clouds)!r} (cloud {clouds.cloud}): use {use}" + (f", or {share}" if share else ""))
+                         f"{_project_name(clouds)!r} (cloud {clouds.cloud}): {fix}")
 
 
 def find_network(lab: Lab, clouds: Clouds, network: str):
