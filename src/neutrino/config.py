@@ -6,11 +6,34 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from neutrino.errors import NeutrinoError
+
 DEFAULT_STATE_DIR = "/var/lib/neutrino"
 
 
 def state_dir_default() -> str:
     return os.environ.get("NEUTRINO_STATE_DIR") or DEFAULT_STATE_DIR
+
+
+class StateDirError(NeutrinoError):
+    """The state directory cannot be created or used."""
+
+
+def ensure_state_dir(path: str, mode: int = 0o700) -> str:
+    """Create a state directory (and missing parents) with mode, private by default since it holds the database,
+    tokens and passwords; an existing one is kept as it is. Raises StateDirError saying why it cannot be used."""
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except FileExistsError:
+        raise StateDirError(f"state dir {path}: exists and is not a directory") from None
+    except NotADirectoryError:
+        raise StateDirError(f"state dir {path}: a parent of it is a file, not a directory") from None
+    except OSError as e:
+        raise StateDirError(f"state dir {path}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateDirError(f"state dir {path}: not writable by this user (uid {os.geteuid()})")
+    return path
 
 
 @dataclass

@@ -118,7 +118,7 @@ def create_app(settings, db) -> FastAPI:
     qos.add_routes(router)              # QoS rules before the policies collection's
     addressgroups.add_routes(router)
     for res in RESOURCES:
-        Controller(res).routes(router)
+        Controller(res, settings).routes(router)
     meta.add_routes(router)
     openapi.add_routes(router)
     extensions.add_routes(router)

@@ -39,6 +39,7 @@ class Resource:
     sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
+    render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -114,8 +115,9 @@ async def write(request: Request, fn: Callable, reschedule: bool = False):
 
 
 class Controller:
-    def __init__(self, res: Resource):
+    def __init__(self, res: Resource, settings):
         self.res = res
+        self.render_kw = {name: getattr(settings, name) for name in res.render_settings}
 
     # --- helpers --------------------------------------------------------------------------------------------------
     def _one(self, s, ctx, rid):
@@ -123,7 +125,10 @@ class Controller:
 
     def _render_one(self, s, ctx, rid):
         row = self._one(s, ctx, rid)
-        return self.res.core.render(s, ctx, [row])[0]
+        return self._render(s, ctx, [row])[0]
+
+    def _render(self, s, ctx, rows) -> list[dict]:
+        return self.res.core.render(s, ctx, rows, **self.render_kw)
 
     def _list(self, s, ctx, q: listing.ListQuery):
         if self.res.before_list is not None:
@@ -145,7 +150,7 @@ class Controller:
             else:
                 rest[key] = vals
         rows = s.execute(stmt).all()
-        items = self.res.core.render(s, ctx, rows)
+        items = self._render(s, ctx, rows)
         return listing.apply_filters(items, rest)
 
     # --- handlers -------------------------------------------------------------------------------------------------
@@ -186,7 +191,7 @@ class Controller:
 
         def tx(s, ctx):
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
-            return res.core.render(s, ctx, [self._one(s, ctx, i) for i in ids])
+            return self._render(s, ctx, [self._one(s, ctx, i) for i in ids])
 
         out = await write(request, tx, res.reschedule)
         return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)

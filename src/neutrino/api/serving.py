@@ -52,8 +52,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-# On SIGTERM open long-polls and the page's event streams (endless) are cut after this, not waited for.
-GRACE = 2
+# On SIGTERM agents' long-polls and the page's event streams are cut after this, not waited for (they reconnect).
+GRACE = 1
 
 
 def uvicorn_config(app, settings, **where) -> uvicorn.Config:

@@ -1,4 +1,5 @@
-"""`neutrino up | down | status | shell`: the lab of emulated hosts that makes the seed page true on one machine."""
+"""`neutrino up | down | restart | status | shell`: the lab of emulated hosts that makes the seed page true on one
+machine."""
 from __future__ import annotations
 
 import sys
@@ -113,6 +114,17 @@ def register(app: typer.Typer) -> None:
             console.print(f"[red]lab {lab.id}: {len(errors)} step(s) failed[/red]; state kept in {lab.state_dir}")
             raise typer.Exit(1)
         console.print(f"lab {lab.id} is down")
+
+    @app.command()
+    def restart(component: str = typer.Argument("all", help="server | agent | all"),
+                host: str = typer.Option(None, "--host", help="only this emulated host's agent (default: every host)"),
+                state_dir: str = STATE_DIR):
+        """Restart one component of the running lab in place (same ports, state and kernel objects)."""
+        from neutrino.lab import lifecycle
+        try:
+            lifecycle.restart(Lab(state_dir), component, host, say=console.print)
+        except (NeutrinoError, OSError) as e:
+            _fail(e)
 
     @app.command()
     def status(state_dir: str = STATE_DIR):

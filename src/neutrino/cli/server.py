@@ -19,7 +19,6 @@ def build(settings):
     from neutrino.api.app import create_app
     from neutrino.db.engine import Database
 
-    os.makedirs(settings.state_dir, exist_ok=True)
     db = Database(settings.database_url())
     db.setup()
     generated = None
@@ -71,6 +70,9 @@ def register(app: typer.Typer) -> None:
                                                          "[env NEUTRINO_PUBLIC_URL]"),
                identity_public_url: str = typer.Option(None, help="Identity endpoint the catalog publishes, ending "
                                                                   "in /v3 [env NEUTRINO_IDENTITY_PUBLIC_URL]"),
+               dns_domain: str = typer.Option(None, "--dns-domain",
+                                              help="domain of ports' DNS names (default openstacklocal.: "
+                                                   "dns_name unused, as in Neutron)"),
                log_level: str = typer.Option("info"),
                log_format: str = typer.Option(None, help="text | json (one object per line) "
                                                          "[env NEUTRINO_LOG_FORMAT]")):
@@ -79,13 +81,19 @@ def register(app: typer.Typer) -> None:
         settings = config.load(config_file, state_dir=state_dir, bind=bind, port=port, identity_port=identity_port,
                                db_url=db, auth=auth, admin_token=admin_token, unix_socket=unix_socket,
                                agent_token=agent_token, public_url=public_url,
-                               identity_public_url=identity_public_url, log_format=log_format)
+                               identity_public_url=identity_public_url, log_format=log_format,
+                               dns_domain=dns_domain)
         try:
             setup_logging(log_level, settings.log_format)
         except ValueError as e:
             raise typer.BadParameter(str(e)) from None
         if settings.auth not in ("keystone", "noauth", "external"):
             raise typer.BadParameter("--auth must be keystone, noauth or external")
+        try:
+            settings.state_dir = config.ensure_state_dir(settings.state_dir)
+        except config.StateDirError as e:
+            typer.echo(f"neutrino server: {e}", err=True)
+            raise typer.Exit(2) from e
         token_path = _token_file(settings)
         application, generated = build(settings)
         if generated:

@@ -7,7 +7,7 @@ import random
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import binding, common, ipam, networks, qos, quotas
+from neutrino.core import binding, common, dns, ipam, networks, qos, quotas
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -228,6 +228,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     row = common.new_row(ctx, data)
     check_device(s, ctx, net.project_id, data.get("device_owner", ""), data.get("device_id", ""), row["project_id"],
                  "create")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     quotas.check(s, row["project_id"], "port")
     owner = data.get("device_owner", "")
     if "mac_address" in data:
@@ -279,6 +280,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         net_project = s.execute(select(T_NET.c.project_id).where(T_NET.c.id == row.network_id)).scalar_one()
         check_device(s, ctx, net_project, data.get("device_owner", row.device_owner),
                      data.get("device_id", row.device_id), row.project_id, "update")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     values = {}
     mac = data.get("mac_address", row.mac_address)
     if "mac_address" in data and mac != row.mac_address:
@@ -348,7 +350,7 @@ def remove(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def render(s, ctx: Context, rows) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
     own_qos = qos.policies_of(s, "port", ids)
@@ -361,7 +363,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain),
+             "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": own_qos[r.id], "qos_network_policy_id": net_qos[r.network_id],
              "tags": tags[r.id], **common.std(r)}
