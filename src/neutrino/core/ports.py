@@ -90,7 +90,10 @@ def _ip_in_use(s, subnet_id: str, ip: str) -> bool:
 
 
 def _subnets(s, net_id: str) -> list:
-    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)).all()
+    """The network's subnets, locked until commit (PostgreSQL; SQLite has one writer anyway): concurrent
+    allocations on one network take turns instead of all choosing the same lowest free address."""
+    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)
+                     .with_for_update()).all()
 
 
 def _auto_v6(sub) -> bool:
