@@ -135,6 +135,11 @@ def kernel_deb() -> str:
     return found[-1]
 
 
+def kernel_release() -> str:
+    """The guest kernel's `uname -r` (linux-image-6.1.0-57-amd64_6.1.192-3_amd64.deb: 6.1.0-57-amd64)."""
+    return os.path.basename(kernel_deb()).split("_")[0].removeprefix("linux-image-")
+
+
 def _script(name: str) -> bytes:
     return resources.files("neutrino.instances").joinpath(name).read_bytes()
 
