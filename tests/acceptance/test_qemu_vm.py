@@ -111,10 +111,12 @@ def test_the_seed_pages_commands_show_its_tap_qbr_qvb_qvo(vmq):
     assert names.sg_chain("i", port.id) in w.shell("iptables", "-S")
 
 
-def test_hood_status_and_list_treat_it_like_any_instance(vmq):
+def test_hood_trace_status_and_list_treat_it_like_any_instance(vmq):
     w = vmq["world"]
     hood = neutrino("hood", NAME, state_dir=w.state_dir).stdout                # exit status 1 would mean drift
     assert names.tap(vmq["port"].id) in hood and names.qvo(vmq["port"].id) in hood
+    trace = neutrino("trace", "external", vmq["fip"], "--proto", "tcp", "--port", "22", state_dir=w.state_dir).stdout
+    assert f"DELIVERED at {names.tap(vmq['port'].id)}" in trace
     listed = neutrino("instance", "list", state_dir=w.state_dir).stdout
     assert re.search(rf"{NAME} .*vm .*ACTIVE .*{re.escape(vmq['fip'])} .*up", listed)
     assert re.search(r"VMs: QEMU with (KVM|TCG) \(", neutrino("status", state_dir=w.state_dir).stdout)
