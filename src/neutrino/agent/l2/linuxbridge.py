@@ -5,12 +5,17 @@ Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on
 bridge (without one, the network stays local to this host): no multicast, no learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
 No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
 difference; a second sync with the same view writes nothing.
+
+Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
+(antispoof.py), applied before their tap is enslaved; the table is rewritten only when it differs from what this
+driver last left there or someone changed the ruleset since. Host-side devices carry no IPv6.
 """
 from __future__ import annotations
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
-from neutrino.lib import ip
+from neutrino.agent.l2 import antispoof
+from neutrino.lib import ip, nft, sysctl
 from neutrino.sync.schema import View
 
 FLOOD = "00:00:00:00:00:00"
@@ -24,6 +29,19 @@ class LinuxBridgeL2Driver:
     def __init__(self, config: HostConfig, netns: str | None = None):
         self.config = config
         self.netns = netns
+        self._guard_state: tuple[int, nft.Current] | None = None   # (ruleset generation, table) as last left
+
+    def _guard(self, view: View, links: dict) -> bool:
+        """The anti-spoof table for the guarded ports whose tap exists; True when the kernel was changed."""
+        want = antispoof.nft_table([antispoof.guard(p) for p in antispoof.guarded_ports(view)
+                                    if p["device"] in links])
+        state = nft.state(want)
+        if self._guard_state == (nft.generation(self.netns), state):
+            return False
+        script = nft.plan(nft.read("bridge", antispoof.NFT_TABLE, self.netns), want)
+        nft.run(script, self.netns)
+        self._guard_state = (nft.generation(self.netns), state)
+        return bool(script)
 
     def bridge_of(self, net: dict) -> str | None:
         """The bridge of a network on this host, None when it cannot be realized here (e.g. VLAN)."""
@@ -76,6 +94,10 @@ class LinuxBridgeL2Driver:
                 changed |= self._ensure_network(view, net, bridge, links)
         if changed:
             links = ip.links(ns)
+        changed |= self._guard(view, links)
+        host_side = {b for b in bridges.values() if b.startswith("brq")}       # a mapped bridge is the host's own
+        host_side |= {p["device"] for p in view["ports"] if p["kind"] == "instance"}
+        changed |= sysctl.no_ipv6(sorted(host_side & set(links)), ns)
         plugged: set[str] = set()
         for port in view["ports"]:
             dev, bridge = port["device"], bridges.get(port["network_id"])
@@ -120,6 +142,8 @@ class LinuxBridgeL2Driver:
         if self.netns is not None and not ip.netns_exists(self.netns):
             return
         self._remove_stale(set(), set(), set(), ip.links(self.netns))
+        nft.delete_table("bridge", antispoof.NFT_TABLE, self.netns)
+        self._guard_state = None
 
 
 def _ok(link: dict | None, master: int | None, mtu: int | None) -> bool:

@@ -8,6 +8,10 @@ sync with the same view writes nothing.
 Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
 Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
 admin_state_up is false sits on the dead VLAN 4095.
+
+Instance ports with port security get ARP/ND anti-spoofing flows on br-int at their qvo (antispoof.py). Flows name
+OpenFlow port numbers, known only once ovs-vswitchd opened the port: a new port waits on the dead VLAN until its
+flows are in, so it never forwards unguarded. Host-side devices of guests carry no IPv6 (no link-local to reach).
 """
 from __future__ import annotations
 
@@ -18,13 +22,15 @@ import time
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
+from neutrino.agent.l2 import antispoof
 from neutrino.errors import KernelError
-from neutrino.lib import ethtool, ip
+from neutrino.lib import ethtool, ip, sysctl
 from neutrino.lib import ovs as lib_ovs
 from neutrino.sync.schema import View
 
 LOG = logging.getLogger(__name__)
 FLOW_TRUST = 10.0   # seconds a verified flow table is taken as still in place (the agent resyncs every 15 s)
+OFPORT_WAIT = 2.0   # seconds a sync waits for ovs-vswitchd to open new guarded ports
 
 BR_INT = "br-int"
 BR_TUN = "br-tun"
@@ -162,6 +168,15 @@ class OvsL2Driver:
         self._flows_checked[bridge] = (flows, now)
         return changed
 
+    def _await_ofports(self, db: lib_ovs.Ovsdb, devs: set[str]) -> lib_ovs.BridgeInfo | None:
+        """br-int once ovs-vswitchd gave these ports an OpenFlow number (or OFPORT_WAIT went by)."""
+        deadline = time.monotonic() + OFPORT_WAIT
+        while True:
+            br_int = db.bridges().get(BR_INT)
+            if all(_ofport(br_int, d) for d in devs) or time.monotonic() > deadline:
+                return br_int
+            time.sleep(0.01)
+
     def _unplug_stale_hybrid(self, keep: set[str], links: dict) -> bool:
         """Delete qvb (its qvo goes with it) and qbr of ports no longer here; the tap stays with its owner."""
         changed = False
@@ -250,6 +265,9 @@ class OvsL2Driver:
         changed = False
         cmds = self._bridges(db, have, view, lvids)
         br_int = have.get(BR_INT)
+        guards = {p["id"]: antispoof.guard(p) for p in antispoof.guarded_ports(view)}
+        guarded: dict[str, antispoof.Guard] = {}     # qvo -> its guard
+        held: dict[str, tuple] = {}                  # qvo -> (port id, tag, other_config) until its flows are in
         wanted_ovs: set[str] = set()
         keep_hybrid: set[str] = set()
         plan = [c for p in view["ports"] if p["kind"] == "instance" and p["device"] in links
@@ -284,20 +302,41 @@ class OvsL2Driver:
             ext = {"iface-id": pid, "attached-mac": port["mac_address"], "iface-status": "active"}
             if self._reopen(br_int, ovs_dev, links):
                 changed = True
-            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN,
-                                   other_config=other, external_ids=ext)
+            tag = lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN
+            if pid in guards:
+                guarded[ovs_dev] = guards[pid]
+                if _ofport(br_int, ovs_dev) is None:      # no flows can name it yet: hold it on the dead VLAN
+                    held[ovs_dev] = (pid, tag, other)
+                    tag = lib_ovs.DEAD_VLAN
+            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext)
             wanted_ovs.add(ovs_dev)
             result.ports[pid] = True
         if self.datapath == "netdev":   # see HostConfig.userspace_ovs; verified on every sync (cheap)
             changed |= bool(ethtool.tx_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
+        changed |= sysctl.no_ipv6([d for p in view["ports"] if p["id"][:names.ID_LEN] in keep_hybrid
+                                   for d in (p["device"], names.qbr(p["id"]), names.qvb(p["id"]), names.qvo(p["id"]))
+                                   if d in links], self.netns)
         stale = [n for n, p in (br_int.ports.items() if br_int else ())
                  if "iface-id" in p.external_ids and n not in wanted_ovs]
         cmds += db.del_ports(stale, BR_INT)
         db.commit(cmds)
         changed |= bool(cmds)
+        if held:
+            br_int = self._await_ofports(db, set(held))
+        guard_flows = [f for dev, g in sorted(guarded.items()) if _ofport(br_int, dev)
+                       for f in antispoof.ovs_flows(g, _ofport(br_int, dev))]
         normal = ["table=0,priority=0,actions=NORMAL"]
-        for bridge in [BR_INT, *sorted(set(self.config.bridge_mappings.values()))]:
+        changed |= self._flows(BR_INT, normal + antispoof.OVS_DEFAULTS + guard_flows, fresh_bridges=bool(cmds))
+        for bridge in sorted(set(self.config.bridge_mappings.values())):
             changed |= self._flows(bridge, normal, fresh_bridges=bool(cmds))
+        release = []
+        for dev, (pid, tag, other) in sorted(held.items()):
+            if _ofport(br_int, dev) is None:
+                result.ports[pid] = False                # still unguarded: stays dead, tried again next sync
+            else:
+                release += db.ensure_port(br_int, BR_INT, dev, tag=tag, other_config=other)
+        db.commit(release)
+        changed |= bool(release)
         if self.config.tunnel_ip:
             br_tun = (db.bridges() if cmds else have)[BR_TUN]
             changed |= self._flows(BR_TUN, self._tun_flows(view, lvids, br_tun), fresh_bridges=bool(cmds))
@@ -324,3 +363,9 @@ def _ok(link: dict | None, master: int | None = None, mtu: int | None = None) ->
     if master is not None and link["master"] != master:
         return False
     return not (mtu and link["mtu"] != mtu)
+
+
+def _ofport(br: lib_ovs.BridgeInfo | None, dev: str) -> int | None:
+    """The OpenFlow port number ovs-vswitchd gave a port, None while it has not opened it."""
+    p = br.ports.get(dev) if br else None
+    return p.ofport if p and p.ofport and p.ofport > 0 else None
