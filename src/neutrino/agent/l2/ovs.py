@@ -12,6 +12,11 @@ admin_state_up is false sits on the dead VLAN 4095.
 Instance ports with port security get ARP/ND anti-spoofing flows on br-int at their qvo (antispoof.py). Flows name
 OpenFlow port numbers, known only once ovs-vswitchd opened the port: a new port waits on the dead VLAN until its
 flows are in, so it never forwards unguarded. Host-side devices of guests carry no IPv6 (no link-local to reach).
+
+`restarted()` (the agent's watcher asks it ten times a second) notices a restart of ovs-vswitchd or ovsdb-server
+by their pids: a new ovs-vswitchd starts with empty flow tables (a secure bridge drops everything meanwhile) and,
+on the userspace datapath, new bridge devices without their addresses. The next sync then re-verifies every flow
+table and gives the bridge devices back the addresses they had (the host's own, e.g. br-ex's gateway address).
 """
 from __future__ import annotations
 
@@ -77,6 +82,9 @@ class OvsL2Driver:
         self._db: lib_ovs.Ovsdb | None = None
         self._lvids: dict[str, int] = {}
         self._flows_checked: dict[str, tuple[list[str], float]] = {}
+        self._pids: tuple[int | None, ...] | None = None     # (ovsdb-server, ovs-vswitchd) as of the last sync
+        self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
+        self._restore_addrs = False
 
     # --- plumbing -------------------------------------------------------------------------------------------------
 
@@ -91,6 +99,35 @@ class OvsL2Driver:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _daemon_pids(self) -> tuple[int | None, ...]:
+        return tuple(lib_ovs.daemon_pid(self.rundir, d) for d in lib_ovs.DAEMONS)
+
+    def restarted(self) -> bool:
+        """Whether ovsdb-server or ovs-vswitchd died or came back since the last sync (cheap: two pidfiles)."""
+        pids = self._daemon_pids()
+        if self._pids is None or pids == self._pids:
+            return False
+        if pids[0] != self._pids[0]:
+            self.close()                      # a new ovsdb-server: reconnect
+        self._flows_checked.clear()
+        self._restore_addrs = True
+        self._pids = pids
+        return True
+
+    def _bridge_devices(self, have: dict, links: dict) -> None:
+        """Remember the bridges' addresses; after a restart, wait for the bridge devices and give them back."""
+        if not self._restore_addrs:
+            self._bridge_addrs.update({b: ip.addresses(b, self.netns) for b in sorted(have) if b in links})
+            return
+        deadline = time.monotonic() + OFPORT_WAIT
+        for bridge, addrs in sorted(self._bridge_addrs.items()):
+            while not ip.link_exists(bridge, self.netns) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if addrs and ip.link_exists(bridge, self.netns):
+                ip.ensure_addresses(bridge, addrs, self.netns, exclusive=False)
+                ip.set_up(bridge, self.netns)
+        self._restore_addrs = False
 
     # --- local VLANs ----------------------------------------------------------------------------------------------
 
@@ -257,6 +294,8 @@ class OvsL2Driver:
     # --- the Driver interface -------------------------------------------------------------------------------------
 
     def sync(self, view: View) -> SyncResult:
+        self.restarted()                      # also here: a restart between two looks of the watcher
+        self._pids = self._pids or self._daemon_pids()
         db = self._ovsdb()
         have = db.bridges()
         lvids = self.local_vlans(view, have.get(BR_INT))
@@ -341,6 +380,7 @@ class OvsL2Driver:
             br_tun = (db.bridges() if cmds else have)[BR_TUN]
             changed |= self._flows(BR_TUN, self._tun_flows(view, lvids, br_tun), fresh_bridges=bool(cmds))
         changed |= self._unplug_stale_hybrid(keep_hybrid, links)
+        self._bridge_devices(have, links)
         result.changed = changed
         return result
 
