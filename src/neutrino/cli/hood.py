@@ -154,16 +154,17 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def trace(src: str = typer.Argument(..., metavar="SRC", help="an instance or port, or 'external'"),
               dst: str = typer.Argument(..., metavar="DST", help="an instance, a port, an IPv4 address or 'external'"),
-              proto: str = typer.Option("icmp", "--proto", help="tcp | udp | icmp"),
+              proto: str = typer.Option("icmp", "--proto", help="tcp | udp | icmp | arp"),
               port: int = typer.Option(None, "--port", help="destination port (icmp: type)"),
               src_ip: str = typer.Option(None, "--src-ip", help="send from this address (anti-spoof checks)"),
+              src_mac: str = typer.Option(None, "--src-mac", help="send from this MAC (anti-spoof checks)"),
               state_dir: str = STATE_DIR, server: str = SERVER, token: str = TOKEN, host: str = HOST,
               host_ns: str = HOST_NS, ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
         """Walk one packet (the first of its flow) through the realized state: delivered, or dropped where and by
         which rule (exit status 0 delivered, 2 dropped)."""
         from neutrino.hood.trace import render, trace as walk
-        if proto not in ("tcp", "udp", "icmp"):
-            raise typer.BadParameter("--proto must be tcp, udp or icmp")
+        if proto not in ("tcp", "udp", "icmp", "arp"):
+            raise typer.BadParameter("--proto must be tcp, udp, icmp or arp")
         try:
             where = Where(state_dir, server, token, host, host_ns, ovs_rundir)
             ends = {}
@@ -177,7 +178,7 @@ def register(app: typer.Typer) -> None:
                 ends[name] = (h, found["id"])
             h = ends["src"][0] or ends["dst"][0] or where.hosts[0]
             result = walk(where.view(h), where.snapshot(h), ends["src"][1], ends["dst"][1], proto, port,
-                          src_ip=src_ip)
+                          src_ip=src_ip, src_mac=src_mac)
         except (NeutrinoError, OSError) as e:
             _fail(e)
         if as_json:
