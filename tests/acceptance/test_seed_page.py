@@ -169,6 +169,9 @@ def test_tenant_cannot_take_another_ports_address(world):
     neutrino(*vm1, "ip", "addr", "del", f"{ip2}/32", "dev", "eth0", state_dir=world.state_dir)
     world.run("ip", "netns", "exec", router_ns, "ping", "-c1", "-W2", ip2)
     assert f"lladdr {vm2.mac_address}" in world.shell("ip", "netns", "exec", router_ns, "ip", "neigh", "show", ip2)
+    traced = neutrino("trace", "vm1", ip2, "--proto", "arp", "--src-ip", ip2, state_dir=world.state_dir, check=False)
+    assert traced.returncode == 2 and "DROPPED at br-int table 24 by table=24,priority=0 actions=drop" in \
+        traced.stdout, traced.stdout
 
 
 def test_kill_9_of_ovs_vswitchd_costs_at_most_a_second_of_pings(world):
