@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 
 from neutrino.agent.firewall.ports import allowed_addresses
 from neutrino.lib.nft import Chain, Set, Table
@@ -28,6 +29,7 @@ from neutrino.sync.schema import Port, View
 NO_LLADDR = "00:00:00:00:00:00"     # OVS's nd_sll/nd_tll when the option is absent
 ARP_TABLE, MAC_TABLE = 24, 25
 NFT_TABLE = "neutrino_l2"
+CACHE = 16384       # ports' renderings kept
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,22 @@ class Guard:
 
 
 def guard(port: Port) -> Guard:
-    allowed = allowed_addresses(port)
-    macs = [port["mac_address"].lower()]
-    for _, mac in allowed["IPv4"] + allowed["IPv6"]:
-        if mac not in macs:
-            macs.append(mac)
-    return Guard(port["id"], port["device"], tuple(macs), tuple(allowed["IPv4"]), tuple(allowed["IPv6"]))
+    """The port's Guard (cached on what it depends on: a resync of 1000 unchanged ports renders nothing)."""
+    pairs = tuple((p["ip_address"], p.get("mac_address")) for p in port.get("allowed_address_pairs") or [])
+    return _guard(port["id"], port["device"], port["mac_address"],
+                  tuple(f["ip_address"] for f in port["fixed_ips"]), pairs)
+
+
+@lru_cache(maxsize=CACHE)
+def _guard(port_id: str, device: str, mac: str, fixed: tuple[str, ...],
+           pairs: tuple[tuple[str, str | None], ...]) -> Guard:
+    allowed = allowed_addresses({"mac_address": mac, "fixed_ips": [{"ip_address": ip} for ip in fixed],
+                                 "allowed_address_pairs": [{"ip_address": ip, "mac_address": m} for ip, m in pairs]})
+    macs = [mac.lower()]
+    for _, m in allowed["IPv4"] + allowed["IPv6"]:
+        if m not in macs:
+            macs.append(m)
+    return Guard(port_id, device, tuple(macs), tuple(allowed["IPv4"]), tuple(allowed["IPv6"]))
 
 
 def guarded_ports(view: View) -> list[Port]:
@@ -56,7 +68,8 @@ def guarded_ports(view: View) -> list[Port]:
 
 # --- OVS: flows on br-int -----------------------------------------------------------------------------------------
 
-def ovs_flows(g: Guard, ofport: int) -> list[str]:
+@lru_cache(maxsize=CACHE)
+def ovs_flows(g: Guard, ofport: int) -> tuple[str, ...]:
     """The br-int flows of one port whose qvo is OpenFlow port `ofport` (ovs-ofctl syntax)."""
     m = f"in_port={ofport}"
     out = [f"table=0,priority=10,{m},arp,actions=resubmit(,{ARP_TABLE})",
@@ -78,7 +91,7 @@ def ovs_flows(g: Guard, ofport: int) -> list[str]:
     for sll in (*g.macs, NO_LLADDR):
         out.append(f"{nd},icmp_type=135,nd_sll={sll},{to_mac}")
     out += [f"table={MAC_TABLE},priority=2,{m},dl_src={mac},actions=NORMAL" for mac in g.macs]
-    return list(dict.fromkeys(out))
+    return tuple(dict.fromkeys(out))
 
 
 OVS_DEFAULTS = [f"table={ARP_TABLE},priority=0,actions=drop", f"table={MAC_TABLE},priority=0,actions=drop"]
@@ -139,5 +152,10 @@ def nft_table(guards: list[Guard]) -> Table:
     t.chains["prerouting"] = Chain(["iifname vmap @ports"],
                                    "type filter hook prerouting priority -300; policy accept;")
     for g in guards:
-        t.chains[nft_chain_name(g.device)] = Chain(nft_chain(g))
+        t.chains[nft_chain_name(g.device)] = _nft_chain_obj(g)
     return t
+
+
+@lru_cache(maxsize=CACHE)
+def _nft_chain_obj(g: Guard) -> Chain:
+    return Chain(nft_chain(g))       # one object per guard: its digest is computed once

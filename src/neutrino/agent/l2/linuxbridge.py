@@ -15,7 +15,8 @@ from __future__ import annotations
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.l2 import antispoof
-from neutrino.lib import ip, nft, sysctl
+from neutrino.agent.l2.hostside import NoIpv6
+from neutrino.lib import ip, nft
 from neutrino.sync.schema import View
 
 FLOOD = "00:00:00:00:00:00"
@@ -29,18 +30,17 @@ class LinuxBridgeL2Driver:
     def __init__(self, config: HostConfig, netns: str | None = None):
         self.config = config
         self.netns = netns
-        self._guard_state: tuple[int, nft.Current] | None = None   # (ruleset generation, table) as last left
+        self._guard_state: tuple[int, tuple] | None = None   # (ruleset generation, guards) as last left
+        self._no_ipv6 = NoIpv6()
 
     def _guard(self, view: View, links: dict) -> bool:
         """The anti-spoof table for the guarded ports whose tap exists; True when the kernel was changed."""
-        want = antispoof.nft_table([antispoof.guard(p) for p in antispoof.guarded_ports(view)
-                                    if p["device"] in links])
-        state = nft.state(want)
-        if self._guard_state == (nft.generation(self.netns), state):
+        guards = tuple(antispoof.guard(p) for p in antispoof.guarded_ports(view) if p["device"] in links)
+        if self._guard_state == (nft.generation(self.netns), guards):
             return False
-        script = nft.plan(nft.read("bridge", antispoof.NFT_TABLE, self.netns), want)
+        script = nft.plan(nft.read("bridge", antispoof.NFT_TABLE, self.netns), antispoof.nft_table(list(guards)))
         nft.run(script, self.netns)
-        self._guard_state = (nft.generation(self.netns), state)
+        self._guard_state = (nft.generation(self.netns), guards)
         return bool(script)
 
     def bridge_of(self, net: dict) -> str | None:
@@ -97,7 +97,7 @@ class LinuxBridgeL2Driver:
         changed |= self._guard(view, links)
         host_side = {b for b in bridges.values() if b.startswith("brq")}       # a mapped bridge is the host's own
         host_side |= {p["device"] for p in view["ports"] if p["kind"] == "instance"}
-        changed |= sysctl.no_ipv6(sorted(host_side & set(links)), ns)
+        changed |= self._no_ipv6.ensure(sorted(host_side), links, ns)
         plugged: set[str] = set()
         for port in view["ports"]:
             dev, bridge = port["device"], bridges.get(port["network_id"])

@@ -28,8 +28,9 @@ import time
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.l2 import antispoof
+from neutrino.agent.l2.hostside import NoIpv6
 from neutrino.errors import KernelError
-from neutrino.lib import ethtool, ip, sysctl
+from neutrino.lib import ethtool, ip
 from neutrino.lib import ovs as lib_ovs
 from neutrino.sync.schema import View
 
@@ -85,6 +86,7 @@ class OvsL2Driver:
         self._pids: tuple[int | None, ...] | None = None     # (ovsdb-server, ovs-vswitchd) as of the last sync
         self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
         self._restore_addrs = False
+        self._no_ipv6 = NoIpv6()
 
     # --- plumbing -------------------------------------------------------------------------------------------------
 
@@ -352,9 +354,9 @@ class OvsL2Driver:
             result.ports[pid] = True
         if self.datapath == "netdev":   # see HostConfig.userspace_ovs; verified on every sync (cheap)
             changed |= bool(ethtool.tx_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
-        changed |= sysctl.no_ipv6([d for p in view["ports"] if p["id"][:names.ID_LEN] in keep_hybrid
-                                   for d in (p["device"], names.qbr(p["id"]), names.qvb(p["id"]), names.qvo(p["id"]))
-                                   if d in links], self.netns)
+        changed |= self._no_ipv6.ensure([d for p in view["ports"] if p["id"][:names.ID_LEN] in keep_hybrid
+                                         for d in (p["device"], names.qbr(p["id"]), names.qvb(p["id"]),
+                                                   names.qvo(p["id"]))], links, self.netns)
         stale = [n for n, p in (br_int.ports.items() if br_int else ())
                  if "iface-id" in p.external_ids and n not in wanted_ovs]
         cmds += db.del_ports(stale, BR_INT)
