@@ -7,13 +7,15 @@ No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and th
 difference; a second sync with the same view writes nothing.
 
 Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
-(antispoof.py), applied before their tap is enslaved; the table is rewritten only when it differs from what this
-driver last left there or someone changed the ruleset since. Host-side devices carry no IPv6.
+(antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
+left in the kernel while nobody else changed the ruleset (firewall/memory.py), and reads the table back otherwise
+or every 10 s. Host-side devices carry no IPv6.
 """
 from __future__ import annotations
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
+from neutrino.agent.firewall.memory import KernelMemory
 from neutrino.agent.l2 import antispoof
 from neutrino.agent.l2.hostside import NoIpv6
 from neutrino.lib import ip, nft
@@ -30,17 +32,30 @@ class LinuxBridgeL2Driver:
     def __init__(self, config: HostConfig, netns: str | None = None):
         self.config = config
         self.netns = netns
-        self._guard_state: tuple[int, tuple] | None = None   # (ruleset generation, guards) as last left
+        self._guards: tuple[antispoof.Guard, ...] | None = None     # as last applied
+        self._memory = KernelMemory()          # the anti-spoof table as last left (see firewall/memory.py)
         self._no_ipv6 = NoIpv6()
 
     def _guard(self, view: View, links: dict) -> bool:
         """The anti-spoof table for the guarded ports whose tap exists; True when the kernel was changed."""
         guards = tuple(antispoof.guard(p) for p in antispoof.guarded_ports(view) if p["device"] in links)
-        if self._guard_state == (nft.generation(self.netns), guards):
+        generation = nft.generation(self.netns)
+        if guards == self._guards and self._memory.trusted(generation) is not None:
             return False
-        script = nft.plan(nft.read("bridge", antispoof.NFT_TABLE, self.netns), antispoof.nft_table(list(guards)))
-        nft.run(script, self.netns)
-        self._guard_state = (nft.generation(self.netns), guards)
+        script: list[str] = []
+
+        def apply(now: nft.Current | None) -> None:
+            read_at = self._memory.read_at
+            if now is None:
+                read_at = self._memory.clock()
+                now = nft.read("bridge", antispoof.NFT_TABLE, self.netns)
+            self._memory.forget()
+            want = antispoof.nft_table(list(guards))
+            script[:] = nft.plan(now, want)
+            nft.run(script, self.netns)
+            self._memory.remember(nft.state(want), read_at, nft.generation(self.netns))
+        self._memory.apply(generation, apply)
+        self._guards = guards
         return bool(script)
 
     def bridge_of(self, net: dict) -> str | None:
@@ -143,7 +158,8 @@ class LinuxBridgeL2Driver:
             return
         self._remove_stale(set(), set(), set(), ip.links(self.netns))
         nft.delete_table("bridge", antispoof.NFT_TABLE, self.netns)
-        self._guard_state = None
+        self._guards = None
+        self._memory.forget()
 
 
 def _ok(link: dict | None, master: int | None, mtu: int | None) -> bool:
