@@ -71,12 +71,15 @@ def test_dumped_flows_read_back_as_the_ones_written():
     assert v.action == "drop" and v.unknown
 
 
-def test_nft_chain_for_linuxbridge():
-    rules = antispoof.nft_chain(antispoof.guard(port(allowed_address_pairs=[
+def test_nft_chains_for_linuxbridge():
+    chains = antispoof.nft_chains(antispoof.guard(port(allowed_address_pairs=[
         {"ip_address": "10.0.0.128/25", "mac_address": PAIR_MAC}])))
-    assert rules[0] == f"ether saddr != {{ {MAC}, {PAIR_MAC} }} drop"
+    assert chains["stapp1"] == ["ether type 8021q drop", "ether type 8021ad drop", f"ether saddr {MAC} goto atapp1",
+                                f"ether saddr {PAIR_MAC} goto atapp1", "drop"]
+    rules = chains["atapp1"]
     assert f"arp saddr ether {PAIR_MAC} arp saddr ip 10.0.0.128/25 return" in rules
     assert "ether type arp drop" in rules and rules[-1] == "icmpv6 type nd-neighbor-advert drop"
     assert any("@th,64,128 0xfd000000000000000000000000000003" in r for r in rules)
+    assert not any("{" in r for r in rules)         # no anonymous sets
     t = antispoof.nft_table([antispoof.guard(port())])
-    assert t.sets["ports"].elements == {'"tapp1"': "jump stapp1"} and "stapp1" in t.chains
+    assert t.sets["ports"].elements == {'"tapp1"': "jump stapp1"} and {"stapp1", "atapp1"} <= set(t.chains)

@@ -121,41 +121,43 @@ def _nd_target(cidr: str) -> str:
     return f"@th,64,128 & {_hex(int(net.netmask), 128)} == {value}"
 
 
-def nft_chain(g: Guard) -> list[str]:
-    """One tap's chain: `return` lets a frame on (to the bridge), `drop` ends it."""
-    macs = ", ".join(g.macs)
-    lladdr = ", ".join(_mac_int(m) for m in g.macs)
-    rules = [f"ether saddr != {{ {macs} }} drop", "ether type { 8021q, 8021ad } drop",
-             "icmpv6 type nd-router-advert drop",
-             "udp sport 67 udp dport 68 drop", "udp sport 547 udp dport 546 drop"]
+def nft_chains(g: Guard) -> dict[str, list[str]]:
+    """One tap's chains: s<tap> lets only the port's MACs on to a<tap>, which checks ARP/ND and drops router and
+    DHCP server messages; `return` lets a frame on (to the bridge), `drop` ends it. No anonymous sets: nft lists
+    every set of a family to read any of them, and thousands of small ones make every read slow."""
+    first = ["ether type 8021q drop", "ether type 8021ad drop"]
+    first += [f"ether saddr {mac} goto {nft_chain_name('a', g.device)}" for mac in g.macs]
+    rules = ["icmpv6 type nd-router-advert drop", "udp sport 67 udp dport 68 drop", "udp sport 547 udp dport 546 drop"]
     rules += [f"arp saddr ether {mac} arp saddr ip {_net(cidr)} return" for cidr, mac in g.ipv4]
-    rules += [f"arp saddr ether {{ {macs} }} arp saddr ip 0.0.0.0 return", "ether type arp drop",
-              # source/target link-layer option (type 1/2, right after the 16-byte target) must be a port MAC
-              f"icmpv6 type {{ nd-neighbor-solicit, nd-neighbor-advert }} @th,192,8 {{ 1, 2 }} "
-              f"@th,208,48 != {{ {lladdr} }} drop"]
+    rules += [f"arp saddr ether {mac} arp saddr ip 0.0.0.0 return" for mac in g.macs]
+    rules.append("ether type arp drop")
+    # a source link-layer option (type 1, right after the 16-byte target) must carry one of the port's MACs
+    rules += [f"icmpv6 type nd-neighbor-solicit @th,192,8 1 @th,208,48 {_mac_int(mac)} return" for mac in g.macs]
+    rules.append("icmpv6 type nd-neighbor-solicit @th,192,8 1 drop")
     for cidr, mac in g.ipv6:
         rules.append(f"icmpv6 type nd-neighbor-advert {_nd_target(cidr)} "
                      f"@th,192,8 2 @th,208,48 {_mac_int(mac)} return")
         rules.append(f"icmpv6 type nd-neighbor-advert {_nd_target(cidr)} ip6 length 24 return")   # no option
-    return list(dict.fromkeys(rules + ["icmpv6 type nd-neighbor-advert drop"]))
+    rules.append("icmpv6 type nd-neighbor-advert drop")
+    return {nft_chain_name("s", g.device): first + ["drop"], nft_chain_name("a", g.device): list(dict.fromkeys(rules))}
 
 
-def nft_chain_name(device: str) -> str:
-    return f"s{device}"
+def nft_chain_name(kind: str, device: str) -> str:
+    return f"{kind}{device}"
 
 
 def nft_table(guards: list[Guard]) -> Table:
     """The whole `bridge neutrino_l2` table: taps dispatch by name to their chain, before anything else bridges."""
     t = Table("bridge", NFT_TABLE)
     t.sets["ports"] = Set("type ifname : verdict;",
-                          {f'"{g.device}"': f"jump {nft_chain_name(g.device)}" for g in guards})
+                          {f'"{g.device}"': f"jump {nft_chain_name('s', g.device)}" for g in guards})
     t.chains["prerouting"] = Chain(["iifname vmap @ports"],
                                    "type filter hook prerouting priority -300; policy accept;")
     for g in guards:
-        t.chains[nft_chain_name(g.device)] = _nft_chain_obj(g)
+        t.chains.update(_nft_chain_objs(g))
     return t
 
 
 @lru_cache(maxsize=CACHE)
-def _nft_chain_obj(g: Guard) -> Chain:
-    return Chain(nft_chain(g))       # one object per guard: its digest is computed once
+def _nft_chain_objs(g: Guard) -> dict[str, Chain]:
+    return {name: Chain(rules) for name, rules in nft_chains(g).items()}   # digests computed once per guard

@@ -8,8 +8,8 @@ difference; a second sync with the same view writes nothing.
 
 Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
 (antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
-left in the kernel while nobody else changed the ruleset (firewall/memory.py), and reads the table back otherwise
-or every 10 s. Host-side devices carry no IPv6.
+left in the kernel while nobody else changed the ruleset (firewall/memory.py), and reads the table back otherwise.
+Host-side devices carry no IPv6.
 """
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ class LinuxBridgeL2Driver:
         self.config = config
         self.netns = netns
         self._guards: tuple[antispoof.Guard, ...] | None = None     # as last applied
-        self._memory = KernelMemory()          # the anti-spoof table as last left (see firewall/memory.py)
+        # the anti-spoof table as last left (see firewall/memory.py), trusted while nobody else changed the ruleset:
+        # lib.nft.own sees any other commit, and reading 1000 ports' chains back costs seconds
+        self._memory = KernelMemory(trust=float("inf"))
         self._no_ipv6 = NoIpv6()
 
     def _guard(self, view: View, links: dict) -> bool:
