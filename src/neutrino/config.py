@@ -27,6 +27,7 @@ class Settings:
     service_token: str | None = None          # auth=external: our token for GET /v3/auth/tokens
     region: str = "RegionOne"
     public_url: str | None = None             # network endpoint published in the catalog
+    identity_public_url: str | None = None    # identity endpoint published in the catalog (ends in /v3)
     unix_socket: str | None = None            # agents and metadata proxies reach the server here
     agent_token: str | None = None            # agents authenticate with this
     agent_down_time: int = 75                 # seconds without heartbeat before an agent is dead
@@ -34,6 +35,17 @@ class Settings:
     default_mtu: int = 1450
     dns_domain: str = "openstacklocal."
     pagination_max_limit: int = -1
+    # Neutron's per-request limits (its option names and defaults)
+    max_fixed_ips_per_port: int = 5
+    max_allowed_address_pair: int = 10
+    max_subnet_host_routes: int = 20
+    max_dns_nameservers: int = 5
+    max_routes: int = 30
+    max_request_body_size: int = 114688       # oslo.middleware sizelimit: 112 KiB
+    request_deadline: float = 30.0            # seconds a request's database work may take before it is rolled back
+    header_timeout: float = 10.0              # seconds a connection may take to send a request's headers
+    keepalive_timeout: float = 5.0            # seconds an idle keep-alive connection is kept
+    log_format: str = "text"                  # text | json
 
     def database_url(self) -> str:
         from neutrino.db.engine import sqlite_url
@@ -43,11 +55,13 @@ class Settings:
         return self.public_url or f"http://{self.bind}:{self.port}"
 
     def identity_url(self) -> str:
-        return f"http://{self.bind}:{self.identity_port}/v3"
+        return self.identity_public_url or f"http://{self.bind}:{self.identity_port}/v3"
 
 
 ENV = {"state_dir": "NEUTRINO_STATE_DIR", "db_url": "NEUTRINO_DB_URL", "admin_password": "NEUTRINO_ADMIN_PASSWORD",
-       "auth": "NEUTRINO_AUTH", "admin_token": "NEUTRINO_ADMIN_TOKEN", "agent_token": "NEUTRINO_AGENT_TOKEN"}
+       "auth": "NEUTRINO_AUTH", "admin_token": "NEUTRINO_ADMIN_TOKEN", "agent_token": "NEUTRINO_AGENT_TOKEN",
+       "public_url": "NEUTRINO_PUBLIC_URL", "identity_public_url": "NEUTRINO_IDENTITY_PUBLIC_URL",
+       "log_format": "NEUTRINO_LOG_FORMAT"}
 
 
 def load(config_file: str | None = None, **overrides) -> Settings:
@@ -65,7 +79,7 @@ def load(config_file: str | None = None, **overrides) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-    for int_field in ("port", "identity_port", "agent_down_time", "default_mtu", "pagination_max_limit"):
-        if int_field in values:
-            values[int_field] = int(values[int_field])
+    for f in fields(Settings):
+        if f.name in values and f.type in ("int", "float") and values[f.name] is not None:
+            values[f.name] = int(values[f.name]) if f.type == "int" else float(values[f.name])
     return Settings(**values)
