@@ -480,3 +480,27 @@ def test_config_flags_forms_and_ovs_rundir():
 def test_config_errors(flags):
     with pytest.raises(agent_config.AgentConfigError):
         agent_config.load(None, **flags)
+
+
+def test_watcher_runs_only_the_driver_whose_daemon_restarted():
+    """A driver's restarted() (ovs-vswitchd's pid changed) makes the watcher thread run that driver at once, alone;
+    the loop's own bookkeeping (applied view, next resync) is left to the loop."""
+    import threading
+    agent, server, drivers, log, clock = make_agent()
+    agent.step()
+    log.clear()
+    answers = [False, True]
+
+    def restarted():
+        if not answers:
+            agent.stop()
+            return False
+        return answers.pop(0)
+    drivers["l2"].restarted = restarted
+    resync, digest = agent.next_resync, agent.digest
+    t = threading.Thread(target=agent._watch, args=([s for s in agent.slots if s.role == "l2"],))
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive()
+    assert log == ["l2"]
+    assert (agent.next_resync, agent.digest) == (resync, digest)

@@ -167,6 +167,15 @@ class MetadataProxy:
                 result.routers[target.ident] = ok
         return result
 
+    def restarted(self) -> bool:
+        """For the agent's watcher: the acceptor thread died (started again here), or a listener's namespace was
+        deleted or made anew (its socket serves nobody: the next sync, right away, opens one in the new one)."""
+        if not self._stop and not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._accept_loop, name="metadata-accept", daemon=True)
+            self._thread.start()
+            return True
+        return any(_netns_inode(t.ns) != ino for t, _, ino in self._listeners.values())
+
     def cleanup(self) -> None:
         for key in list(self._listeners):
             self._close(key)
