@@ -1,7 +1,6 @@
 """The HTTP application: Neutron v2.0 on one app (plus the Keystone subset under /v3 and the agent protocol)."""
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter, FastAPI, Request
@@ -13,37 +12,11 @@ from neutrino.api import admin, auth, extensions, meta, networks, ports, routers
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
+from neutrino.sync.changes import Hub
 from neutrino.sync.server import router as sync_router
 
 LOG = logging.getLogger(__name__)
 OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
-
-
-class Notifier:
-    """Wakes this process's long-polling agents right after its own commits; changes committed by another server
-    process (PostgreSQL deployments) are seen by the watch loop's once-a-second revision check."""
-
-    def __init__(self):
-        self.cond: asyncio.Condition | None = None
-
-    def notify(self) -> None:
-        if self.cond is None:
-            return
-        loop = asyncio.get_running_loop()
-        loop.create_task(self._wake())
-
-    async def _wake(self):
-        async with self.cond:
-            self.cond.notify_all()
-
-    async def wait(self, timeout: float) -> None:
-        if self.cond is None:
-            self.cond = asyncio.Condition()
-        async with self.cond:
-            try:
-                await asyncio.wait_for(self.cond.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
 
 
 class AuthMiddleware:
@@ -69,9 +42,7 @@ def create_app(settings, db) -> FastAPI:
     app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.db = db
-    notifier = Notifier()
-    app.state.notifier = notifier
-    app.state.notify = notifier.notify
+    app.state.changes = Hub()
 
     app.add_middleware(AuthMiddleware, settings=settings, db=db)
 

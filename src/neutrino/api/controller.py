@@ -21,6 +21,7 @@ from neutrino.api import listing
 from neutrino.api.attrs import Attr, string, validate_body
 from neutrino.core import common, scheduling
 from neutrino.errors import BadRequest, Forbidden, bad_request
+from neutrino.sync import changes
 
 MAX_TAGS = 50
 
@@ -66,18 +67,17 @@ def writer(ctx) -> None:
 
 def write(request: Request, fn: Callable, reschedule: bool = False):
     """fn(session, ctx) in one transaction that also runs the scheduler (when writes may create DHCP/router work)
-    and bumps the global revision; then the agents are woken. Callers check `writer` before parsing the body."""
+    and records the change (sync/changes.py); then the agents it concerns are woken, on every server. Callers check `writer` before parsing the body."""
     app, ctx = request.app.state, request.state.ctx
 
     def tx(s):
         out = fn(s, ctx)
         if reschedule:
             scheduling.schedule(s, app.settings)
-        common.bump(s)
-        return out
+        return out, changes.record(s)
 
-    out = app.db.run(tx)
-    app.notify()
+    out, change = app.db.run(tx)
+    app.changes.publish(*change)
     return out
 
 

@@ -201,6 +201,12 @@ def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, po
 
 # --- create / update / delete -------------------------------------------------------------------------------------
 
+def _affects(s, network_id: str, hosts: list, groups: list[str]) -> None:
+    """A port changes the views of its hosts, of every host on its network (DHCP, l2pop) and of hosts whose
+    rules name its groups as remote groups."""
+    common.affects(s, network_id, *(f"host:{h}" for h in hosts if h), *groups)
+
+
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
     if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
@@ -229,6 +235,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                profile=data.get("binding:profile", {}), allowed_address_pairs=pairs,
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
     s.execute(insert(T), row)
+    _affects(s, net.id, [row["host_id"]], groups)
     _store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
     if row["host_id"]:
@@ -251,6 +258,7 @@ def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
         raise Forbidden("(rule:update_port) is disallowed by policy")
+    before = groups_of(s, [row.id])[row.id]
     values = {}
     mac = data.get("mac_address", row.mac_address)
     if "mac_address" in data and mac != row.mac_address:
@@ -289,6 +297,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     if "allowed_address_pairs" in data:
         values["allowed_address_pairs"] = pairs
     common.touch(s, T, row.id, values)
+    _affects(s, row.network_id, [row.host_id, data.get("binding:host_id")], before + groups)
     if data.get("binding:host_id", row.host_id) != row.host_id or \
             data.get("binding:vnic_type", row.vnic_type) != row.vnic_type or \
             ("binding:host_id" in data and row.vif_type == "binding_failed"):
@@ -308,6 +317,9 @@ def delete_port(s, ctx: Context, row) -> None:
 def remove(s, port_id: str) -> None:
     """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
     from neutrino.core import floatingips
+    row = s.execute(select(T.c.network_id, T.c.host_id).where(T.c.id == port_id)).first()
+    if row is not None:
+        _affects(s, row.network_id, [row.host_id], groups_of(s, [port_id])[port_id])
     floatingips.disassociate_port(s, port_id)
     s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))

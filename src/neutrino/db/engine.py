@@ -40,14 +40,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **json_kw)
 
 
+MIGRATION_LOCK = 0x6E657574      # PostgreSQL advisory lock key ("neut") held while migrating
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (the only way tables are made)."""
+    """Bring the schema to the newest Alembic revision (the only way tables are made). Several servers may start at
+    once on one PostgreSQL: each migrates under a transaction-scoped advisory lock, so one runs the migrations and
+    the others, once it committed, find the schema at head and do nothing."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("neutrino.db") / "migrations"))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

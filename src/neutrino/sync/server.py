@@ -7,6 +7,7 @@ PUT  /agent/v1/instances/{device_id}                 the compute side's hostname
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 
@@ -19,6 +20,9 @@ from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, scheduling, views
 from neutrino.db import models as m
+from neutrino.db import notify
+from neutrino.sync import changes
+from neutrino.sync.schema import unchanged_view
 from neutrino.errors import Unauthorized, bad_request
 
 router = APIRouter()
@@ -27,7 +31,7 @@ T_PORT = m.Port.__table__
 T_FIP = m.FloatingIP.__table__
 T_ROUTER = m.Router.__table__
 MAX_WAIT = 60.0
-POLL = 1.0          # re-read the revision at least this often (other server processes commit too)
+POLL = 1.0          # without a LISTEN connection (SQLite), re-read the revision this often: other processes commit
 
 
 def _check_token(request: Request) -> None:
@@ -39,15 +43,37 @@ def _check_token(request: Request) -> None:
 
 @router.get("/agent/v1/hosts/{host}/view")
 async def view(request: Request, host: str, since: int = 0, wait: float = 0):
+    """The host's view once a change after `since` touches it (sync/changes.py), else "unchanged" at the deadline."""
     _check_token(request)
     app = request.app.state
+    hub = app.changes
+    notify.listen(app.db, hub)
     deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
-    while app.db.run(common.revision) <= since:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        await app.notifier.wait(min(left, POLL))
-    return json_response(app.db.run(views.compile_view, host, app.settings))
+    w = hub.watch(host, since)
+    try:
+        while True:
+            w.event.clear()                  # before reading the revision: a change published after it wakes us
+            current = app.db.run(common.revision)
+            if hub.due(host, since, current):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                hub.answered(host, current)
+                return json_response(unchanged_view(host, current))
+            try:
+                await asyncio.wait_for(w.event.wait(), left if hub.listening else min(left, POLL))
+            except asyncio.TimeoutError:
+                pass
+    finally:
+        hub.unwatch(w)
+    out = app.db.run(views.compile_view, host, app.settings)
+    hub.answered(host, out["revision"], changes.view_keys(out))
+    return json_response(out)
+
+
+def _without_server(conf: dict | None) -> dict:
+    """An agent's configuration but the server it watches (a fail-over changes no view)."""
+    return {k: v for k, v in (conf or {}).items() if k != "server"}
 
 
 def _upsert_agents(s, host: str, conf: dict) -> bool:
@@ -67,7 +93,7 @@ def _upsert_agents(s, host: str, conf: dict) -> bool:
                                               started_at=t, heartbeat_timestamp=t))
             changed = True
         else:
-            if not agents.alive(row) or row.configurations != conf:
+            if not agents.alive(row) or _without_server(row.configurations) != _without_server(conf):
                 changed = True
             s.execute(update(T_AGENT).where(T_AGENT.c.id == row.id).values(heartbeat_timestamp=t,
                                                                             configurations=conf))
@@ -80,6 +106,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
         raise bad_request("agent must be an object")
     changed = _upsert_agents(s, host, conf)
     if changed:
+        common.affects(s, changes.AGENTS, f"host:{host}")
         scheduling.schedule(s, settings)
     mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
     dhcp_ready = set(body.get("dhcp_ready") or [])
@@ -98,7 +125,10 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
     for rid, ok in (body.get("routers") or {}).items():
         s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid, T_ROUTER.c.host == host)
                   .values(status="ACTIVE" if ok else "ERROR"))
-    return common.bump(s) if changed else common.revision(s)
+    if not changed:
+        return common.revision(s), None
+    change = changes.record(s)
+    return change.revision, change
 
 
 @router.post("/agent/v1/hosts/{host}/report")
@@ -108,10 +138,9 @@ async def report(request: Request, host: str):
     if not isinstance(body, dict):
         raise bad_request("report must be an object")
     app = request.app.state
-    before = app.db.run(common.revision)
-    rev = app.db.run(_apply_report, host, body, app.settings)
-    if rev != before:
-        app.notify()
+    rev, change = app.db.run(_apply_report, host, body, app.settings)
+    if change is not None:
+        app.changes.publish(rev, change.keys)
     return json_response({"revision": rev})
 
 
