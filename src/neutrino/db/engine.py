@@ -8,7 +8,7 @@ from importlib import resources
 
 import orjson
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,15 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **json_kw)
 
 
-MIGRATION_LOCK = 0x6E657574      # PostgreSQL advisory lock key ("neut") held while migrating
+SETUP_LOCK = 0x6E657574      # PostgreSQL advisory lock key ("neut") held while migrating or bootstrapping
+
+
+def serialize_setup(conn) -> None:
+    """Hold the setup lock until this transaction (a Connection's or a Session's) ends — PostgreSQL only: SQLite
+    serializes its writers anyway — so servers starting at once on one database migrate and bootstrap in turn."""
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK})
 
 
 def migrate(engine: Engine) -> None:
@@ -53,8 +61,7 @@ def migrate(engine: Engine) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("neutrino.db") / "migrations"))
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+        serialize_setup(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 

@@ -55,9 +55,10 @@ def cmdline(pid: int) -> list[str]:
 
 
 def read_pidfile(path: str) -> int | None:
+    """The live pid on the first line of a pid file (PostgreSQL's has more lines after it)."""
     try:
         with open(path) as f:
-            pid = int(f.read().strip() or 0)
+            pid = int(f.readline().strip() or 0)
     except (OSError, ValueError):
         return None
     return pid if pid and pid_alive(pid) else None
