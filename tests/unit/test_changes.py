@@ -13,12 +13,13 @@ def test_payload_round_trip_and_overflow_means_everything():
     assert changes.parse(changes.payload(9, many)) == (9, None)
 
 
-def test_view_keys_name_the_host_its_networks_groups_routers_and_tunnel_peers():
+def test_view_keys_name_the_host_its_networks_groups_routers_dhcp_and_tunnel_peers():
     v = empty_view("h1", 3)
-    v.update(networks={"n1": {}}, security_groups={"sg1": {}}, remote_groups={"sg2": {}}, routers=[{"id": "r1"}])
-    assert changes.view_keys(v) == {"host:h1", "n1", "sg1", "sg2", "r1"}
+    v.update(networks={"n1": {}, "n2": {}}, security_groups={"sg1": {}}, remote_groups={"sg2": {}},
+             routers=[{"id": "r1"}], dhcp=[{"network_id": "n2"}])
+    assert changes.view_keys(v) == {"host:h1", "n1", "n2", "sg1", "members:sg2", "r1", "ports:n2"}
     v["tunnels"] = {"local_ip": "10.0.0.1", "peers": []}
-    assert changes.AGENTS in changes.view_keys(v)
+    assert {changes.AGENTS, "ports:n1"} <= changes.view_keys(v)     # l2pop: every port of its networks
 
 
 def test_a_view_this_server_did_not_serve_is_always_compiled():

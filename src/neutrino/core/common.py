@@ -39,8 +39,9 @@ def bump(s) -> int:
 
 
 def affects(s, *keys: str) -> None:
-    """Name what this transaction changes for agents (a network id, a security group id, "host:NAME"), so only
-    the agents whose views hold one of them are woken (sync/changes.py). A write that names nothing wakes all."""
+    """Name what this transaction changes for agents ("host:NAME", "ports:NETWORK_ID", "members:GROUP_ID", ...:
+    sync/changes.py), so only the agents whose views depend on one of them are woken. A write that names nothing
+    wakes all."""
     s.info.setdefault("affects", set()).update(k for k in keys if k)
 
 

@@ -202,9 +202,10 @@ def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, po
 # --- create / update / delete -------------------------------------------------------------------------------------
 
 def _affects(s, network_id: str, hosts: list, groups: list[str]) -> None:
-    """A port changes the views of its hosts, of every host on its network (DHCP, l2pop) and of hosts whose
-    rules name its groups as remote groups."""
-    common.affects(s, network_id, *(f"host:{h}" for h in hosts if h), *groups)
+    """A port changes the views of its hosts, of the hosts that see the other ports of its network (its DHCP host,
+    hosts with tunnels: l2pop) and of hosts whose rules name its groups as remote groups."""
+    common.affects(s, f"ports:{network_id}", *(f"host:{h}" for h in hosts if h),
+                   *(f"members:{g}" for g in groups))
 
 
 def create(s, ctx: Context, data: dict, settings) -> str:

@@ -61,7 +61,7 @@ def _dhcp_port(s, nid: str, host: str, settings) -> None:
         missing = [sid for sid in subnets if sid not in have]
         if missing:
             new = ports.allocate(s, nid, row.mac_address, [{"subnet_id": sid} for sid in missing], "network:dhcp")
-            common.affects(s, nid)
+            common.affects(s, f"ports:{nid}")
             s.execute(insert(T_IP), [{"port_id": row.id, "network_id": nid, **ip} for ip in new])
     _place(s, row, host, settings)
 
@@ -91,7 +91,7 @@ def _waiting_ports(s, settings) -> None:
     for row in s.execute(select(T_PORT).where(T_PORT.c.vif_type == "binding_failed")).all():
         if agents.l2_agent(s, row.host_id, _down_time(settings)) is not None:
             binding.bind(s, row.id, settings)
-            common.affects(s, row.network_id, f"host:{row.host_id}")
+            common.affects(s, f"ports:{row.network_id}", f"host:{row.host_id}")
 
 
 def schedule(s, settings) -> None:

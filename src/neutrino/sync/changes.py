@@ -1,7 +1,7 @@
 """Which long-polling agents a committed change wakes, on this server and on every other server of the database.
 
-Every write transaction bumps the global revision and names what it changed (`core.common.affects`: network ids,
-security group ids, router ids, "host:NAME", "agents"; a write that names nothing changes everything). After the
+Every write transaction bumps the global revision and names what it changed (`core.common.affects`: "host:NAME",
+"ports:NETWORK_ID", "members:GROUP_ID", "agents"; a write that names nothing changes everything). After the
 commit the change — (revision, keys) — is published to the `Hub` of every server: in-process right away, and on
 PostgreSQL by a NOTIFY sent in the same transaction, which every server LISTENing receives at commit, in commit
 order (db/notify.py). Each hub keeps a bounded log of recent changes and, per host, the revision and the keys of
@@ -57,11 +57,15 @@ def parse(text: str) -> tuple[int, Keys]:
 
 
 def view_keys(view: dict) -> frozenset[str]:
-    """What a host view depends on: a change naming none of these leaves it as it is."""
-    keys = {f"host:{view['host']}", *view["networks"], *view["security_groups"], *view["remote_groups"],
-            *(r["id"] for r in view["routers"])}
+    """What a host view depends on: a change naming none of these leaves it as it is. The host's own ports are
+    "host:NAME"; the other ports of a network ("ports:ID") only matter to its DHCP server and, with tunnels, to
+    l2pop (fdb); a group's members ("members:ID") only to hosts using it as a remote group."""
+    keys = {f"host:{view['host']}", *view["networks"], *view["security_groups"],
+            *(f"members:{g}" for g in view["remote_groups"]), *(r["id"] for r in view["routers"]),
+            *(f"ports:{d['network_id']}" for d in view["dhcp"])}
     if view["tunnels"].get("local_ip"):
         keys.add(AGENTS)
+        keys.update(f"ports:{n}" for n in view["networks"])
     return frozenset(keys)
 
 
