@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from neutrino.api.app import create_app
 from neutrino.config import Settings
+from neutrino.db import notify
 from neutrino.db.engine import Database
 from tests.api.test_networks import mknet, mksub
 from tests.api.test_ports import mkport
@@ -53,11 +54,15 @@ def test_an_agent_coming_from_another_server_always_gets_a_view(client):
 
 
 def test_a_change_through_one_server_wakes_the_watch_on_another(tmp_path, db_url):
-    """Two apps on one database, as two server processes (on PostgreSQL the change arrives by NOTIFY)."""
+    """Two apps on one database, as two server processes (on PostgreSQL the change arrives by NOTIFY) or two workers
+    of one server (on SQLite, by a datagram)."""
     dbs = [Database(db_url), Database(db_url)]
     for db in dbs:
         db.setup()
     apps = [create_app(Settings(state_dir=str(tmp_path), auth="noauth"), db) for db in dbs]
+    (tmp_path / "workers").mkdir()
+    for i, app in enumerate(apps):
+        app.state.siblings = notify.Siblings(str(tmp_path / "workers"), i)
     try:
         with TestClient(apps[0]) as a, TestClient(apps[1]) as b, concurrent.futures.ThreadPoolExecutor(1) as ex:
             a.post("/agent/v1/hosts/h1/report", json={"agent": CONF})
@@ -74,8 +79,7 @@ def test_a_change_through_one_server_wakes_the_watch_on_another(tmp_path, db_url
             port = mkport(a, net["id"], **{"binding:host_id": "h1"})
             view = waiting.result(timeout=30)
             assert [p["id"] for p in view["ports"]] == [port["id"]]
-            if db_url.startswith("postgresql"):      # heard through LISTEN, with what it touched
-                assert "host:h1" in hub.log[view["revision"]]
+            assert "host:h1" in hub.log[view["revision"]]     # heard (NOTIFY or datagram) with what it touched
     finally:
         for db in dbs:
             db.engine.dispose()

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from neutrino.api import listing
 from neutrino.api.attrs import Attr, string, validate_body
 from neutrino.core import common, scheduling
+from neutrino.db import notify
 from neutrino.errors import BadRequest, Forbidden, bad_request
 from neutrino.sync import changes
 
@@ -77,7 +78,7 @@ def write(request: Request, fn: Callable, reschedule: bool = False):
         return out, changes.record(s)
 
     out, change = app.db.run(tx)
-    app.changes.publish(*change)
+    notify.committed(app, change)
     return out
 
 

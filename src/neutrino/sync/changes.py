@@ -88,7 +88,7 @@ class Hub:
         self.served: dict[str, tuple[int, frozenset[str]]] = {}   # host -> (revision, keys) of its last answer
         self.watches: set[Watch] = set()
         self.listening = False          # a LISTEN connection is live: changes of other servers arrive here
-        self.listener = None            # its thread (db/notify.py)
+        self.listener = None            # what brings other processes' changes (db/notify.py), once started
 
     @property
     def latest(self) -> int:

@@ -31,7 +31,7 @@ T_PORT = m.Port.__table__
 T_FIP = m.FloatingIP.__table__
 T_ROUTER = m.Router.__table__
 MAX_WAIT = 60.0
-POLL = 1.0          # without a LISTEN connection (SQLite), re-read the revision this often: other processes commit
+POLL = 1.0          # while the LISTEN connection is down, re-read the revision this often: other servers commit
 
 
 def _check_token(request: Request) -> None:
@@ -47,7 +47,7 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
     _check_token(request)
     app = request.app.state
     hub = app.changes
-    notify.listen(app.db, hub)
+    notify.listen(app)
     deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
     w = hub.watch(host, since)
     try:
@@ -140,7 +140,7 @@ async def report(request: Request, host: str):
     app = request.app.state
     rev, change = app.db.run(_apply_report, host, body, app.settings)
     if change is not None:
-        app.changes.publish(rev, change.keys)
+        notify.committed(app, change)
     return json_response({"revision": rev})
 
 
