@@ -164,7 +164,7 @@ class Sim:
     async def agent(self, host: str) -> None:
         since = 0
         next_beat = time.monotonic() + self.rng.uniform(0, HEARTBEAT)
-        while not self.stopping:
+        while not self.stopping and not self.clients[0].is_closed:
             server = self.watching[host]
             try:
                 wait = max(1, min(POLL_WAIT, int(next_beat - time.monotonic())))
@@ -249,8 +249,8 @@ class Sim:
             out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=i % len(self.servers))
             for p in out["ports"]:
                 self.ports[p["binding:host_id"]][p["id"]] = True
-        for i in range(0, len(batches), len(self.servers)):
-            await asyncio.gather(*(one(i + k, b) for k, b in enumerate(batches[i:i + len(self.servers)])))
+        for i, batch in enumerate(batches):      # one at a time: concurrent bulks allocate the same addresses
+            await one(i, batch)
 
     def _port_body(self, host: str, device_id: str = "") -> dict:
         return {"network_id": self.rng.choice(self.nets), "binding:host_id": host, "device_owner": "compute:nova",
@@ -400,7 +400,8 @@ def main() -> None:
         for s in servers:
             s.stop()
         postgres.stop(os.path.join(root, "pg"))
-        shutil.rmtree(root, ignore_errors=True)
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

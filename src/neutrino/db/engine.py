@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import time
 from contextlib import contextmanager
 from importlib import resources
@@ -37,7 +38,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **json_kw)
+    # no pre-ping: it costs a round trip per transaction; a connection the database dropped (restart) raises a
+    # disconnect error instead, SQLAlchemy invalidates it and Database.run retries on a fresh one
+    return create_engine(url, pool_size=10, max_overflow=20, **json_kw)
 
 
 SETUP_LOCK = 0x6E657574      # PostgreSQL advisory lock key ("neut") held while migrating or bootstrapping
@@ -82,7 +85,8 @@ class Database:
             yield s
 
     def run(self, fn, *args, retries: int = 8, **kw):
-        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers."""
+        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers and
+        on a connection the database dropped."""
         for attempt in range(retries):
             try:
                 with self.session() as s:
@@ -90,7 +94,7 @@ class Database:
             except (IntegrityError, OperationalError) as e:
                 if attempt == retries - 1 or not _retryable(e):
                     raise
-                time.sleep(0.005 * (attempt + 1))
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))   # jitter: racers must not meet again
 
     def ping(self) -> None:
         with self.engine.connect() as c:
@@ -98,5 +102,7 @@ class Database:
 
 
 def _retryable(e: Exception) -> bool:
+    if getattr(e, "connection_invalidated", False):
+        return True
     msg = str(getattr(e, "orig", e)).lower()
     return any(k in msg for k in ("unique", "duplicate", "locked", "deadlock", "could not serialize"))
