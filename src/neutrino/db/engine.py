@@ -54,10 +54,10 @@ def serialize_setup(conn) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK})
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (the only way tables are made). Several servers may start at
-    once on one PostgreSQL: each migrates under a transaction-scoped advisory lock, so one runs the migrations and
-    the others, once it committed, find the schema at head and do nothing."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest (or the given) Alembic revision (the only way tables are made). Several
+    servers may start at once on one PostgreSQL: each migrates under a transaction-scoped advisory lock, so one runs
+    the migrations and the others, once it committed, find the schema at head and do nothing."""
     from alembic import command
     from alembic.config import Config
 
@@ -66,7 +66,7 @@ def migrate(engine: Engine) -> None:
     with engine.begin() as conn:
         serialize_setup(conn)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 class Database:
