@@ -137,10 +137,7 @@ class Sim:
         self.args, self.servers = args, servers
         self.hosts = [f"sim{i:04d}" for i in range(args.hosts)]
         self.rng = random.Random(16)
-        self.clients = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=s.sock), base_url="http://sim",
-                                          headers={"X-Auth-Token": TOKEN}, timeout=POLL_WAIT + 15,
-                                          limits=httpx.Limits(max_connections=None, max_keepalive_connections=None))
-                        for s in servers]
+        self.clients: list[httpx.AsyncClient] = []       # closed at the end
         self.apis = [httpx.AsyncClient(base_url=s.url, timeout=120, limits=httpx.Limits(max_connections=64))
                      for s in servers]
         self.watching = {h: i % len(servers) for i, h in enumerate(self.hosts)}
@@ -157,19 +154,28 @@ class Sim:
 
     # --- agents -------------------------------------------------------------------------------------------------
 
-    async def report(self, host: str) -> None:
-        r = await self.clients[self.watching[host]].post(f"/agent/v1/hosts/{host}/report", json={"agent": CONF})
+    def connect(self) -> list[httpx.AsyncClient]:
+        """One connection per server for one agent, as `neutrino agent` keeps (it stays with one worker)."""
+        out = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=s.sock), base_url="http://sim",
+                                 headers={"X-Auth-Token": TOKEN}, timeout=POLL_WAIT + 15,
+                                 limits=httpx.Limits(max_connections=1)) for s in self.servers]
+        self.clients += out
+        return out
+
+    async def report(self, host: str, clients: list[httpx.AsyncClient]) -> None:
+        r = await clients[self.watching[host]].post(f"/agent/v1/hosts/{host}/report", json={"agent": CONF})
         r.raise_for_status()
 
     async def agent(self, host: str) -> None:
         since = 0
         next_beat = time.monotonic() + self.rng.uniform(0, HEARTBEAT)
-        while not self.stopping and not self.clients[0].is_closed:
+        clients = self.connect()
+        while not self.stopping:
             server = self.watching[host]
             try:
                 wait = max(1, min(POLL_WAIT, int(next_beat - time.monotonic())))
-                r = await self.clients[server].get(f"/agent/v1/hosts/{host}/view", params={"since": since,
-                                                                                            "wait": wait})
+                r = await clients[server].get(f"/agent/v1/hosts/{host}/view", params={"since": since,
+                                                                                      "wait": wait})
                 r.raise_for_status()
             except (httpx.HTTPError, OSError):
                 if self.stopping:
@@ -188,7 +194,7 @@ class Sim:
             if now >= next_beat:
                 next_beat = now + HEARTBEAT
                 try:
-                    await self.report(host)
+                    await self.report(host, clients)
                 except httpx.HTTPError:
                     pass
 
@@ -286,7 +292,7 @@ class Sim:
 
         async def register(h):
             async with sem:
-                await self.report(h)
+                await self.report(h, self.connect())
         await asyncio.gather(*(register(h) for h in self.hosts))
         print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s", flush=True)
         t = time.monotonic()
