@@ -83,3 +83,22 @@ def test_a_change_through_one_server_wakes_the_watch_on_another(tmp_path, db_url
     finally:
         for db in dbs:
             db.engine.dispose()
+
+
+def test_a_floating_ip_wakes_its_routers_host_although_its_port_lives_elsewhere(client):
+    """The floating IP's own port names only its network: a write that is not port CRUD wakes every watch."""
+    client.post("/agent/v1/hosts/h1/report", json={"agent": {**CONF, "roles": ["l2", "l3"]}})
+    client.post("/agent/v1/hosts/h2/report", json={"agent": CONF})
+    ext = mknet(client, **{"router:external": True})
+    mksub(client, ext["id"], cidr="172.24.4.0/24")
+    net = mknet(client)
+    sub = mksub(client, net["id"])
+    router = client.post("/v2.0/routers", json={"router": {"external_gateway_info": {"network_id": ext["id"]}}})
+    rid = router.json()["router"]["id"]
+    client.put(f"/v2.0/routers/{rid}/add_router_interface", json={"subnet_id": sub["id"]})
+    vm = mkport(client, net["id"], security_groups=[], **{"binding:host_id": "h2"})
+    rev = watch(client, "h1", 0)["revision"]
+    fip = client.post("/v2.0/floatingips", json={"floatingip": {"floating_network_id": ext["id"],
+                                                                 "port_id": vm["id"]}}).json()["floatingip"]
+    view = watch(client, "h1", rev, wait=30)
+    assert [f["id"] for r in view["routers"] for f in r["floating_ips"]] == [fip["id"]]

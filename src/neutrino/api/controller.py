@@ -40,6 +40,7 @@ class Resource:
     sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
+    precise: bool = False         # its writes name every view they change (core.common.affects): wake only those
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -81,16 +82,17 @@ def writer(ctx) -> None:
         raise Forbidden("This action is disallowed by policy for a reader.")
 
 
-def write(request: Request, fn: Callable, reschedule: bool = False):
+def write(request: Request, fn: Callable, reschedule: bool = False, precise: bool = False):
     """fn(session, ctx) in one transaction that also runs the scheduler (when writes may create DHCP/router work)
-    and records the change (sync/changes.py); then the agents it concerns are woken, on every server. Callers check `writer` before parsing the body."""
+    and records the change (sync/changes.py); then the agents it concerns are woken, on every server — all of them
+    unless `precise` (fn's core names every view it changes). Callers check `writer` before parsing the body."""
     app, ctx = request.app.state, request.state.ctx
 
     def tx(s):
         out = fn(s, ctx)
         if reschedule:
             scheduling.schedule(s, app.settings)
-        return out, changes.record(s)
+        return out, changes.record(s, precise)
 
     out, change = app.db.run(tx)
     notify.committed(app, change)
@@ -172,7 +174,7 @@ class Controller:
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
             return res.core.render(s, ctx, [self._one(s, ctx, i) for i in ids])
 
-        out = write(request, tx, res.reschedule)
+        out = write(request, tx, res.reschedule, res.precise)
         return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)
 
     async def update(self, request: Request, rid: str):
@@ -192,7 +194,7 @@ class Controller:
             res.core.update(s, ctx, row, data, app.settings)
             return self._render_one(s, ctx, rid)
 
-        out = write(request, tx, res.reschedule)
+        out = write(request, tx, res.reschedule, res.precise)
         return json_response({res.singular: out})
 
     async def delete(self, request: Request, rid: str):
@@ -204,7 +206,7 @@ class Controller:
             common.check_if_match(row, if_match)
             self.res.delete(s, ctx, row)
 
-        write(request, tx, self.res.reschedule)
+        write(request, tx, self.res.reschedule, self.res.precise)
         return Response(status_code=204)
 
     # --- tags -----------------------------------------------------------------------------------------------------

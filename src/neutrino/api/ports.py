@@ -11,7 +11,7 @@ _dhcp_opt = dict_of({"opt_name": string(64), "opt_value": nullable(string(255)),
 VNIC = ("normal", "direct", "macvtap", "baremetal", "direct-physical", "virtio-forwarder", "smart-nic",
         "remote-managed", "vdpa")
 
-PORT = Resource("port", "ports", ports, delete=ports.delete_port, attrs={
+PORT = Resource("port", "ports", ports, delete=ports.delete_port, precise=True, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "network_id": Attr(put=False, default=REQUIRED, convert=uuid_str),
     "name": Attr(default="", convert=string(255)),

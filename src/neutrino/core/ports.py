@@ -273,6 +273,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         values["mac_address"] = mac
     port_security = data.get("port_security_enabled", row.port_security_enabled)
     if "fixed_ips" in data:
+        common.affects_all(s)               # a floating IP's fixed address may follow: its router's host
         current = fixed_ips(s, row.id)
         new = allocate(s, row.network_id, mac, data["fixed_ips"], row.device_owner, keep=current)
         s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))

@@ -35,10 +35,12 @@ class Change(NamedTuple):
     keys: Keys
 
 
-def record(s) -> Change:
+def record(s, precise: bool = False) -> Change:
     """End a write transaction: bump the global revision and, on PostgreSQL, NOTIFY every server of the change
-    (delivered at commit). The caller publishes the returned change to its own hub after the commit."""
-    change = Change(common.bump(s), common.affected(s))
+    (delivered at commit). The caller publishes the returned change to its own hub after the commit. Only a
+    `precise` write (one whose every step names what it changes: port CRUD, agent reports) wakes just the views it
+    named; any other wakes all, whatever helpers it called named (a floating IP's port names no router)."""
+    change = Change(common.bump(s), common.affected(s) if precise else None)
     if notify.is_postgres(s):
         notify.send(s, payload(*change))
     return change

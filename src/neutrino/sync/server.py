@@ -129,7 +129,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
     metering.record(s, host, body.get("metering") or {})
     if not changed:
         return common.revision(s), None
-    change = changes.record(s)
+    change = changes.record(s, precise=True)
     return change.revision, change
 
 
