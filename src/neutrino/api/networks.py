@@ -1,5 +1,5 @@
 """Networks, subnets and subnet pools: attribute maps (what POST/PUT accept) wired to the generic controller."""
-from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of,
+from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, Limit, boolean, cidr, dict_of, int_choice,
                                 integer, ip_address, list_of, nullable, one_of, string, unique_list_of, uuid_str)
 from neutrino.api.controller import Resource
 from neutrino.core import addressscopes, networks, subnetpools, subnets
@@ -25,19 +25,23 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
 _pool = dict_of({"start": ip_address, "end": ip_address}, required=("start", "end"))
+HOST_ROUTES = Limit("max_subnet_host_routes", "HostRoutesExhausted",
+                    "Unable to complete operation for subnet. The number of host routes exceeds the limit {quota}.")
+DNS = Limit("max_dns_nameservers", "DNSNameServersExhausted",
+            "Unable to complete operation for subnet. The number of DNS nameservers exceeds the limit {quota}.")
 
 SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "network_id": Attr(put=False, default=REQUIRED, convert=uuid_str),
     "name": Attr(default="", convert=string(255)),
-    "ip_version": Attr(put=False, convert=lambda n, v: one_of(4, 6)(n, integer()(n, v))),
+    "ip_version": Attr(put=False, convert=int_choice(4, 6)),
     "cidr": Attr(put=False, convert=cidr),
     "prefixlen": Attr(put=False, convert=integer(0, 128)),
     "subnetpool_id": Attr(put=False, convert=nullable(uuid_str)),
     "gateway_ip": Attr(convert=nullable(ip_address)),
     "allocation_pools": Attr(convert=list_of(_pool)),
-    "dns_nameservers": Attr(convert=unique_list_of(ip_address)),
-    "host_routes": Attr(convert=list_of(_route)),
+    "dns_nameservers": Attr(convert=unique_list_of(ip_address), limit=DNS),
+    "host_routes": Attr(convert=list_of(_route), limit=HOST_ROUTES),
     "enable_dhcp": Attr(default=True, convert=boolean),
     "ipv6_ra_mode": Attr(put=False, convert=nullable(one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless"))),
     "ipv6_address_mode": Attr(put=False, convert=nullable(one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless"))),
@@ -63,6 +67,6 @@ ADDRESS_SCOPE = Resource("address_scope", "address-scopes", addressscopes, delet
                          taggable=False, attrs={
     **PROJECT_ATTRS,
     "name": Attr(default="", convert=string(255)),
-    "ip_version": Attr(put=False, default=REQUIRED, convert=lambda n, v: one_of(4, 6)(n, integer()(n, v))),
+    "ip_version": Attr(put=False, default=REQUIRED, convert=int_choice(4, 6)),
     "shared": Attr(default=False, convert=boolean, admin_write=True),
 })

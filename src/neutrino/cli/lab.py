@@ -1,10 +1,11 @@
-"""`neutrino up | down | status | shell`: the lab of emulated hosts that makes the seed page true on one machine."""
+"""`neutrino up | down | restart | status | shell`: the lab of emulated hosts that makes the seed page true on one
+machine."""
 from __future__ import annotations
 
 import sys
 
 import typer
-from rich.console import Console
+from neutrino.cli.console import make_console
 from rich.table import Table
 
 from neutrino import names
@@ -12,7 +13,7 @@ from neutrino.errors import NeutrinoError
 from neutrino.lab import processes
 from neutrino.lab.paths import Lab
 
-console = Console(highlight=False)
+console = make_console()
 
 STATE_DIR = typer.Option(None, "--state-dir", envvar="NEUTRINO_STATE_DIR",
                          help="the lab's state directory (default /var/lib/neutrino)")
@@ -76,6 +77,11 @@ def _servers_table(lab: Lab, settings) -> list[int]:
     return answering
 
 
+def _page_link(lab: Lab, settings) -> str:
+    from neutrino.lab.clouds import page_link
+    return page_link(lab, settings)
+
+
 def _fail(e: Exception) -> None:
     console.print(f"[red]error:[/red] {e}")
     raise typer.Exit(1)
@@ -113,7 +119,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"\n[{'green' if ok else 'red'}]vm1 {'reachable' if ok else 'NOT reachable'} on its floating "
                       f"IP {result.vm['floating_ips'][0]} after {result.seconds:.1f} s[/]")
         console.print(f"Lab {lab.id}: server {lab.url(result.settings)} (identity "
-                      f"{lab.identity_url(result.settings)}), state in {lab.state_dir}\n")
+                      f"{lab.identity_url(result.settings)}), state in {lab.state_dir}")
+        console.print(f"Topology page (signed in to the demo project): {_page_link(lab, result.settings)}\n", soft_wrap=True)
         console.print(look_around(lab, result))
         if not ok:
             raise typer.Exit(1)
@@ -131,6 +138,17 @@ def register(app: typer.Typer) -> None:
         console.print(f"lab {lab.id} is down")
 
     @app.command()
+    def restart(component: str = typer.Argument("all", help="server | agent | all"),
+                host: str = typer.Option(None, "--host", help="only this emulated host's agent (default: every host)"),
+                state_dir: str = STATE_DIR):
+        """Restart one component of the running lab in place (same ports, state and kernel objects)."""
+        from neutrino.lab import lifecycle
+        try:
+            lifecycle.restart(Lab(state_dir), component, host, say=console.print)
+        except (NeutrinoError, OSError) as e:
+            _fail(e)
+
+    @app.command()
     def status(state_dir: str = STATE_DIR):
         """Server, agents and resources of the lab at a glance."""
         lab = Lab(state_dir)
@@ -143,6 +161,7 @@ def register(app: typer.Typer) -> None:
         answering = _servers_table(lab, settings)
         if not answering:
             raise typer.Exit(1)
+        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings)}", soft_wrap=True)
         from neutrino.instances import manager
         clouds = manager.Clouds.of(lab, answering[0])
         sockets = {f"unix:{sock}": f"server {i}"

@@ -7,7 +7,7 @@ import random
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import binding, common, ipam, networks, qos, quotas
+from neutrino.core import binding, common, dns, ipam, networks, qos, quotas
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -16,6 +16,9 @@ T_IP = m.IPAllocation.__table__
 T_SUB = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_SG = m.PortSecurityGroup.__table__
+T_ROUTER = m.Router.__table__
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
 PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                     "network:router_interface_distributed", "network:ha_router_replicated_interface")
 
@@ -87,7 +90,10 @@ def _ip_in_use(s, subnet_id: str, ip: str) -> bool:
 
 
 def _subnets(s, net_id: str) -> list:
-    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)).all()
+    """The network's subnets, locked until commit (PostgreSQL; SQLite has one writer anyway): concurrent
+    allocations on one network take turns instead of all choosing the same lowest free address."""
+    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)
+                     .with_for_update()).all()
 
 
 def _auto_v6(sub) -> bool:
@@ -169,13 +175,14 @@ def _store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
 # --- security groups, address pairs -------------------------------------------------------------------------------
 
 def _pairs(pairs: list[dict], mac: str) -> list[dict]:
-    out = []
+    out = {}
     for p in pairs:
         entry = {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or mac}
-        if entry in out:
+        key = (entry["ip_address"], entry["mac_address"])
+        if key in out:
             raise bad_request("Invalid input for operation: duplicate address pair.", "DuplicateAddressPairInRequest")
-        out.append(entry)
-    return out
+        out[key] = entry
+    return list(out.values())
 
 
 def _set_groups(s, port_id: str, sg_ids: list[str], new: bool = False) -> None:
@@ -208,11 +215,30 @@ def _affects(s, network_id: str, hosts: list, groups: list[str]) -> None:
                    *(f"members:{g}" for g in groups))
 
 
+def check_device(s, ctx: Context, net_project: str, owner: str, device_id: str, project_id: str,
+                 action: str) -> None:
+    """Neutron's policy and checks on who a port claims to belong to: a `network:` owner (router, DHCP, floating
+    IP ports) needs the network's owner, and a router interface's device_id must be a router of the port's project
+    (else another project's router would gain an interface it can neither see nor remove)."""
+    if ctx.is_admin:
+        return
+    if owner.startswith("network:") and net_project != ctx.project_id:
+        raise Forbidden(f"(rule:{action}_port:device_owner) is disallowed by policy")
+    if owner in ROUTER_INTERFACE_OWNERS and device_id:
+        router = s.execute(select(T_ROUTER.c.project_id).where(T_ROUTER.c.id == device_id)).first()
+        if router is not None and router.project_id != project_id:
+            raise conflict("DeviceIDNotOwnedByTenant", f"The following device_id {device_id} is not owned by your "
+                                                       "tenant or matches another tenants router.")
+
+
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
     if not networks.usable(s, ctx, net):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     row = common.new_row(ctx, data)
+    check_device(s, ctx, net.project_id, data.get("device_owner", ""), data.get("device_id", ""), row["project_id"],
+                 "create")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     quotas.check(s, row["project_id"], "port")
     owner = data.get("device_owner", "")
     if "mac_address" in data:
@@ -262,6 +288,11 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
         raise Forbidden("(rule:update_port) is disallowed by policy")
     before = groups_of(s, [row.id])[row.id]
+    if "device_owner" in data or "device_id" in data:
+        net_project = s.execute(select(T_NET.c.project_id).where(T_NET.c.id == row.network_id)).scalar_one()
+        check_device(s, ctx, net_project, data.get("device_owner", row.device_owner),
+                     data.get("device_id", row.device_id), row.project_id, "update")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     values = {}
     mac = data.get("mac_address", row.mac_address)
     if "mac_address" in data and mac != row.mac_address:
@@ -336,7 +367,7 @@ def remove(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def render(s, ctx: Context, rows) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
     own_qos = qos.policies_of(s, "port", ids)
@@ -349,7 +380,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain),
+             "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": own_qos[r.id], "qos_network_policy_id": net_qos[r.network_id],
              "tags": tags[r.id], **common.std(r)}

@@ -32,8 +32,10 @@ def send(s, payload: str) -> None:
 
 
 def committed(app, change) -> None:
-    """After a commit: wake this process's watches, and tell the sibling workers (SQLite has no NOTIFY)."""
+    """After a commit: wake this process's watches and page streams, and tell the sibling workers (SQLite has no
+    NOTIFY)."""
     app.changes.publish(*change)
+    app.notify()
     siblings = getattr(app, "siblings", None)
     if siblings is not None and app.db.engine.dialect.name != "postgresql":
         from neutrino.sync.changes import payload

@@ -19,6 +19,7 @@ from neutrino.lib import ip, postgres, proc
 from neutrino.lib import ovs as lib_ovs
 
 ALL_ROLES = "l2,dhcp,l3,metadata"
+DNS_DOMAIN = "lab.internal."      # not Neutron's openstacklocal.: instances are known by their names
 
 
 class LabError(NeutrinoError):
@@ -111,7 +112,8 @@ def start_server(lab: Lab, settings: LabSettings, index: int = 1) -> int:
     port = settings.server_port(index)
     argv = neutrino_argv("server", "--state-dir", lab.state_dir, "--bind", "127.0.0.1", "--port", str(port),
                          "--identity-port", str(settings.identity_port if index == 1 else port), "--auth",
-                         "keystone", "--unix-socket", lab.server_file(index, "sock"), "--log-level", "warning")
+                         "keystone", "--unix-socket", lab.server_file(index, "sock"), "--dns-domain", DNS_DOMAIN,
+                         "--log-level", "warning")
     if settings.db == "postgresql":
         argv += ["--db", postgres.url(lab.postgres_dir)]
     return proc.spawn(argv, log=lab.server_file(index, "log"), pidfile=lab.server_file(index, "pid"),
