@@ -36,7 +36,7 @@ def watched(clouds: Clouds, host: str) -> set[str]:
 def test_agent_fails_over_to_the_surviving_server_and_an_instance_made_there_gets_its_lease(world, before):
     lab, settings = world.lab, world.lab.load()
     sock1, sock2 = (f"unix:{s}" for s in processes.server_sockets(lab, settings))
-    survivor = Clouds.of(lab, 2)
+    survivor = Clouds.of(lab, server=2)
     assert watched(survivor, "host1") == {sock1} and watched(survivor, "host2") == {sock2}   # spread over both
     links = {n: link["index"] for n, link in ip.links(lab.host_ns("host1")).items()}
     ports = {p.id: p.status for p in survivor.admin.network.ports()}

@@ -77,9 +77,9 @@ def _servers_table(lab: Lab, settings) -> list[int]:
     return answering
 
 
-def _page_link(lab: Lab, settings) -> str:
+def _page_link(lab: Lab, settings, server: int = 1) -> str:
     from neutrino.lab.clouds import page_link
-    return page_link(lab, settings)
+    return page_link(lab, settings, server)
 
 
 def _fail(e: Exception) -> None:
@@ -161,9 +161,10 @@ def register(app: typer.Typer) -> None:
         answering = _servers_table(lab, settings)
         if not answering:
             raise typer.Exit(1)
-        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings)}", soft_wrap=True)
+        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings, answering[0])}",
+                      soft_wrap=True)
         from neutrino.instances import manager
-        clouds = manager.Clouds.of(lab, answering[0])
+        clouds = manager.Clouds.of(lab, server=answering[0])
         sockets = {f"unix:{sock}": f"server {i}"
                    for i, sock in enumerate(processes.server_sockets(lab, settings), start=1)}
         agents = Table("host", "agent", "alive", "agent pid", "watches", title="agents")

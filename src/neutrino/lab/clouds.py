@@ -64,7 +64,8 @@ def connect(lab: Lab, cloud: str):
     return openstack.connection.Connection(config=config.get_one(cloud=cloud))
 
 
-def page_link(lab: Lab, settings: LabSettings) -> str:
-    """The web page, signed in to the demo project: a fresh token in the URL's fragment (browsers do not send a
-    fragment to the server, so it stays out of request lines and logs)."""
-    return f"{lab.url(settings)}/ui#token={connect(lab, 'demo').auth_token}"
+def page_link(lab: Lab, settings: LabSettings, server: int = 1) -> str:
+    """The web page of one server, signed in to the demo project: a fresh token in the URL's fragment (browsers do
+    not send a fragment to the server, so it stays out of request lines and logs)."""
+    token = connect(lab, cloud_name("demo", server)).auth_token
+    return f"http://127.0.0.1:{settings.server_port(server)}/ui#token={token}"
