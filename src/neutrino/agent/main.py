@@ -143,7 +143,7 @@ class Agent:
         self.config = config
         self.ovs_rundir = ovs_rundir if l2 == "ovs" else None
         self.report_interval, self.resync_interval, self.poll_wait = report_interval, resync_interval, poll_wait
-        self.client = client or SyncClient(config.server, config.host, config.token)
+        self.client = client or SyncClient(config.servers or [config.server], config.host, config.token)
         self.slots = [Slot(role, drv) for role, drv in
                       (drivers if drivers is not None else build_drivers(config, l2, firewall, roles))]
         if datapath_type is None:
@@ -165,6 +165,7 @@ class Agent:
         self.result = SyncResult()          # merged results of the last run
         self.stats = AgentStats()           # what the agent counts about itself (relayed to /metrics)
         self.polling = False                # inside a long-poll (a signal may cut it short)
+        self.watching: str | None = None    # the server that answered the last poll
         now = clock()
         self.next_poll = now
         self.next_resync = now
@@ -183,7 +184,7 @@ class Agent:
         """Loop until stop(); then drop connections but leave the host's wiring as it is."""
         LOG.info("agent %s: drivers %s, server %s", self.config.host,
                  ", ".join(f"{s.role}={getattr(s.driver, 'name', type(s.driver).__name__)}" for s in self.slots),
-                 self.config.server)
+                 self.client.server)
         watched = [s for s in self.slots if hasattr(s.driver, "restarted")]
         if watched:
             threading.Thread(target=self._watch, args=(watched,), name="watch", daemon=True).start()
@@ -250,20 +251,32 @@ class Agent:
         now = self.clock()
         wait = 0.0 if self.view is None else min(self.poll_wait, max(0.0, self._deadline() - now))
         self.polling = True
+        server = self.client.server
         try:
             view = self.client.view(self.since, wait)
             if not isinstance(view, dict):
                 raise ProtocolError(f"the view is a {type(view).__name__}, not an object")
+            if view.get("unchanged") and self.view is None:
+                raise ProtocolError("the server answered 'unchanged' to an agent holding no view")
         except Exception as e:                              # noqa: BLE001 - the agent outlives any server trouble
-            delay = self.client.backoff.delay or self.client.backoff.fail()
+            delay = self.client.retry_delay()
             self.next_poll = self.clock() + delay
-            LOG.warning("no view from %s (retry in %.1f s): %s", self.config.server, delay, e,
+            LOG.warning("no view from %s (%s in %.1f s): %s", server,
+                        f"trying {self.client.server}" if self.client.server != server else "retry", delay, e,
                         exc_info=not isinstance(e, NeutrinoError))
             return
         finally:
             self.polling = False
         self.next_poll = self.clock()
+        if self.watching != server:
+            LOG.info("watching %s from revision %d", server, self.since)
+            self.watching = server
+            self.next_report = self.clock()                 # tell the servers which one this agent watches
         self.since = int(view.get("revision", 0))
+        if view.get("unchanged"):                           # no change touched this host: the view held stands
+            if self.view_digest == self.digest:
+                self.applied_revision = self.since
+            return
         self.view, self.view_digest = view, view_digest(view)
         if self.view_digest == self.digest:
             self.applied_revision = self.since      # same content: the results stand for this revision too
@@ -352,7 +365,8 @@ class Agent:
 
     def report_body(self) -> dict:
         r = self.result
-        return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
+        return {"agent": {**self.info, "server": self.watching or self.client.server},
+                "revision": self.applied_revision, "ports": dict(r.ports),
                 "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips),
                 "metrics": self.stats.body(r.ports), "metering": self._metering()}
 
@@ -371,7 +385,7 @@ class Agent:
         except Exception as e:                              # noqa: BLE001 - retried; never ends the agent
             delay = min(max(self.client.backoff.delay, 0.5), self.report_interval)
             self.next_report = self.clock() + delay
-            LOG.warning("report to %s failed (retry in %.1f s): %s", self.config.server, delay, e)
+            LOG.warning("report failed (retry in %.1f s, to %s): %s", delay, self.client.server, e)
             return
         self.next_report = self.clock() + self.report_interval
 
