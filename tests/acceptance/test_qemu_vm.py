@@ -131,8 +131,6 @@ def test_an_agent_restart_leaves_the_vm_running(vmq):
     assert vm_exec(vmq, "hostname").stdout.strip() == NAME
 
 
-@pytest.mark.xfail(reason="ARP anti-spoofing (issue 11) is not in main yet: a guest's gratuitous ARP for another "
-                          "port's IP reaches the router", strict=False)
 def test_gratuitous_arp_for_another_ports_ip_does_not_reach_the_router(vmq):
     """A real guest kernel claims vm1's address (alias + busybox arping -U). The router's ARP cache would take it
     and lose it again as vm1 talks, so the check is on the wire: no ARP from the VM's MAC claiming vm1's address
