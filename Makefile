@@ -3,7 +3,7 @@ VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
 .PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-agent
+        bench bench-api bench-agent conformance
 
 setup:
 	@scripts/setup.sh
@@ -45,3 +45,7 @@ bench-api: setup
 
 bench-agent: setup
 	$(VENV)/python bench/agent.py
+
+# Upstream's network API tests (tempest + neutron-tempest-plugin, own venv) against a throwaway lab; not in `test`.
+conformance: setup
+	scripts/conformance.sh
