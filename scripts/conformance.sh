@@ -26,11 +26,11 @@ trap cleanup EXIT
 
 .venv/bin/neutrino up --port "$(free_port)" --identity-port "$(free_port)" > "$STATE/up.log" 2>&1 \
   || { cat "$STATE/up.log"; exit 1; }
-"$VENV/bin/tempest" init "$WORK" >/dev/null
+"$VENV/bin/tempest" init --workspace-path "$STATE/workspaces.yaml" --name conformance "$WORK" >/dev/null 2>&1
 .venv/bin/python scripts/conformance_conf.py "$STATE" "$WORK/etc/tempest.conf"
 mkdir -p "$OUT"
 start=$(date +%s)
-(cd "$WORK" && "$VENV/bin/tempest" run --concurrency "$CONCURRENCY" --regex "$REGEX" --subunit \
+(cd "$WORK" && TEMPEST_CONFIG_DIR="$WORK/etc" "$VENV/bin/tempest" run --concurrency "$CONCURRENCY" --regex "$REGEX" --subunit \
    > "$OUT/results.subunit" 2> "$OUT/tempest.stderr") || true
 cp "$WORK/etc/tempest.conf" "$OUT/"
 cp "$STATE/server.log" "$OUT/" 2>/dev/null || true

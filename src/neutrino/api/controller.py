@@ -35,7 +35,7 @@ class Resource:
     readonly: tuple[str, ...] = ()   # further attributes shown (and filterable) but not writable
     taggable: bool = True
     plural: str = ""
-    sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
+    sql_filters: dict = field(default_factory=dict)   # API attr -> column or fn(values) -> clause, pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
 
@@ -108,7 +108,9 @@ class Controller:
                 col = table.c[key]
             if key == "tenant_id":
                 col = table.c.project_id
-            if col is not None:
+            if callable(col):
+                stmt = stmt.where(col(vals))
+            elif col is not None:
                 stmt = stmt.where(col.in_(vals))
             else:
                 rest[key] = vals
@@ -123,9 +125,9 @@ class Controller:
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
         items = app.db.run(self._list, ctx, q)
-        page, has_next, has_prev = listing.sort_and_page(items, q)
+        page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
-        links = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+        links = listing.links(str(request.url).split("?")[0], pairs, page, q)
         if links:
             body[f"{self.res.plural}_links"] = links
         return json_response(body)

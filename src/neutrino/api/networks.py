@@ -11,7 +11,7 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "shared": Attr(default=False, convert=boolean, admin_write=True),
     "router:external": Attr(default=False, convert=boolean, admin_write=True),
     "is_default": Attr(convert=boolean, admin_write=True),
-    "mtu": Attr(convert=integer(68, 65535)),
+    "mtu": Attr(convert=integer(0, 65535)),
     "port_security_enabled": Attr(default=True, convert=boolean),
     "provider:network_type": Attr(convert=one_of("vxlan", "geneve", "flat", "vlan", "local", lower=True),
                                   admin_write=True),
@@ -42,8 +42,8 @@ SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, at
     "ipv6_address_mode": Attr(put=False, convert=nullable(one_of("slaac", "dhcpv6-stateful", "dhcpv6-stateless"))),
     "service_types": Attr(convert=list_of(string(255))),
     "dns_publish_fixed_ip": Attr(convert=boolean),
-}, readonly=("router:external",), reschedule=True,
-    sql_filters={"network_id": subnets.T.c.network_id, "cidr": subnets.T.c.cidr})
+}, readonly=("router:external", "shared"), reschedule=True,
+    sql_filters={"network_id": subnets.T.c.network_id, "cidr": subnets.T.c.cidr, "shared": subnets.shared_filter})
 
 SUBNETPOOL = Resource("subnetpool", "subnetpools", subnetpools, delete=subnetpools.delete_pool, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,

@@ -14,7 +14,12 @@ from neutrino.core import floatingips, portforwardings, routers
 from neutrino.errors import bad_request
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
-_routes = unique_list_of(_route)
+_route_list = unique_list_of(_route)
+
+
+def _routes(name, v):
+    """routes: null is the empty list (Neutron's convert_none_to_empty_list)."""
+    return [] if v is None else _route_list(name, v)
 _gw = dict_of({"network_id": uuid_str, "enable_snat": boolean,
                "external_fixed_ips": list_of(dict_of({"subnet_id": uuid_str, "ip_address": ip_address}))},
               required=("network_id",))
@@ -121,9 +126,9 @@ async def list_pfs(request: Request, fid: str):
     q = listing.parse(pairs, PF_KNOWN, app.settings.pagination_max_limit)
     items = app.db.run(lambda s: portforwardings.render(portforwardings.list_rows(s, floatingips.get(s, ctx, fid))))
     items = listing.apply_filters(items, q.filters)
-    page, has_next, has_prev = listing.sort_and_page(items, q)
+    page = listing.sort_and_page(items, q)
     body = {"port_forwardings": listing.select_fields(page, q.fields)}
-    links = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+    links = listing.links(str(request.url).split("?")[0], pairs, page, q)
     if links:
         body["port_forwardings_links"] = links
     return json_response(body)

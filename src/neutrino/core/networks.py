@@ -84,14 +84,30 @@ def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | Non
     return {"network_type": ntype, "physical_network": physnet, "segmentation_id": seg, "default_mtu": mtu}
 
 
+MIN_MTU = {4: 68, 6: 1280}
+
+
+def _check_max_mtu(mtu: int, max_mtu: int) -> None:
+    if mtu > max_mtu:
+        raise bad_request(f"Invalid input for operation: Requested MTU is too big, maximum is {max_mtu}.",
+                          "InvalidInput")
+
+
+def check_mtu_for_subnet(mtu: int, ip_version: int, net_id: str) -> None:
+    """A network takes any MTU; its IPv4 subnets need 68, its IPv6 subnets 1280 (409 as Neutron, on subnet create
+    and on the MTU update that would go below)."""
+    if mtu < MIN_MTU[ip_version]:
+        raise conflict("NetworkMtuTooSmall", f"Network {net_id} has MTU {mtu}: an IPv{ip_version} subnet needs at "
+                                             f"least {MIN_MTU[ip_version]}.")
+
+
 def create(s, ctx: Context, data: dict, settings) -> str:
     row = common.new_row(ctx, data)
     quotas.check(s, row["project_id"], "network")
     seg = _segment(s, data, data.get("router:external", False), settings.default_mtu)
-    mtu = data.get("mtu") or seg.pop("default_mtu")
-    seg.pop("default_mtu", None)
-    if mtu < 68:
-        raise bad_request(f"Invalid input for mtu. Reason: '{mtu}' is too small.", "InvalidInput")
+    max_mtu = seg.pop("default_mtu")
+    mtu = data.get("mtu") or max_mtu
+    _check_max_mtu(mtu, max_mtu)
     row.update(name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True), status="ACTIVE",
                shared=data.get("shared", False), external=data.get("router:external", False),
                is_default=data.get("is_default", False), mtu=mtu,
@@ -119,8 +135,11 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         if s.execute(foreign).first():
             raise conflict("InvalidSharedSetting", f"Unable to reconfigure sharing settings for network {row.id}. "
                                                    "Multiple tenants are using it.")
-    if "mtu" in data and data["mtu"] < 68:
-        raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
+    if "mtu" in data:
+        _check_max_mtu(data["mtu"], settings.default_mtu if row.network_type in ("vxlan", "geneve") else 1500)
+        versions = {v for (v,) in s.execute(select(T_SUB.c.ip_version).where(T_SUB.c.network_id == row.id))}
+        for version in versions:
+            check_mtu_for_subnet(data["mtu"], version, row.id)
     names = {"router:external": "external"}
     values = {names.get(k, k): v for k, v in data.items() if k not in PROVIDER}
     common.touch(s, T, row.id, {**values, **seg})
@@ -128,6 +147,9 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
 
 def delete_network(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_network")
+    if row.external:
+        from neutrino.core import floatingips
+        floatingips.delete_unassociated(s, row.id)
     busy = s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
                                                T_PORT.c.device_owner != "network:dhcp").limit(1)).first()
     if busy:

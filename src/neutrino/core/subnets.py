@@ -27,6 +27,12 @@ def scope(ctx: Context):
     return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(shared_nets)
 
 
+def shared_filter(values: list[str]):
+    """`shared` filters subnets by their network's sharing (a filter only: Neutron does not show it)."""
+    wanted = {v.lower() in ("true", "1") for v in values}
+    return T.c.network_id.in_(select(T_NET.c.id).where(T_NET.c.shared.in_(wanted)))
+
+
 def get(s, ctx: Context, subnet_id: str):
     row = s.execute(select(T).where(T.c.id == subnet_id)).first() if isinstance(subnet_id, str) else None
     if row is not None:
@@ -98,6 +104,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     if data.get("ip_version", version) != version:
         raise bad_request("Invalid input for operation: Cidr and ip_version do not match.", "InvalidInput")
     net_ = ipam.network(cidr)
+    networks.check_mtu_for_subnet(net.mtu, version, net.id)
     _check_v6(data, version)
     _check_routes_dns(data, version)
     others = [r[0] for r in s.execute(select(T.c.cidr).where(T.c.network_id == net.id))]
@@ -116,12 +123,24 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     return row["id"]
 
 
+def _check_gateway_not_routed(s, row) -> None:
+    """A router interface holding the current gateway address pins it (409 GatewayIpInUse, as Neutron)."""
+    port = s.execute(select(T_PORT.c.id).join(T_IP, T_IP.c.port_id == T_PORT.c.id).where(
+        T_IP.c.subnet_id == row.id, T_IP.c.ip_address == row.gateway_ip,
+        T_PORT.c.device_owner.like("network:router_interface%"))).first()
+    if port:
+        raise conflict("GatewayIpInUse", f"Current gateway ip {row.gateway_ip} already in use by port {port.id}. "
+                                         "Unable to update.")
+
+
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.require_owner(ctx, row, "update_subnet")
     net_ = ipam.network(row.cidr)
     _check_routes_dns(data, row.ip_version)
     gateway = data.get("gateway_ip", row.gateway_ip) if "gateway_ip" in data else row.gateway_ip
     ipam.validate_gateway(net_, gateway)
+    if gateway != row.gateway_ip and row.gateway_ip:
+        _check_gateway_not_routed(s, row)
     if "allocation_pools" in data:
         data["allocation_pools"] = ipam.validate_pools(net_, data["allocation_pools"], gateway)
     elif "gateway_ip" in data:
@@ -130,15 +149,23 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
 
 
 def delete_subnet(s, ctx: Context, row) -> None:
+    """Ports keep a subnet in use, except the DHCP port and, on a SLAAC/DHCPv6-stateless subnet, any port but a router
+    interface: their automatic addresses go with the subnet (as Neutron). The network gets a new revision."""
     common.require_owner(ctx, row, "delete_subnet")
     users = select(T_PORT.c.id).join(T_IP, T_IP.c.port_id == T_PORT.c.id).where(
-        T_IP.c.subnet_id == row.id, T_PORT.c.device_owner != "network:dhcp").limit(1)
-    if s.execute(users).first():
+        T_IP.c.subnet_id == row.id, T_PORT.c.device_owner != "network:dhcp")
+    if row.ip_version == 6 and row.ipv6_address_mode in ("slaac", "dhcpv6-stateless"):
+        users = users.where(T_PORT.c.device_owner.like("network:router_interface%"))
+    if s.execute(users.limit(1)).first():
         raise conflict("SubnetInUse", f"Unable to complete operation on subnet {row.id}: One or more ports have an "
                                       "IP allocation from this subnet.")
+    holders = {p for (p,) in s.execute(select(T_IP.c.port_id).where(T_IP.c.subnet_id == row.id))}
     s.execute(delete(T_IP).where(T_IP.c.subnet_id == row.id))
+    for port_id in holders:
+        common.touch(s, T_PORT, port_id)
     common.delete_tags(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
+    common.touch(s, T_NET, row.network_id)
 
 
 def render(s, ctx: Context, rows) -> list[dict]:
