@@ -53,7 +53,8 @@ def main(state_dir: str, conf_path: str) -> None:
                     "project_network_cidr": "10.100.0.0/16", "project_network_mask_bits": "28",
                     "project_network_v6_cidr": "2001:db8::/48", "project_network_v6_mask_bits": "64",
                     "project_networks_reachable": "false", "shared_physical_network": "false",
-                    "endpoint_type": "publicURL", "region": "RegionOne"},
+                    "endpoint_type": "publicURL", "region": "RegionOne",
+                    "build_timeout": "60", "build_interval": "1"},     # status waits: bounded, not 300 s each
         "network-feature-enabled": {"api_extensions": ",".join(extensions), "ipv6": "true",
                                     "ipv6_subnet_attributes": "true", "port_security": "true",
                                     "floating_ips": "true"},

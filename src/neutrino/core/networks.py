@@ -53,9 +53,16 @@ def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | Non
             raise conflict("FlatNetworkInUse", f"Unable to create the flat network. Physical network {physnet} "
                                                "is in use.")
     elif ntype == "vlan":
-        if not physnet or seg is None:
-            raise bad_request("Invalid input for operation: physical_network and segmentation_id required for vlan "
-                              "provider network.", "InvalidInput")
+        if not physnet:
+            raise bad_request("Invalid input for operation: physical_network required for vlan provider network.",
+                              "InvalidInput")
+        if seg is None:     # the lowest free VLAN of the physical network, as ML2 allocates from its range
+            used = {r[0] for r in s.execute(select(T.c.segmentation_id).where(
+                T.c.network_type == "vlan", T.c.physical_network == physnet))}
+            seg = next((v for v in range(1, 4095) if v not in used), None)
+            if seg is None:
+                raise conflict("NoNetworkAvailable", f"Unable to create the network. No VLAN left on physical "
+                                                     f"network {physnet}.")
         if not 1 <= seg <= 4094:
             raise bad_request(f"Invalid input for operation: segmentation_id {seg} out of range (1 through 4094).",
                               "InvalidInput")
