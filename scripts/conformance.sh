@@ -10,6 +10,7 @@ VENV=${CONFORMANCE_VENV:-$ROOT/.venv-conformance}
 CONCURRENCY=${CONFORMANCE_CONCURRENCY:-2}
 REGEX=${CONFORMANCE_REGEX:-'^(tempest\.api\.network|neutron_tempest_plugin\.api)\.'}
 OUT=${CONFORMANCE_OUT:-$ROOT/build/conformance}
+EXTENSIONS=${CONFORMANCE_EXTENSIONS:-advertised}     # or "all": every test, as if every extension were there
 
 if [ ! -x "$VENV/bin/tempest" ] || ! "$VENV/bin/python" -c 'import neutron_tempest_plugin' 2>/dev/null; then
   echo "installing tempest and neutron-tempest-plugin in $VENV"
@@ -27,7 +28,7 @@ trap cleanup EXIT
 .venv/bin/neutrino up --port "$(free_port)" --identity-port "$(free_port)" > "$STATE/up.log" 2>&1 \
   || { cat "$STATE/up.log"; exit 1; }
 "$VENV/bin/tempest" init --workspace-path "$STATE/workspaces.yaml" --name conformance "$WORK" >/dev/null 2>&1
-.venv/bin/python scripts/conformance_conf.py "$STATE" "$WORK/etc/tempest.conf"
+.venv/bin/python scripts/conformance_conf.py "$STATE" "$WORK/etc/tempest.conf" "$EXTENSIONS"
 mkdir -p "$OUT"
 start=$(date +%s)
 (cd "$WORK" && TEMPEST_CONFIG_DIR="$WORK/etc" "$VENV/bin/tempest" run --concurrency "$CONCURRENCY" --regex "$REGEX" --subunit \

@@ -1,6 +1,6 @@
 """Writes tempest.conf for a running `neutrino up` lab from what its server advertises.
 
-Usage: conformance_conf.py STATE_DIR TEMPEST_CONF. The lab's clouds.yaml gives the Keystone URL and the admin
+Usage: conformance_conf.py STATE_DIR TEMPEST_CONF [advertised|all]. The lab's clouds.yaml gives the Keystone URL and the admin
 account; tempest provisions its own accounts through that Keystone (dynamic credentials: a fresh project with a
 member user per test class, a second one for `alt`, reader users where a test asks for them), so tests of one class
 never see another's resources. The API extensions, the external network and the network types come from the API.
@@ -33,9 +33,10 @@ def admin_session(clouds_yaml: str) -> tuple[dict, httpx.Client, str]:
     return auth, client, network
 
 
-def main(state_dir: str, conf_path: str) -> None:
+def main(state_dir: str, conf_path: str, which: str = "advertised") -> None:
+    """which: "advertised" (the tests of what the server says it has) or "all" (every test, as if it had all)."""
     auth, api, endpoint = admin_session(f"{state_dir}/clouds.yaml")
-    extensions = sorted(e["alias"] for e in api.get("/extensions").json()["extensions"])
+    extensions = sorted(e["alias"] for e in api.get("/extensions").json()["extensions"]) if which != "all" else ["all"]
     public = next(n for n in api.get("/networks", params={"router:external": "True"}).json()["networks"])
     conf = configparser.ConfigParser()
     conf.read(conf_path)
@@ -70,8 +71,8 @@ def main(state_dir: str, conf_path: str) -> None:
             conf.set(section, k, v)
     with open(conf_path, "w") as f:
         conf.write(f)
-    print(f"tempest.conf: {len(extensions)} extensions advertised by {endpoint}, public network {public['name']}")
+    print(f"tempest.conf: extensions {which} ({len(extensions)}) at {endpoint}, public network {public['name']}")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:4])

@@ -6,6 +6,7 @@ import random
 
 from sqlalchemy import delete, insert, select
 
+from neutrino.config import Settings
 from neutrino.context import Context
 from neutrino.core import binding, common, ipam, networks, quotas
 from neutrino.db import models as m
@@ -16,6 +17,7 @@ T_IP = m.IPAllocation.__table__
 T_SUB = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_SG = m.PortSecurityGroup.__table__
+DNS_DOMAIN = Settings.dns_domain      # Neutron's dns_domain: the API shows the configured default
 PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                     "network:router_interface_distributed", "network:ha_router_replicated_interface")
 
@@ -275,7 +277,6 @@ def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_
                     fixed_ips: list[dict] | None = None, project_id: str | None = None, name: str = "",
                     settings=None) -> str:
     """A port the service makes for itself (router, DHCP, floating IP): no policy checks, no security groups."""
-    from neutrino.config import Settings
     data = {"network_id": network_id, "device_owner": device_owner, "device_id": device_id, "name": name,
             "project_id": project_id if project_id is not None else ctx.project_id, "security_groups": []}
     if fixed_ips is not None:
@@ -358,6 +359,20 @@ def remove(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
+def dns_hostname(dns_name: str, ip: str) -> str:
+    """The port's name in DNS and DHCP: its dns_name, else Neutron's host-<address with dashes>."""
+    return dns_name or "host-" + ip.replace(".", "-").replace(":", "-")
+
+
+def _dns_assignment(dns_name: str, ips: list[dict]) -> list[dict]:
+    """One entry per fixed IP (dns-integration), in the server's DNS domain as the DHCP servers use it."""
+    out = []
+    for ip in ips:
+        host = dns_hostname(dns_name, ip["ip_address"])
+        out.append({"hostname": host, "ip_address": ip["ip_address"], "fqdn": f"{host}.{DNS_DOMAIN}"})
+    return out
+
+
 def render(s, ctx: Context, rows) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
@@ -369,7 +384,7 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": [], "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": _dns_assignment(r.dns_name, ips[r.id]), "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": None, "qos_network_policy_id": None, "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:

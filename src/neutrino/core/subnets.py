@@ -120,6 +120,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                host_routes=data.get("host_routes", []), service_types=data.get("service_types", []),
                dns_publish_fixed_ip=data.get("dns_publish_fixed_ip", False))
     s.execute(insert(T), row)
+    common.touch(s, T_NET, net.id)        # the network's subnets changed: a new revision, as Neutron
     return row["id"]
 
 

@@ -161,10 +161,6 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
     return out
 
 
-def _hostname(port, ip: str) -> str:
-    return port.dns_name or "host-" + ip.replace(".", "-").replace(":", "-")
-
-
 def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
     net_ids = [nid for (nid,) in s.execute(select(T_DHCP.c.network_id).where(T_DHCP.c.host == host))]
     if not net_ids:
@@ -186,7 +182,8 @@ def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
             for ip in ips.get(p.id, []):
                 if ip["subnet_id"] in dhcp_subnets:
                     hosts.append({"port_id": p.id, "mac_address": p.mac_address, "ip_address": ip["ip_address"],
-                                  "subnet_id": ip["subnet_id"], "hostname": _hostname(p, ip["ip_address"]),
+                                  "subnet_id": ip["subnet_id"],
+                                  "hostname": ports_core.dns_hostname(p.dns_name, ip["ip_address"]),
                                   "extra_dhcp_opts": p.extra_dhcp_opts or []})
         out.append({"network_id": nid, "port_id": dport.id, "ns_device": names.tap(dport.id),
                     "device": names.ns_peer(dport.id), "mac_address": dport.mac_address,
