@@ -191,3 +191,14 @@ def test_unbound_port_stays_down_when_dhcp_is_ready(client):
     port = mkport(client, net["id"])
     client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "dhcp_ready": [port["id"]]})
     assert client.get(f"/v2.0/ports/{port['id']}").json()["port"]["status"] == "DOWN"
+
+
+def test_members_filter_by_provider_attributes(client, project_client):
+    member = project_client("p1")
+    vlan = mknet(client, project_id="p1", **{"provider:network_type": "vlan", "provider:physical_network": "phys"})
+    mknet(client, project_id="p1")
+    assert vlan["provider:segmentation_id"] == 1                  # the lowest free VLAN of the physical network
+    for q in ("provider:network_type=vlan", "provider:physical_network=phys",
+              "provider:segmentation_id=1&provider:network_type=vlan"):
+        found = member.get(f"/v2.0/networks?{q}").json()["networks"]
+        assert [n["id"] for n in found] == [vlan["id"]] and "provider:network_type" not in found[0]

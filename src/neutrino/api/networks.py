@@ -20,7 +20,12 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "availability_zone_hints": Attr(put=False, convert=list_of(string(255))),
     "dns_domain": Attr(convert=string(255)),
 }, readonly=("status", "subnets", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
-             "l2_adjacency"), reschedule=True)
+             "l2_adjacency"), reschedule=True,
+    # provider filters work for everyone, as Neutron filters in the database: members just do not see the values
+    sql_filters={"provider:network_type": networks.T.c.network_type,
+                 "provider:physical_network": networks.T.c.physical_network,
+                 "provider:segmentation_id": lambda vals: networks.T.c.segmentation_id.in_(
+                     [int(v) for v in vals if v.isdigit()])})
 
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
 _pool = dict_of({"start": ip_address, "end": ip_address}, required=("start", "end"))
