@@ -14,11 +14,15 @@ import testtools
 WORKER_TAG = re.compile(r"\[.*\]$")
 
 
-def read(path: str) -> dict[str, tuple[str, str]]:
-    """test id -> (status, details text)."""
+def read(path: str) -> tuple[dict[str, tuple[str, str]], int]:
+    """test id -> (status, details text), and how many tests the run listed (a class skipped as a whole reports
+    one skip for all of its tests)."""
     out: dict[str, tuple[str, str]] = {}
+    listed = set()
 
     def on_test(test: dict) -> None:
+        if test["status"] == "exists":
+            listed.add(test["id"])
         if test["status"] in ("exists", "inprogress", None):
             return
         details = "".join(v.as_text() for k, v in test["details"].items() if k in ("traceback", "reason"))
@@ -29,7 +33,7 @@ def read(path: str) -> dict[str, tuple[str, str]]:
         result.startTestRun()
         subunit.ByteStreamToStreamResult(f, non_subunit_name="stdout").run(result)
         result.stopTestRun()
-    return out
+    return out, len(listed)
 
 
 def module_of(test_id: str) -> str:
@@ -52,7 +56,7 @@ def reason_of(details: str) -> str:
 
 
 def main(path: str) -> None:
-    results = read(path)
+    results, listed = read(path)
     per_module: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     failures: dict[str, list[str]] = collections.defaultdict(list)
     for test_id, (status, details) in results.items():
@@ -76,7 +80,8 @@ def main(path: str) -> None:
         for t in sorted(tests):
             print(f"      {t}")
     rate = 100.0 * total["passed"] / ran if ran else 0.0
-    print(f"\npass rate: {total['passed']} passed of {ran} that ran ({rate:.1f} %), {total['skipped']} skipped")
+    print(f"\npass rate: {total['passed']} passed of {ran} that ran ({rate:.1f} %), {total['skipped']} skipped; "
+          f"{total['passed']} passed of the {listed} tests listed")
 
 
 if __name__ == "__main__":
