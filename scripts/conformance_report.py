@@ -1,7 +1,7 @@
 """Summarises a tempest subunit stream: passed / failed / skipped per module, the pass rate over the tests that ran,
 and every failure's reason (the traceback's last line), grouped with the tests it failed.
 
-Usage: conformance_report.py RESULTS.subunit [TEMPEST_CONF]  (runs in the conformance venv: subunit, testtools)."""
+Usage: conformance_report.py RESULTS.subunit  (runs in the conformance venv: subunit, testtools)."""
 from __future__ import annotations
 
 import collections
