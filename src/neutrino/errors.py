@@ -66,7 +66,9 @@ class KernelError(NeutrinoError):
 def not_found(kind: str, ident: str) -> NotFound:
     """Neutron's `<Kind>NotFound` with its usual message, e.g. NetworkNotFound."""
     words = {"SecurityGroupRule": "Security group rule", "SecurityGroup": "Security group",
-             "FloatingIP": "Floating IP", "PortForwarding": "Port forwarding"}.get(kind, kind)
+             "FloatingIP": "Floating IP", "PortForwarding": "Port forwarding",
+             "QosPolicy": "QoS policy", "AddressGroup": "Address group", "MeteringLabel": "Metering label",
+             "MeteringLabelRule": "Metering label rule"}.get(kind, kind)
     err = NotFound(f"{words} {ident} could not be found.")
     err.type_name = f"{kind}NotFound"
     return err

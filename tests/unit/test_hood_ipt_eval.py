@@ -168,3 +168,39 @@ def test_goto_returns_to_the_caller_of_the_calling_chain():
     t = parse("*filter\n:FORWARD DROP [0:0]\n:a - [0:0]\n:b - [0:0]\n-A FORWARD -j a\n-A FORWARD -j ACCEPT\n"
               "-A a -g b\n-A a -j DROP\n-A b -p tcp -j RETURN\nCOMMIT\n")["filter"]
     assert evaluate(t, "FORWARD", Packet("1.1.1.1", "2.2.2.2", "tcp", 1, 2)).verdict == "ACCEPT"
+
+
+SCOPES = """*mangle
+:PREROUTING ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+:neutron-l3-agent-POSTROUTING - [0:0]
+:neutron-l3-agent-scope - [0:0]
+-A PREROUTING -j neutron-l3-agent-scope
+-A POSTROUTING -j neutron-l3-agent-POSTROUTING
+-A neutron-l3-agent-POSTROUTING -o qg-1 -m connmark --mark 0x0/0xffff0000 -j CONNMARK --save-mark --nfmask 0xffff0000 --ctmask 0xffff0000
+-A neutron-l3-agent-scope -i qr-1 -j MARK --set-xmark 0x4000000/0xffff0000
+-A neutron-l3-agent-scope -i qg-1 -j MARK --set-xmark 0x4010000/0xffff0000
+-A neutron-l3-agent-scope -m connmark ! --mark 0x0/0xffff0000 -j CONNMARK --restore-mark --nfmask 0xffff0000 --ctmask 0xffff0000
+COMMIT
+*filter
+:FORWARD ACCEPT [0:0]
+-A FORWARD -o qr-1 -m mark ! --mark 0x4000000/0xffff0000 -j DROP
+COMMIT
+"""
+
+
+def test_scope_marks_and_connmarks():
+    """`-m mark --mark` and `-m connmark --mark` are told apart; MARK/CONNMARK effects move the marks in order."""
+    from neutrino.hood.ipt_eval import marked
+    tables = parse(SCOPES)
+    rule = tables["filter"].chains["FORWARD"][0]
+    assert rule.matches[-1] == (True, "--mark", ["0x4000000/0xffff0000"])
+    assert tables["mangle"].chains["neutron-l3-agent-scope"][2].matches[0][1] == "--connmark"
+    out = Packet("172.24.4.1", "10.0.0.5", iif="qg-1", oif="qr-1")
+    pkt = marked(out, evaluate(tables["mangle"], "PREROUTING", out).effects)
+    assert pkt.mark == 0x4010000 and evaluate(tables["filter"], "FORWARD", pkt).verdict == "DROP"
+    reply = replace(out, connmark=0x4000000)
+    pkt = marked(reply, evaluate(tables["mangle"], "PREROUTING", reply).effects)
+    assert pkt.mark == 0x4000000 and evaluate(tables["filter"], "FORWARD", pkt).verdict == "ACCEPT"
+    sent = Packet("10.0.0.5", "172.24.4.1", iif="qr-1", oif="qg-1", mark=0x4000000)
+    assert marked(sent, evaluate(tables["mangle"], "POSTROUTING", sent).effects).connmark == 0x4000000

@@ -14,6 +14,7 @@ import logging
 import os
 
 from neutrino import names
+from neutrino.agent import l3_scopes, metering
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import arp, ip, iptables, sysctl
@@ -79,6 +80,7 @@ def nat_table(router: Router, metadata_port: int) -> iptables.TableState:
         post.append(f"! -o {qg} -m conntrack ! --ctstate DNAT -j ACCEPT")
         gw_ip = gateway_ip(router)
         if gw.get("enable_snat", True) and gw_ip:
+            snat += l3_scopes.no_snat(router)
             snat.append(f"-o {qg} -j SNAT --to-source {gw_ip}")
     chains = {_chain("PREROUTING"): pre, _chain("OUTPUT"): out, _chain("POSTROUTING"): post,
               _chain("snat"): snat, _chain("float-snat"): float_snat}
@@ -87,11 +89,14 @@ def nat_table(router: Router, metadata_port: int) -> iptables.TableState:
     return iptables.TableState("nat", chains, jumps)
 
 
-def filter_table(metadata_port: int) -> iptables.TableState:
-    """Only connections the metadata REDIRECT sent there may reach the proxy port."""
+def filter_table(metadata_port: int, router: Router | None = None) -> iptables.TableState:
+    """Only connections the metadata REDIRECT sent there may reach the proxy port; routed packets stay in their
+    address scope (l3_scopes)."""
     rules = [f"-p tcp -m tcp --dport {metadata_port} -m conntrack --ctstate DNAT -j ACCEPT",
              f"-p tcp -m tcp --dport {metadata_port} -j DROP"]
-    return iptables.TableState("filter", {_chain("INPUT"): rules}, {"INPUT": [f"-j {_chain('INPUT')}"]})
+    chains, jumps = l3_scopes.filter_chains(router) if router else ({}, {})
+    return iptables.TableState("filter", {_chain("INPUT"): rules, **chains},
+                               {"INPUT": [f"-j {_chain('INPUT')}"], **jumps})
 
 
 def wanted_routes(router: Router) -> dict[str, str]:
@@ -116,6 +121,8 @@ class L3Driver:
         self.config = config
         self.host_ns = host_ns
         self.state_file = os.path.join(config.state_dir, "l3", "routers.json")
+        self.metered: dict[str, Router] = {}     # routers with metering labels, as last synced
+        self.unmetered: set[str] = set()         # routers known to have no metering chains
 
     # --- owned routers ------------------------------------------------------------------------------------------
 
@@ -155,7 +162,26 @@ class L3Driver:
                 LOG.error("router %s: %s", rid, e)
                 result.routers[rid] = False
         self._remember(set(wanted))
+        self.metered = {rid: r for rid, r in wanted.items() if r.get("gateway") and r.get("metering_labels")}
         return result
+
+    def metering_counters(self) -> dict[str, dict[str, dict[str, int]]]:
+        """router id -> label id -> {"packets", "bytes"}, read now from the routers' namespaces (for the report)."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for rid, router in self.metered.items():
+            per_label: dict[str, dict[str, int]] = {}
+            for version in (4, 6):
+                try:
+                    text = iptables.save("filter", names.qrouter(rid), version, counters=True)
+                except NeutrinoError as e:
+                    LOG.warning("metering counters of router %s: %s", rid, e)
+                    continue
+                for label, c in metering.counters(text, router).items():
+                    have = per_label.setdefault(label, {"packets": 0, "bytes": 0})
+                    have["packets"] += c["packets"]
+                    have["bytes"] += c["bytes"]
+            out[rid] = per_label
+        return out
 
     def cleanup(self) -> None:
         for rid in self._owned():
@@ -180,9 +206,25 @@ class L3Driver:
             result.ports[p["port_id"]] = True
         changed |= self._sync_routes(ns, router)
         changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, ns=ns))
-        changed |= bool(iptables.apply(filter_table(metadata_port), PREFIX, ns=ns))
+        changed |= bool(iptables.apply(filter_table(metadata_port, router), PREFIX, ns=ns))
+        changed |= bool(iptables.apply(l3_scopes.mangle_table(router), PREFIX, ns=ns))
+        changed |= self._sync_metering(ns, router)
         for fip in router.get("floating_ips", []):
             result.floatingips[fip["id"]] = gw is not None and router.get("admin_state_up", True)
+        return changed
+
+    def _sync_metering(self, ns: str, router: Router) -> bool:
+        """The metering chains; a router without labels is checked once (then known bare), not on every sync."""
+        bare = not (router.get("gateway") and router.get("metering_labels"))
+        if bare and router["id"] in self.unmetered:
+            return False
+        changed = False
+        for version, table in metering.tables(router).items():
+            changed |= bool(iptables.apply(table, metering.PREFIX, ns=ns, ipv=version))
+        if bare:
+            self.unmetered.add(router["id"])
+        else:
+            self.unmetered.discard(router["id"])
         return changed
 
     def _remove_stale_ports(self, ns: str, wanted: set[str]) -> bool:

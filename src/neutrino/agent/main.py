@@ -29,7 +29,7 @@ LOG = logging.getLogger(__name__)
 
 ROLES = ("l2", "dhcp", "l3", "metadata")
 # dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
-ORDER = ("dhcp", "l3", "l2", "firewall", "metadata")
+ORDER = ("dhcp", "l3", "l2", "firewall", "qos", "metadata")
 DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
 
 
@@ -71,6 +71,8 @@ def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tup
         else:
             from neutrino.agent.firewall.nftables import NftablesFirewallDriver
             made["firewall"] = NftablesFirewallDriver(config, bridge="port" if l2 == "ovs" else "network")
+        from neutrino.agent.qos import QosDriver
+        made["qos"] = QosDriver(config)
     if "metadata" in roles:
         from neutrino.agent.metadata import MetadataProxy
         made["metadata"] = MetadataProxy(config)
@@ -319,7 +321,17 @@ class Agent:
     def report_body(self) -> dict:
         r = self.result
         return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
-                "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips)}
+                "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips),
+                "metering": self._metering()}
+
+    def _metering(self) -> dict:
+        """Metering counters read now from the drivers that keep them (the L3 driver): router -> label -> counts."""
+        out: dict = {}
+        for slot in self.slots:
+            read = getattr(slot.driver, "metering_counters", None)
+            if read and not slot.failed:
+                out.update(read())
+        return out
 
     def report(self) -> None:
         try:

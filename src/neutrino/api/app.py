@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import admin, auth, extensions, meta, networks, ports, routers, secgroups
+from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability, meta, metering, networks,
+                          ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.errors import NeutrinoError, NotFound
 from neutrino.identity.routes import router as identity_router
@@ -107,11 +108,15 @@ def create_app(settings, db) -> FastAPI:
 
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
-    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, *secgroups.RESOURCES,
-                *routers.RESOURCES]:
+    qos.add_routes(router)              # QoS rules before the policies collection's
+    addressgroups.add_routes(router)
+    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
+                rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES, qos.POLICY,
+                addressgroups.ADDRESS_GROUP, *metering.RESOURCES]:
         Controller(res).routes(router)
     meta.add_routes(router)
     extensions.add_routes(router)
+    ipavailability.add_routes(router)
     admin.add_routes(router)
     app.include_router(router)
     if settings.auth == "keystone":

@@ -59,6 +59,21 @@ async def read_json(request: Request):
         raise BadRequest("Malformed request body") from None
 
 
+def list_response(request, plural: str, known: set[str], items_of):
+    """A list response for a collection outside the generic controller (sub-collections): items_of(session) gives
+    every visible item; filters, sorting, paging and fields apply as on any collection."""
+    app = request.app.state
+    pairs = list(request.query_params.multi_items())
+    q = listing.parse(pairs, known, app.settings.pagination_max_limit)
+    items = listing.apply_filters(app.db.run(items_of), q.filters)
+    page = listing.sort_and_page(items, q)
+    body = {plural: listing.select_fields(page, q.fields)}
+    more = listing.links(str(request.url).split("?")[0], pairs, page, q)
+    if more:
+        body[f"{plural}_links"] = more
+    return json_response(body)
+
+
 def writer(ctx) -> None:
     if ctx.is_reader_only:
         raise Forbidden("This action is disallowed by policy for a reader.")

@@ -6,7 +6,9 @@ from neutrino.errors import NotFound
 
 UPDATED = "2025-01-01T00:00:00-00:00"
 EXTENSIONS = {
+    "address-group": "Support address group",
     "agent": "The agent management extension.",
+    "address-scope": "Address scopes extension.",
     "allowed-address-pairs": "Provides allowed address pairs",
     "binding": "Expose port bindings of a virtual port to external application",
     "default-subnetpools": "Provides ability to mark and use a subnetpool as the default.",
@@ -22,18 +24,36 @@ EXTENSIONS = {
     "filter-validation": "Provides validation on filtered attributes.",
     "floating-ip-port-forwarding": "Provides floating IP port forwarding.",
     "ip-substring-filtering": "Provides IP address substring filtering when listing ports",
+    "metering": "Neutron Metering extension.",
+    "metering_source_and_destination_fields": "Provides source and destination IP prefix fields for the metering "
+                                              "label rules",
+    "network-ip-availability": "Provides IP availability data for each network and subnet.",
+    "network-ip-availability-details": "Provides IP availability details split by subnet CIDR and allocation "
+                                       "pools.",
     "net-mtu": "Provides MTU attribute for a network resource.",
     "net-mtu-writable": "Provides a writable MTU attribute for a network resource.",
     "pagination": "Extension that indicates that pagination is enabled.",
     "port-security": "Provides port security",
     "project-id": "Extension that indicates that project_id is enabled.",
     "provider": "Expose mapping of virtual networks to physical networks",
+    "qos": "The Quality of Service extension.",
+    "qos-bw-limit-direction": "Allow to configure QoS bandwidth limit rule with specific direction: ingress or "
+                              "egress",
+    "qos-bw-minimum-ingress": "Allow to configure QoS minumum bandwidth rule with ingress direction.",
+    "qos-default": "Expose the QoS default policy per project",
+    "qos-port-network-policy": "Adds a new read-only attribute qos_network_policy_id to the port resource",
+    "qos-rule-type-details": "Expose details about QoS rule types supported by loaded backend drivers",
     "quota_details": "Expose functions for quotas usage statistics per project",
     "quotas": "Expose functions for quotas management per project",
+    "rbac-address-scope": "Add RBAC support for address scope",
+    "rbac-policies": "Allows creation and modification of policies that control tenant access to resources.",
+    "rbac-security-groups": "Add RBAC support for security groups",
+    "rbac-subnetpool": "Add RBAC support for subnetpool",
     "revision-if-match": "Extension indicating that If-Match based on revision_number is supported.",
     "router": "Router abstraction for basic L3 forwarding between L2 Neutron networks and access to external "
               "networks via a NAT gateway.",
     "security-group": "The security groups extension.",
+    "security-groups-remote-address-group": "Add new security group rule parameter remote_address_group_id",
     "sorting": "Extension that indicates that sorting is enabled.",
     "standard-attr-description": "Extension to add descriptions to standard attributes",
     "standard-attr-revisions": "This extension will display the revision number of neutron resources.",

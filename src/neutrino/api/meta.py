@@ -3,8 +3,11 @@ from fastapi import APIRouter, Request
 
 from neutrino.api.controller import json_response
 
-COLLECTIONS = ("networks", "subnets", "subnetpools", "ports", "routers", "floatingips", "security-groups",
-               "security-group-rules", "quotas", "agents", "extensions")
+COLLECTIONS = ("networks", "subnets", "subnetpools", "address-scopes", "ports", "routers", "floatingips",
+               "security-groups", "security-group-rules", "rbac-policies", "network-ip-availabilities", "quotas",
+               "agents", "extensions")
+
+SINGULAR = {"rbac-policies": "rbac_policy", "network-ip-availabilities": "network_ip_availability"}
 
 
 def _base(request: Request) -> str:
@@ -18,7 +21,7 @@ async def versions(request: Request):
 
 async def v2(request: Request):
     base = _base(request)
-    resources = [{"name": c.rstrip("s").replace("-", "_"), "collection": c,
+    resources = [{"name": SINGULAR.get(c, c.rstrip("s").replace("-", "_")), "collection": c,
                   "links": [{"href": f"{base}/v2.0/{c}", "rel": "self"}]} for c in COLLECTIONS]
     version = {"id": "v2.0", "status": "CURRENT", "links": [{"href": f"{base}/v2.0/", "rel": "self"}]}
     return json_response({"resources": resources, "version": version})

@@ -2,7 +2,7 @@
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of,
                                 integer, ip_address, list_of, nullable, one_of, string, unique_list_of, uuid_str)
 from neutrino.api.controller import Resource
-from neutrino.core import networks, subnetpools, subnets
+from neutrino.core import addressscopes, networks, subnetpools, subnets
 
 NETWORK = Resource("network", "networks", networks, delete=networks.delete_network, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
@@ -19,6 +19,7 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
     "provider:segmentation_id": Attr(convert=nullable(integer(0)), admin_write=True),
     "availability_zone_hints": Attr(put=False, convert=list_of(string(255))),
     "dns_domain": Attr(convert=string(255)),
+    "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "subnets", "availability_zones", "ipv4_address_scope", "ipv6_address_scope",
              "l2_adjacency"), reschedule=True,
     # provider filters work for everyone, as Neutron filters in the database: members just do not see the values
@@ -62,3 +63,11 @@ SUBNETPOOL = Resource("subnetpool", "subnetpools", subnetpools, delete=subnetpoo
     "is_default": Attr(convert=boolean, admin_write=True),
     "address_scope_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("ip_version",))
+
+ADDRESS_SCOPE = Resource("address_scope", "address-scopes", addressscopes, delete=addressscopes.delete_scope,
+                         taggable=False, attrs={
+    **PROJECT_ATTRS,
+    "name": Attr(default="", convert=string(255)),
+    "ip_version": Attr(put=False, default=REQUIRED, convert=lambda n, v: one_of(4, 6)(n, integer()(n, v))),
+    "shared": Attr(default=False, convert=boolean, admin_write=True),
+})

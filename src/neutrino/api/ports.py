@@ -29,6 +29,7 @@ PORT = Resource("port", "ports", ports, delete=ports.delete_port, attrs={
     "binding:host_id": Attr(convert=lambda n, v: "" if v is None else string(255)(n, v), admin_write=True),
     "binding:vnic_type": Attr(convert=one_of(*VNIC)),
     "binding:profile": Attr(convert=any_dict, admin_write=True),
+    "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "binding:vif_type", "binding:vif_details", "dns_assignment", "ip_allocation",
              "resource_request", "qos_network_policy_id"),
     sql_filters={"network_id": ports.T.c.network_id, "device_id": ports.T.c.device_id,

@@ -9,7 +9,7 @@ from neutrino.api import listing
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of, integer,
                                 invalid, ip_address, list_of, nullable, one_of, string, unique_list_of,
                                 uuid_str, validate_body)
-from neutrino.api.controller import Resource, json_response, read_json, write, writer
+from neutrino.api.controller import Resource, json_response, list_response, read_json, write, writer
 from neutrino.core import floatingips, portforwardings, routers
 from neutrino.errors import bad_request
 
@@ -120,18 +120,9 @@ PF_KNOWN = set(portforwardings.FIELDS)
 
 
 async def list_pfs(request: Request, fid: str):
-    app = request.app.state
     ctx = request.state.ctx
-    pairs = list(request.query_params.multi_items())
-    q = listing.parse(pairs, PF_KNOWN, app.settings.pagination_max_limit)
-    items = app.db.run(lambda s: portforwardings.render(portforwardings.list_rows(s, floatingips.get(s, ctx, fid))))
-    items = listing.apply_filters(items, q.filters)
-    page = listing.sort_and_page(items, q)
-    body = {"port_forwardings": listing.select_fields(page, q.fields)}
-    links = listing.links(str(request.url).split("?")[0], pairs, page, q)
-    if links:
-        body["port_forwardings_links"] = links
-    return json_response(body)
+    return list_response(request, "port_forwardings", PF_KNOWN, lambda s: portforwardings.render(
+        portforwardings.list_rows(s, floatingips.get(s, ctx, fid))))
 
 
 async def show_pf(request: Request, fid: str, pid: str):

@@ -60,13 +60,6 @@ def ip_prefix(name, v):
         raise bad_request(f"Invalid CIDR {v} given as IP prefix.", "InvalidCIDR") from None
 
 
-def no_address_group(name, v):
-    if v is not None:
-        raise bad_request("Invalid input for remote_address_group_id. Reason: address groups are not supported.",
-                          "InvalidInput")
-    return None
-
-
 SECURITY_GROUP = Resource("security_group", "security-groups", secgroups, delete=secgroups.delete_group, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "name": Attr(default="", convert=group_name),
@@ -88,10 +81,11 @@ SECURITY_GROUP_RULE = Resource(
         "port_range_max": Attr(put=False, default=None, convert=port),
         "remote_ip_prefix": Attr(put=False, default=None, convert=ip_prefix),
         "remote_group_id": Attr(put=False, default=None, convert=nullable(string(255))),   # unknown: 404
-        "remote_address_group_id": Attr(put=False, default=None, convert=no_address_group),
+        "remote_address_group_id": Attr(put=False, default=None, convert=nullable(uuid_str)),
     },
     readonly=("belongs_to_default_sg", "normalized_cidr"),
     sql_filters={"security_group_id": _R.security_group_id, "direction": _R.direction, "ethertype": _R.ethertype,
-                 "remote_group_id": _R.remote_group_id})
+                 "remote_group_id": _R.remote_group_id,
+                 "remote_address_group_id": _R.remote_address_group_id})
 
 RESOURCES = [SECURITY_GROUP, SECURITY_GROUP_RULE]

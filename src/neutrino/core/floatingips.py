@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
-from neutrino.core import common, networks, ports, quotas
+from neutrino.core import common, networks, ports, quotas, rbac
 from neutrino.core.routers import GW_OWNER, IF_OWNER
 from neutrino.db import models as m
 from neutrino.errors import NotFound, bad_request, conflict
@@ -116,7 +116,7 @@ def _association(s, ctx: Context, fip: dict, data: dict) -> dict:
 
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["floating_network_id"])
-    if not net.external:
+    if not net.external or not networks.usable(s, ctx, net, rbac.EXTERNAL):
         raise bad(f"Network {net.id} is not a valid external network")
     if not s.execute(select(T_SUB.c.id).where(T_SUB.c.network_id == net.id, T_SUB.c.ip_version == 4)).first():
         raise bad(f"Network {net.id} does not contain any IPv4 subnet")

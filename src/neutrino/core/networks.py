@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common, quotas
+from neutrino.core import addressscopes, common, qos, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import bad_request, conflict
 
@@ -15,19 +15,23 @@ MAX_VNI = 2 ** 24 - 1
 PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id or row.shared or row.external
+NET_ACTIONS = (rbac.SHARED, rbac.EXTERNAL)
 
 
 def scope(ctx: Context):
-    """SQL clause for the rows a caller may list (None = everything)."""
-    if ctx.is_admin:
-        return None
-    return (T.c.project_id == ctx.project_id) | T.c.shared.is_(True) | T.c.external.is_(True)
+    """SQL clause for the rows a caller may list (None = everything): own networks and those an RBAC policy
+    shares with the caller or offers it as external."""
+    return rbac.visible_clause(T, "network", ctx, NET_ACTIONS)
 
 
 def get(s, ctx: Context, net_id: str):
-    return common.get_visible(s, T, net_id, ctx, "Network", visible)
+    return rbac.get_visible(s, "network", net_id, ctx, "Network", NET_ACTIONS)
+
+
+def usable(s, ctx: Context, net, action: str = rbac.SHARED) -> bool:
+    """May the caller attach to the network: ports (access_as_shared) or router gateways and floating IPs
+    (access_as_external)?"""
+    return rbac.usable(s, ctx, "network", net, action)
 
 
 def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | None = None) -> dict:
@@ -116,12 +120,29 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     mtu = data.get("mtu") or max_mtu
     _check_max_mtu(mtu, max_mtu)
     row.update(name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True), status="ACTIVE",
-               shared=data.get("shared", False), external=data.get("router:external", False),
+               external=data.get("router:external", False),
                is_default=data.get("is_default", False), mtu=mtu,
                port_security_enabled=data.get("port_security_enabled", True), dns_domain=data.get("dns_domain", ""),
                availability_zone_hints=data.get("availability_zone_hints", []), **seg)
     s.execute(insert(T), row)
+    rbac.set_wildcard(s, "network", row, rbac.SHARED, data.get("shared", False))
+    rbac.set_wildcard(s, "network", row, rbac.EXTERNAL, row["external"])
+    qos.bind_new_network(s, ctx, row["id"], row["project_id"], data)
     return row["id"]
+
+
+def unset_external(s, row) -> None:
+    """router:external off (by the attribute, or when its last external policy goes): refused while routers or
+    floating IPs use it; all external policies go."""
+    gw = select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
+                                   T_PORT.c.device_owner.in_(["network:router_gateway", "network:floatingip"]))
+    if s.execute(gw.limit(1)).first():
+        raise conflict("ExternalNetworkInUse", f"External network {row.id} cannot be updated, as it is used by one "
+                                               "or more router gateways or floating IPs.")
+    rbac_t = rbac.T
+    s.execute(delete(rbac_t).where(rbac_t.c.object_type == "network", rbac_t.c.object_id == row.id,
+                                   rbac_t.c.action == rbac.EXTERNAL))
+    common.touch(s, T, row.id, {"external": False})
 
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
@@ -136,17 +157,23 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         seg.pop("default_mtu")
     else:
         seg = {}
-    if row.shared and data.get("shared") is False:
-        foreign = select(T_PORT.c.id).where(T_PORT.c.network_id == row.id, T_PORT.c.project_id != row.project_id,
-                                            ~T_PORT.c.device_owner.like("network:%")).limit(1)
-        if s.execute(foreign).first():
-            raise conflict("InvalidSharedSetting", f"Unable to reconfigure sharing settings for network {row.id}. "
-                                                   "Multiple tenants are using it.")
+    if "shared" in data:
+        rbac.set_wildcard(s, "network", row, rbac.SHARED, data.pop("shared"), conflict(
+            "InvalidSharedSetting", f"Unable to reconfigure sharing settings for network {row.id}. Multiple "
+                                    "tenants are using it."))
+    if "router:external" in data and data["router:external"] != row.external:
+        if data["router:external"]:
+            rbac.set_wildcard(s, "network", row, rbac.EXTERNAL, True)
+        else:
+            unset_external(s, row)
+            del data["router:external"]
     if "mtu" in data:
         _check_max_mtu(data["mtu"], settings.default_mtu if row.network_type in ("vxlan", "geneve") else 1500)
         versions = {v for (v,) in s.execute(select(T_SUB.c.ip_version).where(T_SUB.c.network_id == row.id))}
         for version in versions:
             check_mtu_for_subnet(data["mtu"], version, row.id)
+    if "qos_policy_id" in data:
+        qos.bind(s, ctx, "network", row.id, data.pop("qos_policy_id"))
     names = {"router:external": "external"}
     values = {names.get(k, k): v for k, v in data.items() if k not in PROVIDER}
     common.touch(s, T, row.id, {**values, **seg})
@@ -170,6 +197,7 @@ def delete_network(s, ctx: Context, row) -> None:
     s.execute(delete(T_SUB).where(T_SUB.c.network_id == row.id))
     s.execute(delete(m.DhcpBinding.__table__).where(m.DhcpBinding.__table__.c.network_id == row.id))
     common.delete_tags(s, row.id)
+    rbac.delete_for(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
 
 
@@ -179,14 +207,18 @@ def render(s, ctx: Context, rows) -> list[dict]:
     for sid, nid in common.in_chunks(s, lambda c: select(T_SUB.c.id, T_SUB.c.network_id)
                                      .where(T_SUB.c.network_id.in_(c)), ids):
         subnets[nid].append(sid)
-    tags = common.tags_of(s, ids)
+    tags, policies = common.tags_of(s, ids), qos.policies_of(s, "network", ids)
+    shared = rbac.shared_to(s, "network", ids, ctx.project_id)
+    scopes = addressscopes.of_networks(s, ids)
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "admin_state_up": r.admin_state_up, "status": r.status,
-             "subnets": sorted(subnets[r.id]), "shared": r.shared, "router:external": r.external, "mtu": r.mtu,
+             "subnets": sorted(subnets[r.id]), "shared": r.id in shared, "router:external": r.external, "mtu": r.mtu,
              "port_security_enabled": r.port_security_enabled, "availability_zone_hints": r.availability_zone_hints,
-             "availability_zones": ["nova"], "ipv4_address_scope": None, "ipv6_address_scope": None,
-             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain, "qos_policy_id": None,
+             "availability_zones": ["nova"],
+             "ipv4_address_scope": scopes.get(r.id, {}).get(4), "ipv6_address_scope": scopes.get(r.id, {}).get(6),
+             "is_default": r.is_default, "l2_adjacency": True, "dns_domain": r.dns_domain,
+             "qos_policy_id": policies[r.id],
              "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:
             d.update({"provider:network_type": r.network_type, "provider:physical_network": r.physical_network,

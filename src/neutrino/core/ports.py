@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select
 
 from neutrino.config import Settings
 from neutrino.context import Context
-from neutrino.core import binding, common, ipam, networks, quotas
+from neutrino.core import binding, common, ipam, networks, qos, quotas
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -239,7 +239,7 @@ def _check_net_owner_attrs(ctx: Context, net, data: dict, action: str) -> None:
 
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
-    if not (ctx.is_admin or net.project_id == ctx.project_id or net.shared):
+    if not networks.usable(s, ctx, net):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     _check_net_owner_attrs(ctx, net, data, "create_port")
     row = common.new_row(ctx, data)
@@ -268,6 +268,8 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     s.execute(insert(T), row)
     _store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
+    if data.get("qos_policy_id"):
+        qos.bind(s, ctx, "port", row["id"], data["qos_policy_id"])
     if row["host_id"]:
         binding.bind(s, row["id"], settings)
     return row["id"]
@@ -324,11 +326,13 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
                                                              "allowed address pairs on a port.")
     names = {"binding:host_id": "host_id", "binding:vnic_type": "vnic_type", "binding:profile": "profile"}
     for k, v in data.items():
-        if k in ("fixed_ips", "security_groups", "mac_address"):
+        if k in ("fixed_ips", "security_groups", "mac_address", "qos_policy_id"):
             continue
         values[names.get(k, k)] = v
     if "allowed_address_pairs" in data:
         values["allowed_address_pairs"] = pairs
+    if "qos_policy_id" in data:
+        qos.bind(s, ctx, "port", row.id, data["qos_policy_id"])
     common.touch(s, T, row.id, values)
     if data.get("binding:host_id", row.host_id) != row.host_id or \
             data.get("binding:vnic_type", row.vnic_type) != row.vnic_type or \
@@ -376,6 +380,8 @@ def _dns_assignment(dns_name: str, ips: list[dict]) -> list[dict]:
 def render(s, ctx: Context, rows) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
+    own_qos = qos.policies_of(s, "port", ids)
+    net_qos = qos.policies_of(s, "network", list({r.network_id for r in rows}))
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "network_id": r.network_id, "admin_state_up": r.admin_state_up,
@@ -386,7 +392,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
              "dns_name": r.dns_name, "dns_assignment": _dns_assignment(r.dns_name, ips[r.id]), "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
-             "qos_policy_id": None, "qos_network_policy_id": None, "tags": tags[r.id], **common.std(r)}
+             "qos_policy_id": own_qos[r.id], "qos_network_policy_id": net_qos[r.network_id],
+             "tags": tags[r.id], **common.std(r)}
         if ctx.is_admin:
             d.update({"binding:host_id": r.host_id, "binding:profile": r.profile or {},
                       "binding:vif_type": r.vif_type, "binding:vif_details": r.vif_details or {}})

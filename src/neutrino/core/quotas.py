@@ -10,7 +10,7 @@ DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "route
             "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
 TABLES = {"network": m.Network, "subnet": m.Subnet, "subnetpool": m.SubnetPool, "port": m.Port,
           "router": m.Router, "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
-          "security_group_rule": m.SecurityGroupRule}
+          "security_group_rule": m.SecurityGroupRule, "rbac_policy": m.RbacPolicy}
 T = m.Quota.__table__
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
-from neutrino.core import common, networks, ports, quotas, subnets
+from neutrino.core import common, networks, ports, quotas, rbac, subnets
 from neutrino.db import models as m
 from neutrino.errors import BadRequest, Forbidden, NotFound, bad_request, conflict
 
@@ -105,7 +105,7 @@ def _set_gateway(s, ctx: Context, router, info: dict | None, settings) -> None:
         _drop_gateway(s, router)
         return
     net = networks.get(s, ctx, info["network_id"])
-    if not net.external:
+    if not net.external or not networks.usable(s, ctx, net, rbac.EXTERNAL):
         raise bad(f"Network {net.id} is not an external network")
     ext_ips = info.get("external_fixed_ips") or []
     gateways = {r[0] for r in s.execute(select(T_SUB.c.gateway_ip).where(T_SUB.c.network_id == net.id))}

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from neutrino.context import Context
-from neutrino.core import common, quotas
+from neutrino.core import addressgroups, common, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import NeutrinoError, bad_request, conflict, not_found
 
@@ -88,6 +88,9 @@ def normalize_rule(rule: dict) -> dict:
     if prefix is not None and out.get("remote_group_id"):
         raise bad_request("Only remote_ip_prefix or remote_group_id may be provided.",
                           "SecurityGroupRemoteGroupAndRemoteIpPrefix")
+    if out.get("remote_address_group_id") and (prefix is not None or out.get("remote_group_id")):
+        raise bad_request("Only one of remote_ip_prefix, remote_group_id and remote_address_group_id may be "
+                          "provided.", "SecurityGroupMultipleRemoteEntites")
     return out
 
 
@@ -102,16 +105,12 @@ def rule_key(rule) -> tuple:
 
 # --- groups ---------------------------------------------------------------------------------------------------------
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id
-
-
 def scope(ctx: Context):
-    return None if ctx.is_admin else T.c.project_id == ctx.project_id
+    return rbac.visible_clause(T, "security_group", ctx)
 
 
 def get(s, ctx: Context, sg_id: str):
-    return common.get_visible(s, T, sg_id, ctx, "SecurityGroup", visible)
+    return rbac.get_visible(s, "security_group", sg_id, ctx, "SecurityGroup")
 
 
 def _default_id(s, project_id: str) -> str | None:
@@ -147,7 +146,7 @@ def ensure_default(s, project_id: str) -> str:
     if found:
         return found
     row = common.new_row(Context(project_id=project_id), {"description": DEFAULT_DESCRIPTION})
-    row.update(name=DEFAULT_NAME, stateful=True, shared=False)
+    row.update(name=DEFAULT_NAME, stateful=True)
     try:
         with s.begin_nested():
             _insert_group(s, row, default=True)
@@ -173,7 +172,7 @@ def check_ids(s, ctx: Context, ids: list[str]) -> list[str]:
     wanted = list(dict.fromkeys(ids))
     rows = common.in_chunks(s, lambda c: select(T.c.id, T.c.project_id, T.c.stateful).where(T.c.id.in_(c)),
                             [i for i in wanted if isinstance(i, str)])
-    ok = {r.id: r.stateful for r in rows if visible(ctx, r)}
+    ok = {r.id: r.stateful for r in rows if rbac.usable(s, ctx, "security_group", r)}
     missing = [str(i) for i in wanted if i not in ok]
     if missing:
         raise not_found("SecurityGroup", ", ".join(missing))
@@ -197,7 +196,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     ensure_default(s, project)
     quotas.check(s, project, "security_group")
     quotas.check(s, project, "security_group_rule", adding=len(ETHERTYPES))
-    row.update(name=data.get("name", ""), stateful=data.get("stateful", True), shared=False)
+    row.update(name=data.get("name", ""), stateful=data.get("stateful", True))
     _insert_group(s, row, default=False)
     return row["id"]
 
@@ -221,6 +220,7 @@ def delete_group(s, ctx: Context, row) -> None:
     s.execute(delete(T_RULE).where(or_(T_RULE.c.security_group_id == row.id, T_RULE.c.remote_group_id == row.id)))
     s.execute(delete(T_DEFAULT).where(T_DEFAULT.c.security_group_id == row.id))
     common.delete_tags(s, row.id)
+    rbac.delete_for(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
 
 
@@ -246,33 +246,37 @@ def render(s, ctx: Context, rows) -> list[dict]:
     for rr in common.in_chunks(s, lambda c: select(T_RULE).where(T_RULE.c.security_group_id.in_(c)), ids):
         rules[rr.security_group_id].append(_rule_dict(rr, defaults))
     tags = common.tags_of(s, ids)
-    return [{"id": r.id, "name": r.name, "stateful": r.stateful, "shared": False,
+    shared = rbac.shared_to(s, "security_group", ids, ctx.project_id)
+    return [{"id": r.id, "name": r.name, "stateful": r.stateful, "shared": r.id in shared,
              "security_group_rules": rules[r.id], "tags": tags[r.id], **common.std(r)} for r in rows]
 
 
 # --- rules ----------------------------------------------------------------------------------------------------------
 
 def rule_scope(ctx: Context):
-    """A project sees its own rules and every rule of its own groups (an admin may have added some)."""
+    """A project sees its own rules and every rule of the groups it sees (its own, and those shared with it)."""
     if ctx.is_admin:
         return None
-    own_groups = select(T.c.id).where(T.c.project_id == ctx.project_id)
-    return (T_RULE.c.project_id == ctx.project_id) | T_RULE.c.security_group_id.in_(own_groups)
+    return (T_RULE.c.project_id == ctx.project_id) | T_RULE.c.security_group_id.in_(select(T.c.id).where(scope(ctx)))
 
 
 def get_rule(s, ctx: Context, rule_id: str):
     row = s.execute(select(T_RULE).where(T_RULE.c.id == rule_id)).first() if isinstance(rule_id, str) else None
-    if row is not None and (visible(ctx, row) or s.execute(select(T.c.id).where(
-            T.c.id == row.security_group_id, T.c.project_id == ctx.project_id)).first()):
-        return row
-    raise not_found("SecurityGroupRule", rule_id)
+    if row is not None and not common.owned_or_admin(ctx, row):
+        row = s.execute(select(T_RULE).where(T_RULE.c.id == rule_id, rule_scope(ctx))).first()
+    if row is None:
+        raise not_found("SecurityGroupRule", rule_id)
+    return row
 
 
 def create_rule(s, ctx: Context, data: dict, settings) -> str:
     rule = normalize_rule(data)
     if rule.get("remote_group_id") is not None:
         get(s, ctx, rule["remote_group_id"])
+    if rule.get("remote_address_group_id"):
+        addressgroups.get(s, ctx, rule["remote_address_group_id"])
     sg = get(s, ctx, rule["security_group_id"])
+    common.require_owner(ctx, sg, "create_security_group_rule")    # a group shared with you is not yours to edit
     project = rule.get("project_id") or sg.project_id
     quotas.check(s, project, "security_group_rule")
     key = rule_key(rule)
@@ -289,7 +293,8 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
     row.update(security_group_id=sg.id, direction=rule["direction"], ethertype=rule["ethertype"],
                protocol=rule.get("protocol"), port_range_min=rule.get("port_range_min"),
                port_range_max=rule.get("port_range_max"), remote_ip_prefix=rule.get("remote_ip_prefix"),
-               remote_group_id=rule.get("remote_group_id"), remote_address_group_id=None)
+               remote_group_id=rule.get("remote_group_id"),
+               remote_address_group_id=rule.get("remote_address_group_id"))
     s.execute(insert(T_RULE), row)
     common.touch(s, T, sg.id)
     return row["id"]
@@ -303,6 +308,8 @@ def update_rule(s, ctx: Context, row, data: dict, settings) -> None:
 
 
 def delete_rule(s, ctx: Context, row) -> None:
+    if not common.owned_or_admin(ctx, row):
+        common.require_owner(ctx, get(s, ctx, row.security_group_id), "delete_security_group_rule")
     s.execute(delete(T_RULE).where(T_RULE.c.id == row.id))
     common.touch(s, T, row.security_group_id)
 

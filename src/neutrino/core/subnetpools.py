@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common, ipam, quotas
+from neutrino.core import addressscopes, common, ipam, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import bad_request, conflict
 
@@ -12,16 +12,12 @@ T = m.SubnetPool.__table__
 T_SUB = m.Subnet.__table__
 
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id or row.shared
-
-
 def scope(ctx: Context):
-    return None if ctx.is_admin else (T.c.project_id == ctx.project_id) | T.c.shared.is_(True)
+    return rbac.visible_clause(T, "subnetpool", ctx)
 
 
 def get(s, ctx: Context, pool_id: str):
-    return common.get_visible(s, T, pool_id, ctx, "SubnetPool", visible)
+    return rbac.get_visible(s, "subnetpool", pool_id, ctx, "SubnetPool")
 
 
 def _prefixes(prefixes: list[str]) -> tuple[list[str], int]:
@@ -47,11 +43,13 @@ def _bounds(data: dict, version: int, current=None) -> dict:
 def create(s, ctx: Context, data: dict, settings) -> str:
     row = common.new_row(ctx, data)
     prefixes, version = _prefixes(data["prefixes"])
-    row.update(name=data.get("name", ""), ip_version=version, prefixes=prefixes, shared=data.get("shared", False),
+    row.update(name=data.get("name", ""), ip_version=version, prefixes=prefixes,
                is_default=data.get("is_default", False), default_quota=data.get("default_quota"),
                address_scope_id=data.get("address_scope_id"), **_bounds(data, version))
     quotas.check(s, row["project_id"], "subnetpool")
+    addressscopes.check_pool(s, ctx, row)
     s.execute(insert(T), row)
+    rbac.set_wildcard(s, "subnetpool", row, rbac.SHARED, data.get("shared", False))
     return row["id"]
 
 
@@ -67,6 +65,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
                               "IllegalPrefixUpdate")
         data["prefixes"] = prefixes
     data.update(_bounds(data, row.ip_version, row))
+    if "prefixes" in data or data.get("address_scope_id", row.address_scope_id) != row.address_scope_id:
+        addressscopes.check_pool(s, ctx, {**row._asdict(), **data})
     common.touch(s, T, row.id, data)
 
 
@@ -75,14 +75,17 @@ def delete_pool(s, ctx: Context, row) -> None:
     if s.execute(select(T_SUB.c.id).where(T_SUB.c.subnetpool_id == row.id).limit(1)).first():
         raise conflict("SubnetPoolInUse", f"Subnet pool {row.id} cannot be deleted: subnets are allocated from it.")
     common.delete_tags(s, row.id)
+    rbac.delete_for(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
 
 
 def render(s, ctx: Context, rows) -> list[dict]:
     """Prefix lengths are strings, as Neutron's _make_subnetpool_dict shows them."""
-    tags = common.tags_of(s, [r.id for r in rows])
+    ids = [r.id for r in rows]
+    tags = common.tags_of(s, ids)
+    shared = rbac.shared_to(s, "subnetpool", ids, ctx.project_id)
     return [{"id": r.id, "name": r.name, "ip_version": r.ip_version, "prefixes": r.prefixes,
              "min_prefixlen": str(r.min_prefixlen), "max_prefixlen": str(r.max_prefixlen),
-             "default_prefixlen": str(r.default_prefixlen), "default_quota": r.default_quota, "shared": r.shared,
+             "default_prefixlen": str(r.default_prefixlen), "default_quota": r.default_quota, "shared": r.id in shared,
              "is_default": r.is_default, "address_scope_id": r.address_scope_id, "tags": tags[r.id],
              **common.std(r)} for r in rows]

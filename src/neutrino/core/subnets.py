@@ -6,9 +6,9 @@ import ipaddress
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common, ipam, networks, quotas
+from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac
 from neutrino.db import models as m
-from neutrino.errors import bad_request, conflict
+from neutrino.errors import NotFound, bad_request, conflict, not_found
 
 T = m.Subnet.__table__
 T_NET = m.Network.__table__
@@ -16,31 +16,31 @@ T_IP = m.IPAllocation.__table__
 T_PORT = m.Port.__table__
 
 
-def visible(ctx: Context, row, net=None) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id or (net is not None and (net.shared or net.external))
-
-
 def scope(ctx: Context):
+    """A caller sees its own subnets and every subnet of a network it sees (shared or external to it)."""
     if ctx.is_admin:
         return None
-    shared_nets = select(T_NET.c.id).where(T_NET.c.shared.is_(True) | T_NET.c.external.is_(True))
-    return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(shared_nets)
+    return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(select(T_NET.c.id).where(networks.scope(ctx)))
 
 
 def shared_filter(values: list[str]):
-    """`shared` filters subnets by their network's sharing (a filter only: Neutron does not show it)."""
+    """`shared` filters subnets by their network's sharing with everyone (a filter only: Neutron does not show
+    it)."""
     wanted = {v.lower() in ("true", "1") for v in values}
-    return T.c.network_id.in_(select(T_NET.c.id).where(T_NET.c.shared.in_(wanted)))
+    shared = T.c.network_id.in_(rbac.granted_ids("network", rbac.WILDCARD))
+    return shared if wanted == {True} else ~shared if wanted == {False} else T.c.id.is_not(None)
 
 
 def get(s, ctx: Context, subnet_id: str):
     row = s.execute(select(T).where(T.c.id == subnet_id)).first() if isinstance(subnet_id, str) else None
-    if row is not None:
-        net = s.execute(select(T_NET).where(T_NET.c.id == row.network_id)).first()
-        if visible(ctx, row, net):
-            return row
-    from neutrino.errors import not_found
-    raise not_found("Subnet", subnet_id)
+    if row is not None and row.project_id != ctx.project_id:
+        try:
+            networks.get(s, ctx, row.network_id)
+        except NotFound:
+            row = None
+    if row is None:
+        raise not_found("Subnet", subnet_id)
+    return row
 
 
 def _from_pool(s, ctx: Context, data: dict) -> tuple[str, int]:
@@ -107,6 +107,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     networks.check_mtu_for_subnet(net.mtu, version, net.id)
     _check_v6(data, version)
     _check_routes_dns(data, version)
+    addressscopes.check_network(s, net.id, version, data.get("subnetpool_id"))
     others = [r[0] for r in s.execute(select(T.c.cidr).where(T.c.network_id == net.id))]
     ipam.check_overlap(net_, others, net.id)
     gateway = data["gateway_ip"] if "gateway_ip" in data else ipam.default_gateway(net_)

@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from neutrino import names
-from neutrino.core import agents, common
+from neutrino.core import addressgroups, addressscopes, agents, common, metering, qos
 from neutrino.core import ports as ports_core
 from neutrino.db import models as m
 from neutrino.sync.schema import empty_view
@@ -85,21 +85,26 @@ def _kind(owner: str) -> str:
 
 
 def _security(s, port_rows, port_groups) -> tuple[dict, dict]:
-    """Groups used by the host's ports with their rules, and the members of groups used as remote groups."""
+    """Groups used by the host's ports with their rules, and the members of groups used as remote groups (and the
+    addresses of address groups used as remote address groups: ids are unique across both)."""
     group_ids = {g for pid in port_groups for g in port_groups[pid]}
     groups: dict[str, dict] = {}
     for row in common.in_chunks(s, lambda c: select(T_GRP.c.id, T_GRP.c.stateful).where(T_GRP.c.id.in_(c)),
                                 group_ids):
         groups[row.id] = {"id": row.id, "stateful": row.stateful, "rules": []}
     remote_ids: set[str] = set()
+    address_group_ids: set[str] = set()
     for r in common.in_chunks(s, lambda c: select(T_SGR).where(T_SGR.c.security_group_id.in_(c))
                               .order_by(T_SGR.c.created_at, T_SGR.c.id), group_ids):
         groups[r.security_group_id]["rules"].append({
             "id": r.id, "direction": r.direction, "ethertype": r.ethertype, "protocol": r.protocol,
             "port_range_min": r.port_range_min, "port_range_max": r.port_range_max,
-            "remote_ip_prefix": r.remote_ip_prefix, "remote_group_id": r.remote_group_id})
+            "remote_ip_prefix": r.remote_ip_prefix, "remote_group_id": r.remote_group_id,
+            "remote_address_group_id": r.remote_address_group_id})
         if r.remote_group_id:
             remote_ids.add(r.remote_group_id)
+        if r.remote_address_group_id:
+            address_group_ids.add(r.remote_address_group_id)
     members: dict[str, dict[str, list[str]]] = {g: {"IPv4": [], "IPv6": []} for g in remote_ids}
     if remote_ids:
         rows = common.in_chunks(s, lambda c: select(T_SG.c.security_group_id, T_IP.c.ip_address)
@@ -116,13 +121,18 @@ def _security(s, port_rows, port_groups) -> tuple[dict, dict]:
         for v in members.values():
             v["IPv4"] = sorted(set(v["IPv4"]))
             v["IPv6"] = sorted(set(v["IPv6"]))
+    members.update(addressgroups.members(s, address_group_ids))
     return groups, members
 
 
-def _router_port(row, ips, mtu) -> dict:
+def _router_port(row, ips, mtu, scopes: dict[str, str]) -> dict:
     kind = _kind(row.device_owner)
+    by_version = {"4": None, "6": None}
+    for ip in ips:
+        by_version[str(ipaddress.ip_address(ip["ip_address"]).version)] = scopes.get(ip["subnet_id"])
     return {"port_id": row.id, "network_id": row.network_id, "mac_address": row.mac_address,
-            "ns_device": NS_DEV[kind](row.id), "device": names.ns_peer(row.id), "fixed_ips": ips, "mtu": mtu}
+            "ns_device": NS_DEV[kind](row.id), "device": names.ns_peer(row.id), "fixed_ips": ips, "mtu": mtu,
+            "address_scopes": by_version}
 
 
 def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
@@ -133,7 +143,9 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
     rports = common.in_chunks(s, lambda c: select(T_PORT).where(T_PORT.c.device_id.in_(c), T_PORT.c.device_owner.in_(
         ["network:router_interface", "network:router_gateway"])), rids)
     ips = load.ips_of([p.id for p in rports])
+    scopes = addressscopes.of_subnets(s, {f["subnet_id"] for v in ips.values() for f in v})
     fips = common.in_chunks(s, lambda c: select(T_FIP).where(T_FIP.c.router_id.in_(c)), rids)
+    labels = metering.labels_for_routers(s, routers)
     pfs = common.in_chunks(s, lambda c: select(T_PF, T_FIP.c.floating_ip_address, T_FIP.c.router_id)
                            .join(T_FIP, T_FIP.c.id == T_PF.c.floatingip_id).where(T_FIP.c.router_id.in_(c)), rids)
     out = []
@@ -142,11 +154,11 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
         gw = next((p for p in mine if p.id == r.gw_port_id), None)
         gateway = None
         if gw is not None:
-            gateway = {**_router_port(gw, ips.get(gw.id, []), mtus.get(gw.network_id, 1500)),
+            gateway = {**_router_port(gw, ips.get(gw.id, []), mtus.get(gw.network_id, 1500), scopes),
                        "enable_snat": r.enable_snat}
         out.append({
             "id": r.id, "name": r.name, "admin_state_up": r.admin_state_up,
-            "interfaces": [_router_port(p, ips.get(p.id, []), mtus.get(p.network_id, 1500))
+            "interfaces": [_router_port(p, ips.get(p.id, []), mtus.get(p.network_id, 1500), scopes)
                            for p in sorted(mine, key=lambda p: p.id)
                            if p.device_owner == "network:router_interface"],
             "gateway": gateway, "routes": r.routes or [],
@@ -157,6 +169,7 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
                                   "protocol": pf.protocol, "internal_ip_address": pf.internal_ip_address,
                                   "internal_port": pf.internal_port, "external_port": pf.external_port}
                                  for pf in sorted(pfs, key=lambda x: x.id) if pf.router_id == r.id],
+            "metering_labels": labels[r.id],
         })
     return out
 
@@ -238,6 +251,7 @@ def compile_view(s, host: str, settings) -> dict:
     mtus = {n.id: n.mtu for n in net_rows}
     ips = load.ips_of([p.id for p in port_rows])
     port_groups = ports_core.groups_of(s, [p.id for p in port_rows])
+    port_qos = qos.effective(s, port_rows)
     ports = []
     for p in port_rows:
         kind = _kind(p.device_owner)
@@ -249,7 +263,8 @@ def compile_view(s, host: str, settings) -> dict:
             "device_owner": p.device_owner, "device_id": p.device_id,
             "port_security_enabled": p.port_security_enabled and kind == "instance",
             "security_groups": port_groups[p.id],
-            "allowed_address_pairs": p.allowed_address_pairs or [], "mtu": mtus.get(p.network_id, 1500)})
+            "allowed_address_pairs": p.allowed_address_pairs or [], "mtu": mtus.get(p.network_id, 1500),
+            "qos": port_qos.get(p.id, [])})
     groups, members = _security(s, port_rows, {p["id"]: p["security_groups"] for p in ports
                                                if p["port_security_enabled"]})
     tunnels, fdb = _tunnels(s, host, settings, net_ids, load)

@@ -40,8 +40,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **json_kw)
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (the only way tables are made)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest (or the given) Alembic revision (the only way tables are made)."""
     from alembic import command
     from alembic.config import Config
 
@@ -49,7 +49,7 @@ def migrate(engine: Engine) -> None:
     cfg.set_main_option("script_location", str(resources.files("neutrino.db") / "migrations"))
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
 
 
 class Database:

@@ -36,7 +36,6 @@ class Network(StdAttrs, Base):
     name: Mapped[str] = mapped_column(String(255), default="")
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     status: Mapped[str] = mapped_column(String(16), default="ACTIVE")
-    shared: Mapped[bool] = mapped_column(Boolean, default=False)
     external: Mapped[bool] = mapped_column(Boolean, default=False)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     mtu: Mapped[int] = mapped_column(Integer, default=1450)
@@ -75,9 +74,32 @@ class SubnetPool(StdAttrs, Base):
     max_prefixlen: Mapped[int] = mapped_column(Integer)
     default_prefixlen: Mapped[int] = mapped_column(Integer)
     default_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    shared: Mapped[bool] = mapped_column(Boolean, default=False)
     is_default: Mapped[bool] = mapped_column(Boolean, default=False)
     address_scope_id: Mapped[str | None] = mapped_column(ID, nullable=True)
+
+
+class AddressScope(Base):
+    """A routing domain of subnet pools (Neutron keeps no standard attributes on it)."""
+    __tablename__ = "address_scopes"
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ip_version: Mapped[int] = mapped_column(Integer)
+
+
+class RbacPolicy(Base):
+    """Who may use an object of another project: `shared`, `router:external` and the visibility of networks,
+    security groups, subnet pools and address scopes are all read from these rows."""
+    __tablename__ = "rbac_policies"
+    __table_args__ = (UniqueConstraint("object_type", "object_id", "action", "target_project",
+                                       name="uniq_rbac0object0action0target"),
+                      Index("ix_rbac_target", "object_type", "action", "target_project"))
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    project_id: Mapped[str] = mapped_column(String(255), index=True, default="")
+    object_type: Mapped[str] = mapped_column(String(32))
+    object_id: Mapped[str] = mapped_column(ID, index=True)
+    action: Mapped[str] = mapped_column(String(32))
+    target_project: Mapped[str] = mapped_column(String(255))
 
 
 class Port(StdAttrs, Base):
@@ -115,7 +137,6 @@ class SecurityGroup(StdAttrs, Base):
     __tablename__ = "securitygroups"
     name: Mapped[str] = mapped_column(String(255), default="")
     stateful: Mapped[bool] = mapped_column(Boolean, default=True)
-    shared: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class DefaultSecurityGroup(Base):

@@ -13,47 +13,13 @@ import ipaddress
 from neutrino import names
 from neutrino.agent import dhcp as dhcp_agent
 from neutrino.agent import l3 as l3_agent
+from neutrino.agent import l3_scopes
 from neutrino.agent.firewall import rules as fw_rules
 from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN
 from neutrino.errors import NotFound
-from neutrino.hood.ipt_eval import Table, parse
-
-OK, MISSING, EXTRA = "ok", "missing", "extra"
-
-
-def item(name: str, wanted: bool, present: bool, detail: str = "", realizes: dict | None = None,
-         rules: list[dict] | None = None) -> dict:
-    state = MISSING if wanted and not present else EXTRA if present and not wanted else OK
-    out = {"name": name, "state": state, "detail": detail, "realizes": {k: v for k, v in (realizes or {}).items() if v}}
-    if rules is not None:
-        out["rules"] = rules
-    return out
-
-
-def _section(title: str, items: list[dict]) -> dict:
-    return {"title": title, "items": items}
-
-
-def _table(snap_tables: dict, name: str) -> Table:
-    return parse(snap_tables.get(name, "")).get(name) or Table(name)
-
-
-def compare_rules(live: list, wanted: list[str], origin: dict[str, dict] | None = None) -> list[dict]:
-    """Live rules (with counters) in kernel order, then wanted rules the kernel lacks; each with its state."""
-    origin = origin or {}
-    out = []
-    for r in live:
-        out.append({"rule": r.line, "packets": r.packets, "bytes": r.bytes,
-                    "state": OK if r.text in wanted else EXTRA, "realizes": origin.get(r.text, {})})
-    have = {r.text for r in live}
-    chain = live[0].chain if live else None
-    for w in wanted:
-        if w not in have:
-            out.append({"rule": f"-A {chain} {w}" if chain else w, "packets": 0, "bytes": 0, "state": MISSING,
-                        "realizes": origin.get(w, {})})
-    return out
-
+from neutrino.hood import services
+from neutrino.hood.items import EXTRA, MISSING, OK, compare_rules, item, section as _section, table as _table
 
 def _rule_origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
     """iptables rule spec -> {security_group, rule} for the group rules of these groups (first group wins)."""
@@ -69,7 +35,7 @@ def _rule_origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
                 prefix = None if net.prefixlen == 0 else str(net)
             spec = fw_rules.rule_spec(SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"),
                                              r["ethertype"]), r.get("port_range_min"), r.get("port_range_max"),
-                                             prefix, r.get("remote_group_id")))
+                                             prefix, r.get("remote_group_id") or r.get("remote_address_group_id")))
             out.setdefault(spec, {"security_group": sg, "rule": r["id"]})
     return out
 
@@ -221,19 +187,28 @@ def _sg_items(view: dict, snap: dict, port: dict) -> list[dict]:
         out.append(item("(no chains)", False, False, "port security off: nothing filters this port",
                         {"port": port["id"]}))
     ipsets = snap.get("ipsets", {})
+    address_groups = {r.get("remote_address_group_id") for g in view.get("security_groups", {}).values()
+                      for r in g.get("rules", [])}
     for r in (fw.rules if fw else []):
         if r.remote_group:
             name = names.ipset_name(r.remote_group, r.ethertype)
-            want_m = sorted(view.get("remote_groups", {}).get(r.remote_group, {}).get(r.ethertype, []))
-            have_m = sorted(m.split("/32")[0] for m in ipsets.get(name, []))
-            it = item(name, True, name in ipsets, "members " + (", ".join(have_m) or "none"),
-                      {"security_group": r.remote_group})
+            want_m = sorted(_member(m) for m in view.get("remote_groups", {}).get(r.remote_group, {})
+                            .get(r.ethertype, []))
+            have_m = sorted(_member(m) for m in ipsets.get(name, []))
+            kind = "address_group" if r.remote_group in address_groups else "security_group"
+            it = item(name, True, name in ipsets, "members " + (", ".join(have_m) or "none"), {kind: r.remote_group})
             if name in ipsets and have_m != want_m:
                 it["state"] = EXTRA
                 it["detail"] += f" (view: {', '.join(want_m) or 'none'})"
             if it not in out:
                 out.append(it)
     return out
+
+
+def _member(m: str) -> str:
+    """A set member as written in a view or by `ipset save`, host routes without their /32 (/128)."""
+    net = ipaddress.ip_network(m, strict=False)
+    return str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
 
 
 # --- DHCP ---------------------------------------------------------------------------------------------------------
@@ -337,6 +312,24 @@ def _metadata_item(view: dict, router: dict, rs: dict) -> dict:
                 {"router": router["id"]})
 
 
+def _scope_items(router: dict, rs: dict) -> list[dict]:
+    """Each port's address scope and mark, and the mangle/filter chains that keep routing inside a scope."""
+    if not l3_scopes.scoped(router):
+        return []
+    marks = l3_scopes.marks(router)
+    ports = [*router.get("interfaces", []), *([router["gateway"]] if router.get("gateway") else [])]
+    out = [item(p["ns_device"], True, True, f"address scope {l3_scopes.port_scope(p) or '(none)'}, mark "
+                f"{marks[p['ns_device']]}", {"port": p["port_id"], "address_scope": l3_scopes.port_scope(p)})
+           for p in ports if p["ns_device"] in marks]
+    for table, wanted in (("mangle", l3_scopes.mangle_table(router).chains),
+                          ("filter", l3_scopes.filter_chains(router)[0])):
+        live = _table(rs.get("iptables", {}), table).chains
+        for chain, rules in wanted.items():
+            out.append(item(chain, True, chain in live, table, {"router": router["id"]},
+                            compare_rules(live.get(chain, []), rules)))
+    return out
+
+
 def _router_port_items(snap: dict, router: dict, rs: dict) -> list[dict]:
     out = []
     ports = [*router.get("interfaces", []), *([router["gateway"]] if router.get("gateway") else [])]
@@ -359,6 +352,9 @@ def port_sections(view: dict, snap: dict, port: dict) -> list[dict]:
                 _section("Namespaces", _namespace_items(view, snap, net))]
     if port["kind"] == "instance":
         sections.append(_section("Security group chains", _sg_items(view, snap, port)))
+        qos = services.qos_items(view, snap, port)
+        if qos:
+            sections.append(_section("QoS", qos))
     sections.append(_section("DHCP", _dhcp_items(view, snap, net, port)))
     fips = [f for r in view.get("routers", []) for f in r.get("floating_ips", []) if f["port_id"] == port["id"]]
     routing = []
@@ -384,7 +380,9 @@ def router_sections(view: dict, snap: dict, router: dict) -> list[dict]:
             _section("Namespaces", [item(ns, True, bool(rs.get("exists")), f"router {router.get('name') or ''}",
                                          {"router": router["id"]})]),
             _section("Routes", _route_items(router, rs)),
-            _section("NAT and metadata", _nat_items(view, router, rs) + [_metadata_item(view, router, rs)])]
+            *([_section("Address scopes", _scope_items(router, rs))] if l3_scopes.scoped(router) else []),
+            _section("NAT and metadata", _nat_items(view, router, rs) + [_metadata_item(view, router, rs)]),
+            _section("Metering", services.metering_items(router, rs))]
 
 
 def network_sections(view: dict, snap: dict, net: dict) -> list[dict]:

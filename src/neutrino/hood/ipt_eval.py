@@ -1,15 +1,16 @@
 """An evaluator for the iptables rules neutrino writes, run over `iptables-save -c` text: which rule decides a packet.
 
 It knows the matches and targets of the seed's chains (addresses, interfaces with `+`, protocols and ports, icmp
-types, state/conntrack, physdev, mac, ipset, comment; ACCEPT/DROP/REJECT/RETURN, jumps and gotos, DNAT/SNAT/
-REDIRECT/MASQUERADE, CT/LOG/MARK which do not end the walk). A rule using anything else is never taken and is
-reported in `Result.unknown`, so a trace says where it could not be sure instead of guessing.
+types, state/conntrack, physdev, mac, ipset, comment, mark/connmark; ACCEPT/DROP/REJECT/RETURN, jumps and gotos,
+DNAT/SNAT/REDIRECT/MASQUERADE, CT/LOG/MARK/CONNMARK which do not end the walk; `marked` applies MARK/CONNMARK).
+A rule using anything else is never taken and is reported in `Result.unknown`, so a trace says where it could not
+be sure instead of guessing.
 """
 from __future__ import annotations
 
 import ipaddress
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from neutrino.agent.firewall.ports import proto_number
 
@@ -49,7 +50,7 @@ class Table:
 def _parse_rule(chain: str, index: int, text: str, packets: int, nbytes: int) -> Rule:
     rule = Rule(chain, index, text, packets, nbytes)
     toks = shlex.split(text)
-    i, neg = 0, False
+    i, neg, module = 0, False, ""
     while i < len(toks):
         t = toks[i]
         if t == "!":
@@ -68,8 +69,11 @@ def _parse_rule(chain: str, index: int, text: str, packets: int, nbytes: int) ->
                     i += 2
             continue
         if t == "-m":
-            i += 2          # the module is implied by its options
+            module = toks[i + 1]    # implied by its options, except mark and connmark which share --mark
+            i += 2
             continue
+        if t == "--mark" and module == "connmark":
+            t = "--connmark"
         args = []
         i += 1
         if t not in FLAGS:
@@ -123,6 +127,8 @@ class Packet:
     physdev_out: str | None = None
     mac_src: str | None = None
     ctstate: frozenset[str] = frozenset({"NEW"})
+    mark: int = 0                     # the packet's fwmark (address scope marks in routers)
+    connmark: int = 0                 # its connection's mark
 
 
 @dataclass
@@ -206,7 +212,27 @@ def _match(opt: str, args: list[str], pkt: Packet, ipsets: dict[str, list[str]])
         return any(_in_net(addr, m) for m in ipsets.get(a, []))
     if opt == "--comment":
         return True
+    if opt in ("--mark", "--connmark"):
+        value, _, mask = a.partition("/")
+        have = pkt.mark if opt == "--mark" else pkt.connmark
+        return have & int(mask or "0xffffffff", 16) == int(value, 16)
     return None
+
+
+def marked(pkt: Packet, effects: list[Rule]) -> Packet:
+    """The packet after the MARK/CONNMARK effects of a walk (set-xmark, save-mark, restore-mark), in order."""
+    for rule in effects:
+        opts = rule.target_opts
+        if rule.target == "MARK" and "--set-xmark" in opts:
+            value, _, mask = opts["--set-xmark"].partition("/")
+            pkt = replace(pkt, mark=(pkt.mark & ~int(mask or "0xffffffff", 16)) ^ int(value, 16))
+        elif rule.target == "CONNMARK":
+            mask = int(opts.get("--nfmask", "0xffffffff"), 16)
+            if "--save-mark" in opts:
+                pkt = replace(pkt, connmark=(pkt.connmark & ~mask) | (pkt.mark & mask))
+            elif "--restore-mark" in opts:
+                pkt = replace(pkt, mark=(pkt.mark & ~mask) | (pkt.connmark & mask))
+    return pkt
 
 
 def _rule_matches(rule: Rule, pkt: Packet, ipsets: dict[str, list[str]], unknown: list[str]) -> bool:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from neutrino import names
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN, int_patch
-from neutrino.hood.ipt_eval import Packet, Result, Table, evaluate, parse
+from neutrino.hood.ipt_eval import Packet, Result, Table, evaluate, marked, parse
 from neutrino.lib.ovs import DEAD_VLAN
 
 EPHEMERAL_PORT = 40000
@@ -184,6 +184,17 @@ class Walker:
 
     # --- routers ------------------------------------------------------------------------------------------------------
 
+    @staticmethod
+    def scope_mark(t: Trace, mangle: Table, chain: str, p: Packet, rid: str, ns: str) -> Packet:
+        """The address scope mark a router's mangle chain gives the packet (and its connection)."""
+        res = evaluate(mangle, chain, p)
+        t.unknown += res.unknown
+        after = marked(p, res.effects)
+        if after.mark != p.mark:
+            t.add(Hop(f"{ns} mangle {chain}", f"address scope mark {hex(after.mark)}", True, res.effects[-1].line,
+                      {"router": rid}))
+        return after
+
     def router(self, t: Trace, pkt: Packet, rid: str, iif: str, depth: int) -> Trace:
         rs = self.snap["routers"][rid]
         ns = rs["ns"]
@@ -191,7 +202,9 @@ class Walker:
             return t.drop(ns, "routing loop", None, router=rid)
         nat = _table(rs["iptables"].get("nat", ""), "nat")
         filt = _table(rs["iptables"].get("filter", ""), "filter")
-        p = replace(pkt, iif=iif, oif=None, physdev_in=None, physdev_out=None, mac_src=None)
+        mangle = _table(rs["iptables"].get("mangle", ""), "mangle")
+        p = replace(pkt, iif=iif, oif=None, physdev_in=None, physdev_out=None, mac_src=None, mark=0, connmark=0)
+        p = self.scope_mark(t, mangle, "PREROUTING", p, rid, ns)
         pre = evaluate(nat, "PREROUTING", p)
         t.unknown += pre.unknown
         if pre.verdict == "DNAT":
@@ -220,9 +233,16 @@ class Walker:
         fwd = evaluate(filt, "FORWARD", p)
         t.unknown += fwd.unknown
         if fwd.verdict != "ACCEPT":
-            return t.drop(f"{ns} filter FORWARD", fwd.verdict, fwd.decided_by, router=rid)
+            why = fwd.verdict
+            if fwd.rule and fwd.rule.chain == names.L3_PREFIX + "scope":
+                why += f": address scope mark {hex(p.mark)} is not that of {out} (scopes meet only through NAT)"
+            return t.drop(f"{ns} filter FORWARD", why, fwd.decided_by, router=rid)
+        p = self.scope_mark(t, mangle, "POSTROUTING", p, rid, ns)
         post = evaluate(nat, "POSTROUTING", p)
         t.unknown += post.unknown
+        if post.verdict == "ACCEPT" and post.rule is not None and "--connmark" in {m[1] for m in post.rule.matches}:
+            t.add(Hop(f"{ns} nat POSTROUTING", f"no SNAT: {p.src} is in the external network's address scope",
+                      True, post.decided_by, {"router": rid}))
         if post.verdict in ("SNAT", "MASQUERADE"):
             to = post.nat.get("--to-source", "").split(":")[0] or p.src
             t.add(Hop(f"{ns} nat POSTROUTING", f"SNAT {p.src} → {to}", True, post.decided_by, {"router": rid}))

@@ -12,7 +12,7 @@ import os
 
 from neutrino import names
 from neutrino.errors import KernelError
-from neutrino.lib import ip, proc
+from neutrino.lib import ip, proc, tc
 
 
 def _links(ns: str | None) -> dict[str, dict]:
@@ -124,10 +124,11 @@ def snapshot(host_ns: str | None, ovs_rundir: str | None, routers: list[str], ne
     """What the kernel of one host realizes: host links/routes/iptables/ipsets/OVS, and the qrouter- namespaces of
     `routers` and qdhcp- namespaces of `networks` (only those: namespace names are global on a lab machine)."""
     snap = {"host_ns": host_ns, "namespaces": ip.list_netns(), "links": _links(host_ns), "routes": _routes(host_ns),
-            "iptables": {t: _save(t, host_ns) for t in ("filter", "raw")}, "ipsets": _ipsets(host_ns),
+            "iptables": {t: _save(t, host_ns) for t in ("filter", "raw", "mangle")}, "ipsets": _ipsets(host_ns),
+            "qdiscs": tc.qdiscs(host_ns),
             "ovs": _ovs(ovs_rundir), "routers": {}, "dhcp": {}}
     for rid in routers:
-        snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter"))
+        snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter", "mangle"))
     for net in networks:
         d = _namespace(names.qdhcp(net), ())
         if d["exists"]:

@@ -71,7 +71,8 @@ class SyncClient:
 
     def _call(self, method: str, path: str, read_timeout: float, **kw) -> dict:
         try:
-            resp = self.http.request(method, f"{BASE}/{self.host}/{path}",
+            url = path if path.startswith("/") else f"{BASE}/{self.host}/{path}"
+            resp = self.http.request(method, url,
                                      timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT), **kw)
         except httpx.TransportError as e:          # refused, reset, timed out, socket file missing
             self.backoff.fail()
@@ -98,6 +99,10 @@ class SyncClient:
             self.backoff.fail()
             raise ProtocolError(f"view schema {view.get('schema')!r}, this agent speaks {SCHEMA_VERSION}")
         return view
+
+    def metering(self) -> list[dict]:
+        """The metering counters every agent last reported (core.metering.counters)."""
+        return self._call("GET", "/agent/v1/metering", SLACK)["metering"]
 
     def report(self, body: dict) -> int:
         """Post the agent's state; returns the server's current revision."""

@@ -8,6 +8,7 @@ The server compiles it per host (`GET /agent/v1/hosts/{host}/view`), the agent's
       "ports": [Port],                        # every port bound to this host (instances, DHCP, router ports)
       "security_groups": {sg_id: SecurityGroup},
       "remote_groups": {sg_id: {"IPv4": [ip, ...], "IPv6": [...]}},   # members of groups used as remote_group_id
+                                              # (and CIDRs of address groups used as remote_address_group_id)
       "tunnels": {"local_ip": ip|None, "peers": [{"host": h, "ip": ip}]},
       "fdb": [{"network_id", "vni", "mac_address", "ip_address", "host_ip"}],   # ports on other hosts (l2pop)
       "routers": [Router],                    # routers scheduled to this host (l3 role)
@@ -78,6 +79,8 @@ class Port(TypedDict):
     security_groups: list[str]
     allowed_address_pairs: list[dict]  # [{"ip_address": ip-or-cidr, "mac_address": mac}]
     mtu: int
+    qos: list[dict]          # rules of its QoS policy (own, else its network's): {"type", "direction", "max_kbps",
+                             # "max_burst_kbps", "dscp_mark", "min_kbps" as the type has them, "id", "qos_policy_id"}
 
 
 class Rule(TypedDict):
@@ -89,6 +92,7 @@ class Rule(TypedDict):
     port_range_max: int | None  # for icmp: code
     remote_ip_prefix: str | None
     remote_group_id: str | None
+    remote_address_group_id: str | None   # its CIDRs are in View["remote_groups"] under this id
 
 
 class SecurityGroup(TypedDict):
@@ -105,6 +109,7 @@ class RouterPort(TypedDict):
     device: str               # ns-<id>, plugged by L2
     fixed_ips: list[FixedIP]
     mtu: int
+    address_scopes: dict[str, str | None]   # {"4": scope id, "6": scope id} of its subnets' pools
 
 
 class FloatingIP(TypedDict):
@@ -123,6 +128,21 @@ class PortForwarding(TypedDict):
     external_port: int
 
 
+class MeteringRule(TypedDict):
+    id: str
+    direction: Literal["ingress", "egress"]
+    remote_ip_prefix: str | None       # legacy: the far side (source when ingress, destination when egress)
+    source_ip_prefix: str | None
+    destination_ip_prefix: str | None
+    excluded: bool
+
+
+class MeteringLabel(TypedDict):
+    id: str
+    name: str
+    rules: list[MeteringRule]
+
+
 class Router(TypedDict):
     id: str
     name: str
@@ -132,6 +152,7 @@ class Router(TypedDict):
     routes: list[dict]               # extra routes [{"destination", "nexthop"}]
     floating_ips: list[FloatingIP]
     port_forwardings: list[PortForwarding]
+    metering_labels: list[MeteringLabel]   # its project's labels and the shared ones
 
 
 class DhcpHost(TypedDict):

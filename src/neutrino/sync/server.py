@@ -2,6 +2,7 @@
 
 GET  /agent/v1/hosts/{host}/view?since=REV&wait=30   waits until the global revision passes REV, then the view
 POST /agent/v1/hosts/{host}/report                   registers/heartbeats the agent, clears provisioning blocks
+GET  /agent/v1/metering                              metering counters per label and router, as agents reported
 GET  /agent/v1/metadata/{path}                       answers for the port behind X-Forwarded-For (proxied)
 PUT  /agent/v1/instances/{device_id}                 the compute side's hostname, keys and user data of an instance
 """
@@ -17,7 +18,7 @@ from sqlalchemy import select, update
 from neutrino.api.attrs import Attr, any_dict, string, validate_body
 from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
-from neutrino.core import agents, binding, common, metadata, scheduling, views
+from neutrino.core import agents, binding, common, metadata, metering, scheduling, views
 from neutrino.db import models as m
 from neutrino.errors import Unauthorized, bad_request
 
@@ -98,6 +99,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
     for rid, ok in (body.get("routers") or {}).items():
         s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid, T_ROUTER.c.host == host)
                   .values(status="ACTIVE" if ok else "ERROR"))
+    metering.record(s, host, body.get("metering") or {})
     return common.bump(s) if changed else common.revision(s)
 
 
@@ -113,6 +115,12 @@ async def report(request: Request, host: str):
     if rev != before:
         app.notify()
     return json_response({"revision": rev})
+
+
+@router.get("/agent/v1/metering")
+async def metering_counters(request: Request):
+    _check_token(request)
+    return json_response({"metering": request.app.state.db.run(metering.counters)})
 
 
 _INSTANCE = {"hostname": Attr(convert=string(255)), "user_data": Attr(convert=string(65535)),

@@ -69,7 +69,7 @@ class SgRule:
     port_min: int | None
     port_max: int | None
     remote_prefix: str | None      # canonical CIDR, never /0
-    remote_group: str | None
+    remote_group: str | None       # a security group, or an address group (both are sets of remote addresses)
 
 
 @dataclass
@@ -93,7 +93,8 @@ def norm_rule(r: Rule) -> SgRule | None:
             return None
         prefix = None if net.prefixlen == 0 else str(net)
     return SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"), r["ethertype"]),
-                  r.get("port_range_min"), r.get("port_range_max"), prefix, r.get("remote_group_id"))
+                  r.get("port_range_min"), r.get("port_range_max"), prefix,
+                  r.get("remote_group_id") or r.get("remote_address_group_id"))
 
 
 def link_local(mac: str) -> str:

@@ -4,6 +4,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine
 
+import neutrino.db.services  # noqa: F401  (service extension tables too)
 import neutrino.identity.models  # noqa: F401  (identity tables share the metadata)
 from neutrino.db.models import Base
 
