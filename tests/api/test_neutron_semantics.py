@@ -123,6 +123,9 @@ def test_ipv6_default_pool_is_the_whole_subnet(client):
     r = client.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "2001:db8::/64",
                                                       "ip_version": 6}}).json()["subnet"]
     assert r["allocation_pools"] == [{"start": "2001:db8::2", "end": "2001:db8::ffff:ffff:ffff:ffff"}]
+    _v6(client, net["id"], "2001:db8:1::/64")
+    availability = client.get(f"/v2.0/network-ip-availabilities/{net['id']}")     # past 64 bits: still JSON
+    assert availability.json()["network_ip_availability"]["total_ips"] == 2 * (2 ** 64 - 2)
 
 
 def test_empty_floatingip_update_disassociates(client):

@@ -6,6 +6,7 @@ also bumps the global revision agents watch.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
@@ -46,7 +47,11 @@ class Resource:
 
 
 def json_response(data, status: int = 200) -> Response:
-    return Response(content=orjson.dumps(data), status_code=status, media_type="application/json")
+    try:
+        body = orjson.dumps(data)
+    except TypeError:       # integers past 64 bits (IPv6 address counts): the standard library writes any size
+        body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(content=body, status_code=status, media_type="application/json")
 
 
 async def read_json(request: Request):
