@@ -116,6 +116,8 @@ def test_subnetpool_prefix_lengths_are_strings(client):
                                                                  "min_prefixlen": "24"}}).json()["subnetpool"]
     shown = client.get(f"/v2.0/subnetpools/{pool['id']}").json()["subnetpool"]
     assert (shown["min_prefixlen"], shown["default_prefixlen"], shown["max_prefixlen"]) == ("24", "24", "32")
+    loose = client.post("/v2.0/subnetpools", json={"subnetpool": {"name": "q", "prefixes": ["10.11.12.13/24"]}})
+    assert loose.json()["subnetpool"]["prefixes"] == ["10.11.12.0/24"]          # host bits dropped, as Neutron
 
 
 def test_ipv6_default_pool_is_the_whole_subnet(client):

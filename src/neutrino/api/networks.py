@@ -1,6 +1,8 @@
 """Networks, subnets and subnet pools: attribute maps (what POST/PUT accept) wired to the generic controller."""
-from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of,
-                                integer, ip_address, list_of, nullable, one_of, string, unique_list_of, uuid_str)
+import ipaddress
+
+from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, cidr, dict_of, integer, invalid,
+                                ip_address, list_of, nullable, one_of, string, unique_list_of, uuid_str)
 from neutrino.api.controller import Resource
 from neutrino.core import addressscopes, networks, subnetpools, subnets
 
@@ -28,6 +30,16 @@ NETWORK = Resource("network", "networks", networks, delete=networks.delete_netwo
                  "provider:segmentation_id": lambda vals: networks.T.c.segmentation_id.in_(
                      [int(v) for v in vals if v.isdigit()])})
 
+def _pool_prefix(name, v):
+    """A subnet pool prefix: host bits are allowed and dropped (Neutron takes 10.11.12.13/24 as 10.11.12.0/24)."""
+    if not isinstance(v, str) or "/" not in v:
+        raise invalid(name, v, f"'{v}' is not a valid IP subnet")
+    try:
+        return str(ipaddress.ip_network(v.strip(), strict=False))
+    except ValueError:
+        raise invalid(name, v, f"'{v}' is not a valid IP subnet") from None
+
+
 _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destination", "nexthop"))
 _pool = dict_of({"start": ip_address, "end": ip_address}, required=("start", "end"))
 
@@ -54,7 +66,7 @@ SUBNET = Resource("subnet", "subnets", subnets, delete=subnets.delete_subnet, at
 SUBNETPOOL = Resource("subnetpool", "subnetpools", subnetpools, delete=subnetpools.delete_pool, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "name": Attr(default="", convert=string(255)),
-    "prefixes": Attr(default=REQUIRED, convert=list_of(cidr)),
+    "prefixes": Attr(default=REQUIRED, convert=list_of(_pool_prefix)),
     "min_prefixlen": Attr(convert=integer(0, 128)),
     "max_prefixlen": Attr(convert=integer(0, 128)),
     "default_prefixlen": Attr(convert=integer(0, 128)),
