@@ -3,7 +3,7 @@ VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
 .PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-agent conformance
+        bench bench-api bench-worst bench-agent conformance
 
 setup:
 	@scripts/setup.sh
@@ -38,10 +38,13 @@ test-fullstack: setup
 test-acceptance: setup
 	$(PYTEST) -q tests/acceptance
 
-bench: bench-api bench-agent
+bench: bench-api bench-worst bench-agent
 
 bench-api: setup
 	$(VENV)/python bench/api.py
+
+bench-worst: setup
+	$(VENV)/python bench/worst.py
 
 bench-agent: setup
 	$(VENV)/python bench/agent.py

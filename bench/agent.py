@@ -4,10 +4,11 @@
 
 Scale (drivers on one emulated host, hand-built views): cold sync of N instance ports with R rules each and one
 N-member remote group, idle resync (same view, kernel re-read), one port added at N, for ovs+iptables (at
---ovs-ports), linuxbridge+iptables and linuxbridge+nftables. End to end (a temporary `neutrino up` lab): up → vm1 reachable, port create → ACTIVE
-(p50/p99 over 50 ports), port create → guest has a DHCP lease, 500 DHCP host entries in one reload, floating IP
-associate → reachable, and TCP throughput guest → external through the router's NAT as a ratio of a bare veth pair
-measured in the same run.
+--ovs-ports), linuxbridge+iptables and linuxbridge+nftables. End to end (a temporary `neutrino up` lab): up → vm1
+reachable, port create → ACTIVE (p50/p99 over 50 ports), port create → guest has a DHCP lease, the same during churn
+(delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP associate →
+reachable, and TCP throughput guest → external through the router's NAT as a ratio of a bare veth pair measured in
+the same run.
 """
 from __future__ import annotations
 
@@ -235,30 +236,40 @@ def e2e(l2: str, firewall: str) -> None:
         res = lifecycle.up(lab, l2=l2, firewall=firewall, port=0, identity_port=0, say=lambda _m: None)
         line("neutrino up -> vm1 reachable (icmp + tcp/22)", f"{res.seconds:8.2f} s   reachable={res.reachable}")
         clouds = manager.Clouds.of(lab)
-        net = clouds.demo.network.find_network("private", ignore_missing=False)
+        net = clouds.user.network.find_network("private", ignore_missing=False)
         host = lab.host_name(1)
         host_ns = lab.host_ns(host)
 
-        active, leases = [], []
-        for i in range(50):     # as nova does it: bind the port to the host, plug the tap, wait for ACTIVE, boot
-            name = f"b{i}"
+        def boot(name: str) -> tuple[float, float]:
+            """As nova does it: port, bind it to the host, plug the tap, wait for ACTIVE, boot; (active, lease) s."""
             t = time.perf_counter()
-            port = clouds.demo.network.create_port(network_id=net.id, name=name, device_owner="compute:nova",
+            port = clouds.user.network.create_port(network_id=net.id, name=name, device_owner="compute:nova",
                                                    device_id=str(uuid.uuid4()))
             clouds.admin.network.update_port(port, binding_host_id=host)
             guest.plug(lab, name, host, port.id, port.mac_address, net.mtu)
-            active.append(wait_active(clouds, port.id, t))
+            active = wait_active(clouds, port.id, t)
             got = guest.configure(lab, name, timeout=10)
-            leases.append(time.perf_counter() - t if got else float("inf"))
+            return active, time.perf_counter() - t if got else float("inf")
+
+        active, leases = zip(*(boot(f"b{i}") for i in range(50)))
         line("port create -> ACTIVE (50 ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
         line("port create -> guest has a DHCP lease (50)", f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
+        churn, reused = [], 0
+        for i in range(10, 50):     # churn: delete an instance, boot another one, which gets the freed address
+            old = manager.find_port(clouds, f"b{i}")
+            clouds.user.network.delete_port(old)
+            guest.unplug(lab, f"b{i}")
+            churn.append(boot(f"c{i}")[1])
+            reused += manager.find_port(clouds, f"c{i}").fixed_ips == old.fixed_ips
+        line(f"... during churn, {reused}/{len(churn)} on a freed address",
+             f"p50 {ms(pct(churn, 50))}  p99 {ms(pct(churn, 99))}")
 
-        public = clouds.demo.network.find_network("public", ignore_missing=False)
+        public = clouds.user.network.find_network("public", ignore_missing=False)
         reach = []
         for i in range(10):
             port = manager.find_port(clouds, f"b{i}")
             t = time.perf_counter()
-            fip = clouds.demo.network.create_ip(floating_network_id=public.id, port_id=port.id)
+            fip = clouds.user.network.create_ip(floating_network_id=public.id, port_id=port.id)
             deadline = t + 30
             while time.perf_counter() < deadline and not hosts.ping(host_ns, fip.floating_ip_address, timeout=0.2):
                 pass
@@ -278,7 +289,7 @@ def e2e(l2: str, firewall: str) -> None:
 def wait_active(clouds, port_id: str, start: float, timeout: float = 30) -> float:
     """Seconds from start until the port is ACTIVE, polling every 20 ms (the measurement's resolution)."""
     while time.perf_counter() - start < timeout:
-        if clouds.demo.network.get_port(port_id).status == "ACTIVE":
+        if clouds.user.network.get_port(port_id).status == "ACTIVE":
             return time.perf_counter() - start
         time.sleep(0.02)
     return float("inf")

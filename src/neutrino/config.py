@@ -6,11 +6,34 @@ from dataclasses import dataclass, field, fields
 
 import yaml
 
+from neutrino.errors import NeutrinoError
+
 DEFAULT_STATE_DIR = "/var/lib/neutrino"
 
 
 def state_dir_default() -> str:
     return os.environ.get("NEUTRINO_STATE_DIR") or DEFAULT_STATE_DIR
+
+
+class StateDirError(NeutrinoError):
+    """The state directory cannot be created or used."""
+
+
+def ensure_state_dir(path: str, mode: int = 0o700) -> str:
+    """Create a state directory (and missing parents) with mode, private by default since it holds the database,
+    tokens and passwords; an existing one is kept as it is. Raises StateDirError saying why it cannot be used."""
+    path = os.path.abspath(path)
+    try:
+        os.makedirs(path, mode=mode, exist_ok=True)
+    except FileExistsError:
+        raise StateDirError(f"state dir {path}: exists and is not a directory") from None
+    except NotADirectoryError:
+        raise StateDirError(f"state dir {path}: a parent of it is a file, not a directory") from None
+    except OSError as e:
+        raise StateDirError(f"state dir {path}: cannot create it ({e.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise StateDirError(f"state dir {path}: not writable by this user (uid {os.geteuid()})")
+    return path
 
 
 @dataclass
@@ -27,6 +50,7 @@ class Settings:
     service_token: str | None = None          # auth=external: our token for GET /v3/auth/tokens
     region: str = "RegionOne"
     public_url: str | None = None             # network endpoint published in the catalog
+    identity_public_url: str | None = None    # identity endpoint published in the catalog (ends in /v3)
     unix_socket: str | None = None            # agents and metadata proxies reach the server here
     agent_token: str | None = None            # agents authenticate with this
     agent_down_time: int = 75                 # seconds without heartbeat before an agent is dead
@@ -34,6 +58,17 @@ class Settings:
     default_mtu: int = 1450
     dns_domain: str = "openstacklocal."
     pagination_max_limit: int = -1
+    # Neutron's per-request limits (its option names and defaults)
+    max_fixed_ips_per_port: int = 5
+    max_allowed_address_pair: int = 10
+    max_subnet_host_routes: int = 20
+    max_dns_nameservers: int = 5
+    max_routes: int = 30
+    max_request_body_size: int = 114688       # oslo.middleware sizelimit: 112 KiB
+    request_deadline: float = 30.0            # seconds a request's database work may take before it is rolled back
+    header_timeout: float = 10.0              # seconds a connection may take to send a request's headers
+    keepalive_timeout: float = 5.0            # seconds an idle keep-alive connection is kept
+    log_format: str = "text"                  # text | json
 
     def database_url(self) -> str:
         from neutrino.db.engine import sqlite_url
@@ -43,11 +78,13 @@ class Settings:
         return self.public_url or f"http://{self.bind}:{self.port}"
 
     def identity_url(self) -> str:
-        return f"http://{self.bind}:{self.identity_port}/v3"
+        return self.identity_public_url or f"http://{self.bind}:{self.identity_port}/v3"
 
 
 ENV = {"state_dir": "NEUTRINO_STATE_DIR", "db_url": "NEUTRINO_DB_URL", "admin_password": "NEUTRINO_ADMIN_PASSWORD",
-       "auth": "NEUTRINO_AUTH", "admin_token": "NEUTRINO_ADMIN_TOKEN", "agent_token": "NEUTRINO_AGENT_TOKEN"}
+       "auth": "NEUTRINO_AUTH", "admin_token": "NEUTRINO_ADMIN_TOKEN", "agent_token": "NEUTRINO_AGENT_TOKEN",
+       "public_url": "NEUTRINO_PUBLIC_URL", "identity_public_url": "NEUTRINO_IDENTITY_PUBLIC_URL",
+       "log_format": "NEUTRINO_LOG_FORMAT"}
 
 
 def load(config_file: str | None = None, **overrides) -> Settings:
@@ -65,7 +102,7 @@ def load(config_file: str | None = None, **overrides) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
-    for int_field in ("port", "identity_port", "agent_down_time", "default_mtu", "pagination_max_limit"):
-        if int_field in values:
-            values[int_field] = int(values[int_field])
+    for f in fields(Settings):
+        if f.name in values and f.type in ("int", "float") and values[f.name] is not None:
+            values[f.name] = int(values[f.name]) if f.type == "int" else float(values[f.name])
     return Settings(**values)

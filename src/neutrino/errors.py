@@ -1,4 +1,23 @@
 """The one exception base: every failure the API reports is a NeutrinoError with Neutron's type name and code."""
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+SHOWN = 64          # characters of a rejected value quoted in an error message
+
+
+def show(v: Any) -> str:
+    """A rejected value as quoted in a message: JSON (or the text itself), cut to SHOWN characters."""
+    if isinstance(v, str):
+        text = v
+    else:
+        try:
+            text = orjson.dumps(v).decode()
+        except (TypeError, orjson.JSONEncodeError):
+            text = type(v).__name__
+    return text if len(text) <= SHOWN else text[:SHOWN] + "..."
 
 
 class NeutrinoError(Exception):
@@ -54,8 +73,31 @@ class PreconditionFailed(NeutrinoError):
     type_name = "RevisionNumberConstraintFailed"
 
 
+class RequestTimeout(NeutrinoError):
+    """The request body did not arrive in time."""
+    code = 408
+    type_name = "HTTPRequestTimeout"
+
+
+class RequestTooLarge(NeutrinoError):
+    """Request is too large."""
+    code = 413
+    type_name = "HTTPRequestEntityTooLarge"
+
+
+class UnsupportedMediaType(NeutrinoError):
+    """The request body must be JSON (Content-Type: application/json)."""
+    code = 415
+    type_name = "HTTPUnsupportedMediaType"
+
+
 class ServiceUnavailable(NeutrinoError):
     code = 503
+
+
+class DeadlineExceeded(ServiceUnavailable):
+    """The request took longer than the server's per-request deadline; nothing of it was stored."""
+    type_name = "RequestDeadlineExceeded"
 
 
 class KernelError(NeutrinoError):
@@ -69,7 +111,7 @@ def not_found(kind: str, ident: str) -> NotFound:
              "FloatingIP": "Floating IP", "PortForwarding": "Port forwarding",
              "QosPolicy": "QoS policy", "AddressGroup": "Address group", "MeteringLabel": "Metering label",
              "MeteringLabelRule": "Metering label rule"}.get(kind, kind)
-    err = NotFound(f"{words} {ident} could not be found.")
+    err = NotFound(f"{words} {show(ident)} could not be found.")
     err.type_name = f"{kind}NotFound"
     return err
 

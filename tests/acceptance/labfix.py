@@ -61,11 +61,11 @@ class World:
         self.state_dir = state_dir
         self.lab = Lab(state_dir)
         self.up_output = up_output
-        self.demo, admin = connect(self.lab, "demo"), connect(self.lab, "admin")
+        self.demo, self.admin = connect(self.lab, "demo"), connect(self.lab, "admin")
         self.router = self.demo.network.find_router("router1", ignore_missing=False)
         self.private = self.demo.network.find_network("private", ignore_missing=False)
         self.vm_port = next(iter(self.demo.network.ports(name="vm1", device_owner="compute:nova")))
-        self.dhcp_port = next(iter(admin.network.ports(network_id=self.private.id, device_owner="network:dhcp")))
+        self.dhcp_port = next(iter(self.admin.network.ports(network_id=self.private.id, device_owner="network:dhcp")))
         self.fip = next(iter(self.demo.network.ips(port_id=self.vm_port.id))).floating_ip_address
 
     def run(self, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:

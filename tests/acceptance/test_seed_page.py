@@ -9,7 +9,7 @@ import re
 import pytest
 
 from neutrino import names
-from labfix import down_leaves_nothing, need, neutrino, running_lab
+from labfix import down_leaves_nothing, need, neutrino
 
 pytestmark = pytest.mark.kernel
 NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl")
@@ -18,8 +18,8 @@ need(NEEDED)
 
 
 @pytest.fixture(scope="module")
-def world(before):
-    yield from running_lab("nl-")
+def world(seed_world):
+    return seed_world
 
 
 def test_up_makes_vm1_reachable_and_says_how_long_it_took(world):

@@ -137,7 +137,7 @@ def test_no_role_on_project_is_401(client):
 
 def test_malformed_requests_are_400(client):
     assert client.post("/v3/auth/tokens", json={"nope": 1}).status_code == 400
-    assert client.post("/v3/auth/tokens", content=b"not json").json()["error"]["code"] == 400
+    assert client.post("/v3/auth/tokens", content=b"not json", headers={"Content-Type": "application/json"}).json()["error"]["code"] == 400
     admin = login(client, "admin")
     assert client.post("/v3/projects", headers=auth(admin), json={"project": {"name": ""}}).status_code == 400
 
@@ -399,3 +399,4 @@ def test_validate_external_against_a_live_keystone(live):
     dead.close()
     with pytest.raises(ServiceUnavailable):
         validate_external(Settings(external_keystone_url=url, service_token="x"), "another-token")
+

@@ -66,7 +66,7 @@ def test_bad_input_is_400_and_stores_nothing(client):
                  {"network": {"id": "abc"}}, {"network": {"status": "DOWN"}}, {"net": {}}, [], {"network": []},
                  {"network": {"mtu": "big"}}):
         err(client.post("/v2.0/networks", json=body), 400)
-    err(client.post("/v2.0/networks", content=b"{not json"), 400)
+    err(client.post("/v2.0/networks", content=b"{not json", headers={"Content-Type": "application/json"}), 400)
     assert client.get("/v2.0/networks").json()["networks"] == []
 
 

@@ -168,16 +168,6 @@ def test_subnet_create_and_delete_bump_network_revision(client):
     assert client.get(f"/v2.0/networks/{net['id']}").json()["network"]["revision_number"] > before
 
 
-def test_dns_assignment_per_fixed_ip(client):
-    net = mknet(client)
-    mksub(client, net["id"])
-    named, anonymous = mkport(client, net["id"], dns_name="web"), mkport(client, net["id"])
-    assert named["dns_assignment"] == [{"hostname": "web", "ip_address": named["fixed_ips"][0]["ip_address"],
-                                        "fqdn": "web.openstacklocal."}]
-    host = "host-" + anonymous["fixed_ips"][0]["ip_address"].replace(".", "-")
-    assert anonymous["dns_assignment"][0]["hostname"] == host
-
-
 def test_router_held_gateway_cannot_move(client):
     net = mknet(client)
     sub = mksub(client, net["id"])

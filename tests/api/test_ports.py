@@ -56,7 +56,7 @@ def test_pool_exhaustion_and_reuse(client):
 
 def test_concurrent_creates_get_distinct_addresses(live_server):
     import httpx
-    with httpx.Client(base_url=live_server) as c:
+    with httpx.Client(base_url=live_server, timeout=60) as c:
         net = c.post("/v2.0/networks", json={"network": {"name": "n"}}).json()["network"]
         c.post("/v2.0/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.0.0.0/24", "ip_version": 4}})
 

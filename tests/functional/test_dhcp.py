@@ -133,6 +133,49 @@ def test_changed_ip_is_renewed_with_one_reload(lab, one_net):
     assert guest_addresses(g) == {"10.0.0.50/24"}
 
 
+def _leased(lab, net) -> set[tuple[str, str]]:
+    return {(lease.mac or lease.iaid, lease.ip_address) for lease in dnsmasq.leases(_net_dir(lab, net))[0]}
+
+
+def _wait_leased(lab, net, want: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The leases file once it holds exactly want (dnsmasq rewrites it on each release), or as it is at 5 s."""
+    deadline = time.monotonic() + 5
+    while _leased(lab, net) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _leased(lab, net)
+
+
+def test_freed_address_goes_to_the_next_port(lab, one_net):
+    """Delete a port, give its address to a new port (new MAC): the new guest gets it at once, and the leases file
+    never keeps the deleted port (what dnsmasq says otherwise: "not using configured address ... leased to")."""
+    lab.sync(view_of(one_net))
+    old, keep = one_net["hosts"]
+    g_old, g_keep = lab.guest(old["mac_address"]), lab.guest(keep["mac_address"])
+    assert guest.dhcp_client(g_old) and guest.dhcp_client(g_keep)
+    assert _leased(lab, one_net) == {(old["mac_address"], "10.0.0.10"), (keep["mac_address"], "10.0.0.11")}
+
+    one_net["hosts"] = [keep]                               # the port is deleted ...
+    lab.sync(view_of(one_net))
+    assert _wait_leased(lab, one_net, {(keep["mac_address"], "10.0.0.11")}) == {(keep["mac_address"], "10.0.0.11")}
+    new = host(one_net["subnets"][0], "10.0.0.10")          # ... and its address goes to the next one
+    one_net["hosts"].append(new)
+    lab.sync(view_of(one_net))
+    g_new = lab.guest(new["mac_address"])
+    assert guest.dhcp_client(g_new, timeout=3)
+    assert guest_addresses(g_new) == {"10.0.0.10/24"}
+
+
+def test_changed_ip_releases_the_old_lease_even_after_an_agent_restart(lab, one_net):
+    lab.sync(view_of(one_net))
+    h = one_net["hosts"][0]
+    assert guest.dhcp_client(lab.guest(h["mac_address"]))
+    lab.driver = lab.new_driver()                           # the agent restarts while the address changes
+    h["ip_address"] = "10.0.0.60"
+    lab.sync(view_of(one_net))
+    assert _wait_leased(lab, one_net, set()) == set()
+    assert not lab.sync(view_of(one_net)).changed           # nothing left to release: a quiet sync again
+
+
 def test_dead_dnsmasq_is_restarted(lab, one_net):
     lab.sync(view_of(one_net))
     old = _pid(lab, one_net)

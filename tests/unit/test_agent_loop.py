@@ -205,6 +205,23 @@ def test_periodic_resync_runs_drivers_without_a_new_view():
     assert drivers["l2"].calls[1] - drivers["l2"].calls[0] == pytest.approx(agent.resync_interval)
 
 
+def test_reports_carry_the_agents_own_figures_for_metrics():
+    fw_changed = SyncResult(ports={"p1": True}, changed=True)
+    dhcp = SyncResult(ports={"p1": False}, started=["dnsmasq"], errors=1)
+    agent, server, drivers, log, clock = make_agent(firewall={"result": fw_changed}, dhcp={"result": dhcp},
+                                                    l3={"failures": 1})
+    # runs: the view (its changes are the view's), l3's retry, then the periodic resync (a change there is drift)
+    while len(drivers["firewall"].calls) < 3:
+        agent.step()
+    agent.report()
+    stats = server.reports[-1]["metrics"]
+    assert stats["syncs"]["firewall"] == 3 and stats["drift"] == {"firewall": 1}
+    assert stats["errors"] == {"l3": 1, "dhcp": 3}           # a failed run, and calls the driver survived
+    assert stats["daemon_starts"] == {"dnsmasq": 3}
+    assert stats["ports"] == {"up": 0, "down": 1}           # p1: the DHCP side said not in place
+    assert set(stats["sync_last_seconds"]) == {"dhcp", "l3", "l2", "firewall", "metadata"}
+
+
 def test_heartbeat_at_least_every_report_interval():
     agent, server, _, _, clock = make_agent()
     for _ in range(12):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from neutrino.agent.dhcp import addn_hosts_file, dnsmasq_argv, hosts_file, opts_file
+from neutrino.agent.dhcp import addn_hosts_file, dnsmasq_argv, hosts_file, opts_file, stale_leases
 from neutrino.lib import dnsmasq
 
 D = "/state/dhcp/net1"
@@ -131,3 +131,24 @@ def test_running_ignores_a_pid_file_naming_another_process(tmp_path):
     assert dnsmasq.running(str(tmp_path)) is None
     (tmp_path / "pid").write_text("999999999")
     assert dnsmasq.running(str(tmp_path)) is None
+
+
+def test_leases_file_and_the_stale_ones(tmp_path):
+    """dnsmasq's leases file (IPv4 by MAC, a DUID line, then IPv6 by IAID); stale: the host entry is gone or moved."""
+    (tmp_path / "leases").write_text(
+        "1700000000 fa:16:3e:00:00:0a 10.0.0.10 host-10-0-0-10 *\n"
+        "1700000000 FA:16:3E:00:00:0B 10.0.0.11 vm-b 01:fa:16:3e:00:00:0b\n"
+        "1700000000 fa:16:3e:00:00:0c 10.0.0.12 * *\n"
+        "duid 00:01:00:01:2c:00:00:01:fa:16:3e:00:00:02\n"
+        "1700000000 1234 fd00::a host-fd00--a 00:03:00:01:fa:16:3e:00:00:0a\n"
+        "1700000000 99 fd00::99 * 00:03:00:01:fa:16:3e:00:00:99\n")
+    leases, duid = dnsmasq.leases(str(tmp_path))
+    assert duid == "00:01:00:01:2c:00:00:01:fa:16:3e:00:00:02"
+    assert leases[1] == dnsmasq.Lease("10.0.0.11", mac="fa:16:3e:00:00:0b", client_id="01:fa:16:3e:00:00:0b")
+    assert leases[3] == dnsmasq.Lease("fd00::a", iaid="1234", client_id="00:03:00:01:fa:16:3e:00:00:0a")
+    s4, s6 = _subnet("s4", "10.0.0.0/24"), _subnet("s6", "fd00::/64", 6, ipv6_address_mode="dhcpv6-stateful")
+    net = _net([s4, s6], [_host("p1", "fa:16:3e:00:00:0a", "10.0.0.10", "s4"),
+                          _host("p2", "fa:16:3e:00:00:0b", "10.0.0.13", "s4"),      # its fixed IP changed
+                          _host("p1", "fa:16:3e:00:00:0a", "fd00:0::a", "s6")])      # written another way
+    assert [lease.ip_address for lease in stale_leases(net, leases)] == ["10.0.0.11", "10.0.0.12", "fd00::99"]
+    assert dnsmasq.leases(str(tmp_path / "none")) == ([], "")

@@ -1,4 +1,8 @@
 """Lab naming and settings: ids derived from the state dir keep labs apart and let `down` find only its own."""
+import os
+
+import pytest
+
 from neutrino.lab.paths import Lab, LabSettings
 
 
@@ -19,3 +23,23 @@ def test_settings_round_trip(tmp_path):
     assert lab.exists() and lab.load() == settings
     assert lab.url(settings) == "http://127.0.0.1:1234"
     assert lab.identity_url(settings) == "http://127.0.0.1:1235/v3"
+
+
+def test_state_dir_is_made_private_or_refused_with_the_reason(tmp_path):
+    from neutrino.config import StateDirError, ensure_state_dir
+    made = ensure_state_dir(str(tmp_path / "a" / "b"))
+    assert os.stat(made).st_mode & 0o777 == 0o700
+    (tmp_path / "file").write_text("")
+    for path, reason in ((tmp_path / "file", "exists and is not a directory"),
+                         (tmp_path / "file" / "x", "a parent of it is a file")):
+        with pytest.raises(StateDirError, match=reason):
+            ensure_state_dir(str(path))
+
+
+def test_instance_hostname_is_sanitized_as_nova_does():
+    from neutrino.instances.manager import hostname
+    assert hostname("vm1") == "vm1"
+    assert hostname("My_Web.Server 2") == "my-web-server-2"
+    assert hostname("-ü-x-") == "x"
+    assert hostname("___") == "server"
+    assert len(hostname("a" * 100)) == 63

@@ -5,8 +5,10 @@ OVS netdev datapath) sits in the namespace and whose `ns-<id>` end stays on the 
 dnsmasq answers only on the tap from static host entries (no dynamic pool) and serves DNS for the hosts' names.
 Config files live in `<state_dir>/dhcp/<network_id>/`. Host changes rewrite the files and cost one SIGHUP per network
 per sync; changed subnets change dnsmasq's command line and so restart it. Every sync also restarts a dnsmasq that
-died. The directories under `<state_dir>/dhcp/` are this agent's record of what it made, so networks leaving the view
-are removed even after an agent restart, and qdhcp- namespaces of other agents on the same machine are left alone.
+died, and releases (dhcp_release) each lease no host entry stands behind any more, so a freed address can go to the
+next port at once. The directories under `<state_dir>/dhcp/` are this agent's record of what it made, so networks
+leaving the view are removed even after an agent restart, and qdhcp- namespaces of other agents on the same machine
+are left alone.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import dnsmasq, ip
 from neutrino.lib import ethtool
-from neutrino.sync.schema import DhcpNetwork, Subnet, View
+from neutrino.sync.schema import DhcpHost, DhcpNetwork, Subnet, View
 
 LOG = logging.getLogger(__name__)
 
@@ -109,15 +111,28 @@ def _extra_opts(net: DhcpNetwork) -> dict[str, list[dict]]:
     return out
 
 
+def _leased_hosts(net: DhcpNetwork) -> list[tuple[DhcpHost, Subnet]]:
+    """The host entries dnsmasq hands addresses to (stateful DHCP subnets), each with its subnet."""
+    subnets = {s["id"]: s for s in _dhcp_subnets(net)}
+    return [(h, subnets[h["subnet_id"]]) for h in net["hosts"]
+            if h["subnet_id"] in subnets and _stateful(subnets[h["subnet_id"]])]
+
+
+def stale_leases(net: DhcpNetwork, leases: list[dnsmasq.Lease]) -> list[dnsmasq.Lease]:
+    """Leases no host entry stands behind any more (port gone, or its MAC or fixed IP changed): IPv4 by MAC and
+    address, IPv6 by address (a DHCPv6 lease names its client by DUID, not MAC)."""
+    v4 = {(h["mac_address"].lower(), h["ip_address"]) for h, s in _leased_hosts(net) if s["ip_version"] == 4}
+    v6 = {ipaddress.ip_address(h["ip_address"]) for h, s in _leased_hosts(net) if s["ip_version"] == 6}
+    return [lease for lease in leases
+            if (lease.iaid and ipaddress.ip_address(lease.ip_address) not in v6)
+            or (not lease.iaid and (lease.mac, lease.ip_address) not in v4)]
+
+
 def hosts_file(net: DhcpNetwork) -> str:
     """dhcp-hostsfile: `mac,fqdn,ip` (IPv6 in brackets), tagged `set:port-<id>` when the port has extra options."""
-    subnets = {s["id"]: s for s in _dhcp_subnets(net)}
     tagged = _extra_opts(net)
     lines = []
-    for h in net["hosts"]:
-        s = subnets.get(h["subnet_id"])
-        if s is None or not _stateful(s):
-            continue
+    for h, s in _leased_hosts(net):
         addr = h["ip_address"] if s["ip_version"] == 4 else f"[{h['ip_address']}]"
         line = f"{h['mac_address']},{_fqdn(h['hostname'], net.get('domain', ''))},{addr}"
         if h["port_id"] in tagged:
@@ -214,20 +229,24 @@ class DhcpDriver:
                 self._remove(network_id)
             except NeutrinoError as e:
                 LOG.error("removing dhcp for network %s failed (retried next sync): %s", network_id, e)
+                result.errors += 1
             result.changed = True
         for network_id, net in wanted.items():
             try:
-                changed, ready = self._sync_network(net)
+                changed, ready, started = self._sync_network(net)
             except NeutrinoError as e:
                 LOG.error("dhcp for network %s failed: %s", network_id, e)
                 result.ports[net["port_id"]] = False
+                result.errors += 1
                 continue
+            result.started.extend(["dnsmasq"] if started else [])
             result.changed |= changed
             result.ports[net["port_id"]] = True
             result.dhcp_ready.extend(ready)
         return result
 
-    def _sync_network(self, net: DhcpNetwork) -> tuple[bool, list[str]]:
+    def _sync_network(self, net: DhcpNetwork) -> tuple[bool, list[str], bool]:
+        """(changed, port ids with a live DHCP entry, whether dnsmasq was (re)started)."""
         ns = names.qdhcp(net["network_id"])
         net_dir = self._dir(net["network_id"])
         os.makedirs(net_dir, exist_ok=True)      # first: the directory is the record that this namespace is ours
@@ -242,8 +261,22 @@ class DhcpDriver:
             changed = True
         changed |= started
         self._loaded[net["network_id"]] = (pid, digest)
+        changed |= self._release_stale(net, ns, net_dir)
         subnet_ids = {s["id"] for s in _dhcp_subnets(net)}
-        return changed, sorted({h["port_id"] for h in net["hosts"] if h["subnet_id"] in subnet_ids})
+        return changed, sorted({h["port_id"] for h in net["hosts"] if h["subnet_id"] in subnet_ids}), started
+
+    def _release_stale(self, net: DhcpNetwork, ns: str, net_dir: str) -> bool:
+        """Release every lease of a host entry that is gone or changed, so its address can go to the next port
+        (dnsmasq refuses a configured address while another MAC holds its lease); True when any was released."""
+        leases, duid = dnsmasq.leases(net_dir)
+        stale = stale_leases(net, leases)
+        for lease in stale:
+            try:
+                dnsmasq.release(lease, net["ns_device"], duid, netns=ns)
+            except NeutrinoError as e:
+                LOG.warning("releasing lease %s on network %s failed (retried next sync): %s", lease.ip_address,
+                            net["network_id"], e)
+        return bool(stale)
 
     def _wire(self, net: DhcpNetwork, ns: str) -> bool:
         """The namespace and the DHCP port's veth, as the view has them; True when anything changed."""

@@ -37,6 +37,8 @@ class SyncResult:
     routers: dict[str, bool] = field(default_factory=dict)
     floatingips: dict[str, bool] = field(default_factory=dict)
     changed: bool = False                                     # anything written to the kernel
+    started: list[str] = field(default_factory=list)          # daemons (re)started by this run (metrics)
+    errors: int = 0                                           # failed kernel/daemon calls the driver survived
 
 
 class Driver(Protocol):

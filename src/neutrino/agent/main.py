@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from neutrino import names
 from neutrino.agent.driver import Driver, HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
+from neutrino.metrics.agent import AgentStats
 from neutrino.sync.client import Backoff, ProtocolError, SyncClient
 from neutrino.sync.schema import View
 
@@ -155,6 +156,7 @@ class Agent:
         self.digest: str | None = None      # content the drivers last ran on
         self.applied_revision = 0           # revision the current results reflect
         self.result = SyncResult()          # merged results of the last run
+        self.stats = AgentStats()           # what the agent counts about itself (relayed to /metrics)
         self.polling = False                # inside a long-poll (a signal may cut it short)
         now = clock()
         self.next_poll = now
@@ -277,7 +279,7 @@ class Agent:
         for slot in self.slots:
             if reason == "retry" and slot.failed and slot.retry_at > start:
                 continue
-            timings.append(self._run_slot(slot, view))
+            timings.append(self._run_slot(slot, view, reason))
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
         self.digest = self.view_digest
@@ -294,14 +296,15 @@ class Agent:
                 len(self.result.ports))
         return self.result
 
-    def _run_slot(self, slot: Slot, view: View) -> str:
+    def _run_slot(self, slot: Slot, view: View, reason: str) -> str:
         t0 = self.clock()
         try:
             if slot.role == "l2" and self.ovs_rundir:
                 from neutrino.lib import ovs as lib_ovs
-                lib_ovs.start_daemons(self.ovs_rundir)      # lab mode: our own OVS (kept when running)
+                self.stats.started(lib_ovs.start_daemons(self.ovs_rundir))   # lab mode: our own OVS (kept)
             slot.result = slot.driver.sync(view)
         except Exception as e:                              # noqa: BLE001 - one driver must not stop the others
+            self.stats.failed(slot.role)
             delay = slot.backoff.fail()
             slot.failed, slot.retry_at = True, self.clock() + delay
             slot.result = failure_result(slot.role, view)
@@ -314,6 +317,7 @@ class Agent:
         slot.failed = False
         slot.backoff.reset()
         ms = (self.clock() - t0) * 1000
+        self.stats.synced(slot.role, ms / 1000, reason, slot.result)
         return f"{slot.role} {ms:.0f} ms{' changed' if slot.result.changed else ''}"
 
     # --- reporting --------------------------------------------------------------------------------------------
@@ -322,7 +326,7 @@ class Agent:
         r = self.result
         return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
                 "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips),
-                "metering": self._metering()}
+                "metrics": self.stats.body(r.ports), "metering": self._metering()}
 
     def _metering(self) -> dict:
         """Metering counters read now from the drivers that keep them (the L3 driver): router -> label -> counts."""

@@ -34,7 +34,7 @@ def _action(adding: bool):
         def tx(s, ctx):
             addressgroups.change(s, ctx, addressgroups.get(s, ctx, gid), addresses, adding)
             return addressgroups.render(s, ctx, [addressgroups.get(s, ctx, gid)])[0]
-        return json_response({"address_group": write(request, tx)})
+        return json_response({"address_group": await write(request, tx)})
     return action
 
 

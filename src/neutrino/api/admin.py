@@ -13,6 +13,8 @@ from neutrino.errors import Forbidden, bad_request, not_found
 
 T_AGENT = m.Agent.__table__
 QUOTA_ATTRS = {k: Attr(convert=integer(-1)) for k in quotas.DEFAULTS}
+# python-openstackclient sends these with `quota set`: check_limit refuses a limit below current usage
+QUOTA_FLAGS = {"check_limit": Attr(convert=boolean), "force": Attr(convert=boolean)}
 AGENT_ATTRS = {"admin_state_up": Attr(convert=boolean), "description": Attr(convert=string(255))}
 
 
@@ -33,12 +35,12 @@ async def quota_list(request: Request):
     def tx(s):
         projects = quotas.projects_with_quotas(s) if ctx.is_admin else [ctx.project_id]
         return [{"project_id": p, "tenant_id": p, **quotas.limits(s, p)} for p in projects]
-    return json_response({"quotas": db.run(tx)})
+    return json_response({"quotas": await db.call(tx)})
 
 
 async def quota_show(request: Request, project_id: str):
     _quota_ctx(request, project_id)
-    return json_response({"quota": request.app.state.db.run(quotas.limits, project_id)})
+    return json_response({"quota": await request.app.state.db.call(quotas.limits, project_id)})
 
 
 async def quota_default(request: Request, project_id: str):
@@ -47,7 +49,7 @@ async def quota_default(request: Request, project_id: str):
 
 async def quota_details(request: Request, project_id: str):
     _quota_ctx(request, project_id)
-    return json_response({"quota": request.app.state.db.run(quotas.details, project_id)})
+    return json_response({"quota": await request.app.state.db.call(quotas.details, project_id)})
 
 
 async def quota_update(request: Request, project_id: str):
@@ -55,18 +57,22 @@ async def quota_update(request: Request, project_id: str):
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("quota"), dict):
         raise bad_request("Resource body required: expected 'quota'.")
-    values = validate_body(QUOTA_ATTRS, body["quota"], "quota", False, ctx)
+    values = validate_body({**QUOTA_ATTRS, **QUOTA_FLAGS}, body["quota"], "quota", False, ctx)
+    check = values.pop("check_limit", False)
+    values.pop("force", None)
     db = request.app.state.db
 
     def tx(s):
+        if check:
+            quotas.check_limits(s, project_id, values)
         quotas.update(s, project_id, values)
         return quotas.limits(s, project_id)
-    return json_response({"quota": db.run(tx)})
+    return json_response({"quota": await db.call(tx, write=True)})
 
 
 async def quota_delete(request: Request, project_id: str):
     _quota_ctx(request, project_id, write=True)
-    request.app.state.db.run(quotas.reset, project_id)
+    await request.app.state.db.call(quotas.reset, project_id, write=True)
     return Response(status_code=204)
 
 
@@ -89,7 +95,7 @@ async def agent_list(request: Request):
     def tx(s):
         return [_render_agent(r, app.settings.agent_down_time)
                 for r in s.execute(select(T_AGENT).order_by(T_AGENT.c.host, T_AGENT.c.agent_type))]
-    items = app.db.run(tx)
+    items = await app.db.call(tx)
     for key in ("host", "agent_type", "binary", "id"):
         if key in filters:
             items = [i for i in items if i[key] == filters[key]]
@@ -105,7 +111,7 @@ def _agent_row(s, ctx, agent_id):
 
 async def agent_show(request: Request, agent_id: str):
     app = request.app.state
-    row = app.db.run(_agent_row, request.state.ctx, agent_id)
+    row = await app.db.call(_agent_row, request.state.ctx, agent_id)
     return json_response({"agent": _render_agent(row, app.settings.agent_down_time)})
 
 
@@ -115,14 +121,14 @@ async def agent_update(request: Request, agent_id: str):
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("agent"), dict):
         raise bad_request("Resource body required: expected 'agent'.")
-    values = validate_body(AGENT_ATTRS, body["agent"], "agent", False, ctx)
+    values = validate_body(AGENT_ATTRS, body["agent"], "agent", False, ctx, request.app.state.settings)
     app = request.app.state
 
     def tx(s):
         _agent_row(s, ctx, agent_id)
         s.execute(update(T_AGENT).where(T_AGENT.c.id == agent_id).values(**values))
         return _agent_row(s, ctx, agent_id)
-    row = app.db.run(tx)
+    row = await app.db.call(tx, write=True)
     return json_response({"agent": _render_agent(row, app.settings.agent_down_time)})
 
 
@@ -133,7 +139,7 @@ async def agent_delete(request: Request, agent_id: str):
     def tx(s):
         _agent_row(s, ctx, agent_id)
         s.execute(delete(T_AGENT).where(T_AGENT.c.id == agent_id))
-    request.app.state.db.run(tx)
+    await request.app.state.db.call(tx, write=True)
     return Response(status_code=204)
 
 

@@ -10,14 +10,24 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability, meta, metering, networks,
-                          ports, qos, rbac, routers, secgroups)
+                          openapi, ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
-from neutrino.errors import NeutrinoError, NotFound
+from neutrino.api.middleware import RequestMiddleware
+from neutrino.errors import NeutrinoError, NotFound, show
 from neutrino.identity.routes import router as identity_router
+from neutrino.metrics.server import Metrics, MetricsMiddleware
+from neutrino.metrics.server import router as metrics_router
 from neutrino.sync.server import router as sync_router
+from neutrino.ui.routes import router as ui_router
 
 LOG = logging.getLogger(__name__)
-OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz")
+OPEN_PATHS = ("/", "/v2.0", "/v2.0/", "/v3", "/v3/", "/healthz", "/openapi.json", "/metrics", "/ui")
+OPEN_PREFIXES = ("/v3/", "/agent/", "/ui/static/")
+
+
+RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
+             rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES, qos.POLICY, addressgroups.ADDRESS_GROUP,
+             *metering.RESOURCES]
 
 
 class Notifier:
@@ -56,7 +66,7 @@ class AuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http":
             path = scope["path"]
-            if path not in OPEN_PATHS and not path.startswith(("/v3/", "/agent/")):
+            if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 try:
                     ctx = auth.authenticate(Headers(scope=scope), self.settings, self.db)
                 except NeutrinoError as e:
@@ -74,7 +84,11 @@ def create_app(settings, db) -> FastAPI:
     app.state.notifier = notifier
     app.state.notify = notifier.notify
 
+    app.state.metrics = Metrics(db)
+
     app.add_middleware(AuthMiddleware, settings=settings, db=db)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)     # outside auth: times refusals too
+    app.add_middleware(RequestMiddleware, settings=settings)      # added last: the outermost
 
     @app.exception_handler(NeutrinoError)
     async def _neutrino_error(_request, exc: NeutrinoError):
@@ -85,7 +99,7 @@ def create_app(settings, db) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException):
         if exc.status_code == 404:
-            err = NotFound(f"The resource could not be found: {request.url.path}")
+            err = NotFound(f"The resource could not be found: {show(request.url.path)}")
             err.type_name = "HTTPNotFound"
             return json_response(err.body(), 404)
         if exc.status_code == 405:
@@ -99,27 +113,20 @@ def create_app(settings, db) -> FastAPI:
         return json_response({"NeutronError": {"type": "HTTPBadRequest", "message": str(exc.errors()[:1]),
                                                "detail": ""}}, 400)
 
-    @app.exception_handler(Exception)
-    async def _crash(_request, exc: Exception):
-        LOG.exception("unexpected error", exc_info=exc)
-        return json_response({"NeutronError": {"type": "HTTPInternalServerError", "detail": "",
-                                               "message": "Request Failed: internal server error while processing "
-                                                          "your request."}}, 500)
-
     router = APIRouter()
     routers.add_routes(router)          # router actions before the routers collection's catch-all route
     qos.add_routes(router)              # QoS rules before the policies collection's
     addressgroups.add_routes(router)
-    for res in [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL, networks.ADDRESS_SCOPE,
-                rbac.RBAC_POLICY, *secgroups.RESOURCES, *routers.RESOURCES, qos.POLICY,
-                addressgroups.ADDRESS_GROUP, *metering.RESOURCES]:
-        Controller(res).routes(router)
+    for res in RESOURCES:
+        Controller(res, settings).routes(router)
     meta.add_routes(router)
+    openapi.add_routes(router)
     extensions.add_routes(router)
     ipavailability.add_routes(router)
     admin.add_routes(router)
-    app.include_router(router)
-    if settings.auth == "keystone":
-        app.include_router(identity_router)
-    app.include_router(sync_router)
+    mounted = [router, identity_router] if settings.auth == "keystone" else [router]
+    mounted += [sync_router, metrics_router, ui_router]
+    for r in mounted:
+        app.include_router(r)
+    app.state.metrics.learn(*mounted)
     return app

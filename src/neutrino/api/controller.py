@@ -24,6 +24,7 @@ from neutrino.core import common, scheduling
 from neutrino.errors import BadRequest, Forbidden, bad_request
 
 MAX_TAGS = 50
+MAX_DEPTH = 32          # nesting of a request body (Neutron's bodies need 4)
 
 
 @dataclass
@@ -39,6 +40,7 @@ class Resource:
     sql_filters: dict = field(default_factory=dict)   # API attr -> column or fn(values) -> clause, pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
+    render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -54,23 +56,38 @@ def json_response(data, status: int = 200) -> Response:
     return Response(content=body, status_code=status, media_type="application/json")
 
 
+def too_deep(value, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed body nests deeper than limit (iterative: a 1,000-deep body costs no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((x, depth + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return False
+
+
 async def read_json(request: Request):
     raw = await request.body()
     if not raw:
         raise bad_request("Request body is empty.")
     try:
-        return orjson.loads(raw)
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         raise BadRequest("Malformed request body") from None
+    if too_deep(body):
+        raise BadRequest(f"Malformed request body: nested deeper than {MAX_DEPTH} levels")
+    return body
 
 
-def list_response(request, plural: str, known: set[str], items_of):
+async def list_response(request, plural: str, known: set[str], items_of):
     """A list response for a collection outside the generic controller (sub-collections): items_of(session) gives
     every visible item; filters, sorting, paging and fields apply as on any collection."""
     app = request.app.state
     pairs = list(request.query_params.multi_items())
     q = listing.parse(pairs, known, app.settings.pagination_max_limit)
-    items = listing.apply_filters(app.db.run(items_of), q.filters)
+    items = listing.apply_filters(await app.db.call(items_of), q.filters)
     page = listing.sort_and_page(items, q)
     body = {plural: listing.select_fields(page, q.fields)}
     more = listing.links(str(request.url).split("?")[0], pairs, page, q)
@@ -84,9 +101,10 @@ def writer(ctx) -> None:
         raise Forbidden("This action is disallowed by policy for a reader.")
 
 
-def write(request: Request, fn: Callable, reschedule: bool = False):
-    """fn(session, ctx) in one transaction that also runs the scheduler (when writes may create DHCP/router work)
-    and bumps the global revision; then the agents are woken. Callers check `writer` before parsing the body."""
+async def write(request: Request, fn: Callable, reschedule: bool = False):
+    """fn(session, ctx) in one transaction (on the database's writer thread) that also runs the scheduler (when
+    writes may create DHCP/router work) and bumps the global revision; then the agents are woken. Callers check
+    `writer` before parsing the body."""
     app, ctx = request.app.state, request.state.ctx
 
     def tx(s):
@@ -96,14 +114,15 @@ def write(request: Request, fn: Callable, reschedule: bool = False):
         common.bump(s)
         return out
 
-    out = app.db.run(tx)
+    out = await app.db.call(tx, write=True)
     app.notify()
     return out
 
 
 class Controller:
-    def __init__(self, res: Resource):
+    def __init__(self, res: Resource, settings):
         self.res = res
+        self.render_kw = {name: getattr(settings, name) for name in res.render_settings}
 
     # --- helpers --------------------------------------------------------------------------------------------------
     def _one(self, s, ctx, rid):
@@ -111,7 +130,10 @@ class Controller:
 
     def _render_one(self, s, ctx, rid):
         row = self._one(s, ctx, rid)
-        return self.res.core.render(s, ctx, [row])[0]
+        return self._render(s, ctx, [row])[0]
+
+    def _render(self, s, ctx, rows) -> list[dict]:
+        return self.res.core.render(s, ctx, rows, **self.render_kw)
 
     def _list(self, s, ctx, q: listing.ListQuery):
         if self.res.before_list is not None:
@@ -135,7 +157,7 @@ class Controller:
             else:
                 rest[key] = vals
         rows = s.execute(stmt).all()
-        items = self.res.core.render(s, ctx, rows)
+        items = self._render(s, ctx, rows)
         return listing.apply_filters(items, rest)
 
     # --- handlers -------------------------------------------------------------------------------------------------
@@ -144,7 +166,7 @@ class Controller:
         ctx = request.state.ctx
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
-        items = app.db.run(self._list, ctx, q)
+        items = await app.db.call(self._list, ctx, q)
         page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
         links = listing.links(str(request.url).split("?")[0], pairs, page, q)
@@ -155,7 +177,7 @@ class Controller:
     async def show(self, request: Request, rid: str):
         ctx = request.state.ctx
         fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
-        item = request.app.state.db.run(self._render_one, ctx, rid)
+        item = await request.app.state.db.call(self._render_one, ctx, rid)
         return json_response({self.res.singular: listing.select_fields([item], fields)[0]})
 
     async def create(self, request: Request):
@@ -166,19 +188,19 @@ class Controller:
         res = self.res
         if isinstance(body, dict) and res.plural in body and isinstance(body[res.plural], list):
             items = [validate_body(res.attrs, i.get(res.singular, i) if isinstance(i, dict) else i, res.singular,
-                                   True, ctx) for i in body[res.plural]]
+                                   True, ctx, app.settings) for i in body[res.plural]]
             bulk = True
         elif isinstance(body, dict) and res.singular in body:
-            items = [validate_body(res.attrs, body[res.singular], res.singular, True, ctx)]
+            items = [validate_body(res.attrs, body[res.singular], res.singular, True, ctx, app.settings)]
             bulk = False
         else:
             raise bad_request(f"Resource body required: expected '{res.singular}' or '{res.plural}'.")
 
         def tx(s, ctx):
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
-            return res.core.render(s, ctx, [self._one(s, ctx, i) for i in ids])
+            return self._render(s, ctx, [self._one(s, ctx, i) for i in ids])
 
-        out = write(request, tx, res.reschedule)
+        out = await write(request, tx, res.reschedule)
         return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)
 
     async def update(self, request: Request, rid: str):
@@ -189,7 +211,7 @@ class Controller:
         res = self.res
         if not isinstance(body, dict) or res.singular not in body:
             raise bad_request(f"Resource body required: expected '{res.singular}'.")
-        data = validate_body(res.attrs, body[res.singular], res.singular, False, ctx)
+        data = validate_body(res.attrs, body[res.singular], res.singular, False, ctx, app.settings)
         if_match = request.headers.get("if-match")
 
         def tx(s, ctx):
@@ -198,7 +220,7 @@ class Controller:
             res.core.update(s, ctx, row, data, app.settings)
             return self._render_one(s, ctx, rid)
 
-        out = write(request, tx, res.reschedule)
+        out = await write(request, tx, res.reschedule)
         return json_response({res.singular: out})
 
     async def delete(self, request: Request, rid: str):
@@ -210,17 +232,17 @@ class Controller:
             common.check_if_match(row, if_match)
             self.res.delete(s, ctx, row)
 
-        write(request, tx, self.res.reschedule)
+        await write(request, tx, self.res.reschedule)
         return Response(status_code=204)
 
     # --- tags -----------------------------------------------------------------------------------------------------
-    def _tags_tx(self, request: Request, rid: str, change: Callable[[list[str]], list[str]] | None):
+    async def _tags_tx(self, request: Request, rid: str, change: Callable[[list[str]], list[str]] | None):
         """The resource's tags; with `change`, replaced by change(tags) in a write transaction."""
         if change is None:
             def read(s):
                 self._one(s, request.state.ctx, rid)            # 404 unless the caller sees the resource
                 return common.tags_of(s, [rid])[rid]
-            return request.app.state.db.run(read)
+            return await request.app.state.db.call(read)
         writer(request.state.ctx)
 
         def tx(s, ctx):
@@ -233,35 +255,35 @@ class Controller:
             common.touch(s, self.res.core.T, rid)
             return sorted(set(new))
 
-        return write(request, tx)
+        return await write(request, tx)
 
     @staticmethod
     def _tag(tag: str) -> str:
         return string(255)("tag", tag)
 
     async def tags_get(self, request: Request, rid: str):
-        return json_response({"tags": self._tags_tx(request, rid, None)})
+        return json_response({"tags": await self._tags_tx(request, rid, None)})
 
     async def tags_put(self, request: Request, rid: str):
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
             raise bad_request("Invalid input for tags. Reason: a list of tags is required.", "InvalidInput")
         new = [self._tag(t) for t in body["tags"]]
-        return json_response({"tags": self._tags_tx(request, rid, lambda _old: new)})
+        return json_response({"tags": await self._tags_tx(request, rid, lambda _old: new)})
 
     async def tags_post(self, request: Request, rid: str):
         body = await read_json(request)
         if not isinstance(body, dict) or not isinstance(body.get("tags"), list):
             raise bad_request("Invalid input for tags. Reason: a list of tags is required.", "InvalidInput")
         new = [self._tag(t) for t in body["tags"]]
-        return json_response({"tags": self._tags_tx(request, rid, lambda old: old + new)}, 201)
+        return json_response({"tags": await self._tags_tx(request, rid, lambda old: old + new)}, 201)
 
     async def tags_delete_all(self, request: Request, rid: str):
-        self._tags_tx(request, rid, lambda _old: [])
+        await self._tags_tx(request, rid, lambda _old: [])
         return Response(status_code=204)
 
     async def tag_check(self, request: Request, rid: str, tag: str):
-        if tag not in self._tags_tx(request, rid, None):
+        if tag not in await self._tags_tx(request, rid, None):
             from neutrino.errors import NotFound
             err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
             err.type_name = "TagNotFound"
@@ -270,7 +292,7 @@ class Controller:
 
     async def tag_put(self, request: Request, rid: str, tag: str):
         tag = self._tag(tag)
-        self._tags_tx(request, rid, lambda old: old + [tag])
+        await self._tags_tx(request, rid, lambda old: old + [tag])
         return Response(status_code=201)
 
     async def tag_delete(self, request: Request, rid: str, tag: str):
@@ -281,7 +303,7 @@ class Controller:
                 err.type_name = "TagNotFound"
                 raise err
             return [t for t in old if t != tag]
-        self._tags_tx(request, rid, change)
+        await self._tags_tx(request, rid, change)
         return Response(status_code=204)
 
     async def dispatch(self, request: Request):

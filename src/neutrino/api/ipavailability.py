@@ -20,7 +20,7 @@ async def list_availabilities(request: Request):
     pairs = list(request.query_params.multi_items())
     q = listing.parse(pairs, KNOWN, app.settings.pagination_max_limit)
     versions = q.filters.pop("ip_version", None)
-    items = app.db.run(ipavailability.availabilities, ctx, q.filters.pop("network_id", None))
+    items = await app.db.call(ipavailability.availabilities, ctx, q.filters.pop("network_id", None))
     if versions:
         items = [x for x in (_by_version(i, versions) for i in items) if x is not None]
     items = listing.apply_filters(items, q.filters)
@@ -34,7 +34,7 @@ async def list_availabilities(request: Request):
 async def show_availability(request: Request, network_id: str):
     app, ctx = request.app.state, request.state.ctx
     fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
-    items = app.db.run(ipavailability.availabilities, ctx, [network_id])
+    items = await app.db.call(ipavailability.availabilities, ctx, [network_id])
     if not items:
         raise not_found("Network", network_id)
     return json_response({"network_ip_availability": listing.select_fields(items, fields)[0]})

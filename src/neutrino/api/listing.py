@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from neutrino.api.attrs import as_int, show
 from neutrino.errors import bad_request
 
 TAG_FILTERS = {"tags", "tags-any", "not-tags", "not-tags-any"}
@@ -24,6 +25,8 @@ def parse(items: list[tuple[str, str]], known: set[str], max_limit: int = -1) ->
     q = ListQuery()
     keys, dirs = [], []
     for k, v in items:
+        if "\x00" in k or "\x00" in v:
+            raise bad_request("Invalid input for operation: NUL in the query string.", "InvalidInput")
         if k.endswith(".json"):
             k = k[:-5]
         if k == "fields":
@@ -32,17 +35,16 @@ def parse(items: list[tuple[str, str]], known: set[str], max_limit: int = -1) ->
             keys.append(v)
         elif k == "sort_dir":
             if v not in ("asc", "desc"):
-                raise bad_request(f"Invalid input for operation: sort_dir '{v}' must be 'asc' or 'desc'.",
+                raise bad_request(f"Invalid input for operation: sort_dir '{show(v)}' must be 'asc' or 'desc'.",
                                   "InvalidInput")
             dirs.append(v == "asc")
         elif k == "limit":
-            try:
-                q.limit = int(v)
-            except ValueError:
-                raise bad_request(f"Invalid input for operation: limit '{v}' is not an integer.",
-                                  "InvalidInput") from None
+            q.limit = as_int(v)
+            if q.limit is None:
+                raise bad_request(f"Invalid input for operation: limit '{show(v)}' is not an integer.",
+                                  "InvalidInput")
             if q.limit < 0:
-                raise bad_request(f"Limit must be an integer 0 or greater and not '{v}'", "InvalidInput")
+                raise bad_request(f"Limit must be an integer 0 or greater and not '{show(v)}'", "InvalidInput")
         elif k == "marker":
             q.marker = v
         elif k == "page_reverse":
@@ -50,13 +52,13 @@ def parse(items: list[tuple[str, str]], known: set[str], max_limit: int = -1) ->
         else:
             base = k.split(".")[0]
             if k not in TAG_FILTERS and base not in known:
-                raise bad_request(f"[{k}] is invalid attribute for filtering", "HTTPBadRequest")
+                raise bad_request(f"[{show(k)}] is invalid attribute for filtering", "HTTPBadRequest")
             q.filters.setdefault(k, []).append(v)
     if dirs and len(dirs) != len(keys):
         raise bad_request("The number of sort_keys and sort_dirs must be same", "InvalidInput")
     for i, key in enumerate(keys):
         if key not in known:
-            raise bad_request(f"{key} is an invalid attribute for sort_keys", "HTTPBadRequest")
+            raise bad_request(f"{show(key)} is an invalid attribute for sort_keys", "HTTPBadRequest")
         q.sorts.append((key, dirs[i] if dirs else True))
     if q.limit == 0:
         q.limit = None

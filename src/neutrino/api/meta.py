@@ -14,7 +14,20 @@ def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
+def on_identity_port(request: Request) -> bool:
+    settings = request.app.state.settings
+    server = request.scope.get("server") or (None, None)
+    return settings.auth == "keystone" and settings.identity_port != settings.port and \
+        server[1] == settings.identity_port
+
+
 async def versions(request: Request):
+    """The Networking API's versions; on the identity port, Keystone's version discovery (300 Multiple Choices),
+    so an auth_url without /v3 (DevStack's clouds.yaml) finds v3."""
+    if on_identity_port(request):
+        from neutrino.identity.discovery import version
+        v3 = version(request)["version"]
+        return json_response({"versions": {"values": [v3]}}, 300)
     return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",
                                         "links": [{"href": f"{_base(request)}/v2.0/", "rel": "self"}]}]})
 

@@ -6,8 +6,8 @@ from fastapi.responses import Response
 from starlette.routing import Route
 
 from neutrino.api import listing
-from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, integer, one_of, string,
-                                validate_body)
+from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, int_choice, integer, one_of,
+                                string, validate_body)
 from neutrino.api.controller import Resource, json_response, list_response, read_json, write, writer
 from neutrino.core import qos
 from neutrino.errors import Forbidden, bad_request, not_found
@@ -25,7 +25,7 @@ RULE_ATTRS = {
     "bandwidth_limit": {"max_kbps": Attr(default=REQUIRED, convert=_kbps),
                         "max_burst_kbps": Attr(convert=_kbps), "direction": Attr(convert=_direction)},
     "dscp_marking": {"dscp_mark": Attr(default=REQUIRED,
-                                       convert=lambda n, v: one_of(*qos.VALID_DSCP_MARKS)(n, integer()(n, v)))},
+                                       convert=int_choice(*qos.VALID_DSCP_MARKS))},
     "minimum_bandwidth": {"min_kbps": Attr(default=REQUIRED, convert=_kbps), "direction": Attr(convert=_direction)},
 }
 
@@ -41,14 +41,14 @@ async def list_rules(request: Request, rule_type: str, pid: str):
     ctx = request.state.ctx
     collection = qos.RULE_TYPES[rule_type][0]
     known = {"id", *qos.RULE_TYPES[rule_type][1]}
-    return list_response(request, collection, known, lambda s: [
+    return await list_response(request, collection, known, lambda s: [
         qos.rule_dict(r, with_policy=False) for r in qos.list_rules(s, qos.get(s, ctx, pid), rule_type)])
 
 
 async def show_rule(request: Request, rule_type: str, pid: str, rid: str):
     ctx = request.state.ctx
     fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
-    item = request.app.state.db.run(
+    item = await request.app.state.db.call(
         lambda s: qos.rule_dict(qos.get_rule(s, qos.get(s, ctx, pid), rule_type, rid), with_policy=False))
     return json_response({f"{rule_type}_rule": listing.select_fields([item], fields)[0]})
 
@@ -61,7 +61,7 @@ async def create_rule(request: Request, rule_type: str, pid: str):
         policy = qos.get(s, ctx, pid)
         return qos.rule_dict(qos.get_rule(s, policy, rule_type, qos.create_rule(s, ctx, policy, rule_type, data)),
                              with_policy=False)
-    return json_response({f"{rule_type}_rule": write(request, tx)}, 201)
+    return json_response({f"{rule_type}_rule": await write(request, tx)}, 201)
 
 
 async def update_rule(request: Request, rule_type: str, pid: str, rid: str):
@@ -72,7 +72,7 @@ async def update_rule(request: Request, rule_type: str, pid: str, rid: str):
         policy = qos.get(s, ctx, pid)
         qos.update_rule(s, ctx, policy, qos.get_rule(s, policy, rule_type, rid), data)
         return qos.rule_dict(qos.get_rule(s, policy, rule_type, rid), with_policy=False)
-    return json_response({f"{rule_type}_rule": write(request, tx)})
+    return json_response({f"{rule_type}_rule": await write(request, tx)})
 
 
 async def delete_rule(request: Request, rule_type: str, pid: str, rid: str):
@@ -81,12 +81,12 @@ async def delete_rule(request: Request, rule_type: str, pid: str, rid: str):
     def tx(s, ctx):
         policy = qos.get(s, ctx, pid)
         qos.delete_rule(s, ctx, policy, qos.get_rule(s, policy, rule_type, rid))
-    write(request, tx)
+    await write(request, tx)
     return Response(status_code=204)
 
 
 async def list_rule_types(request: Request):
-    return list_response(request, "rule_types", {"type", "all_supported", "all_rules"},
+    return await list_response(request, "rule_types", {"type", "all_supported", "all_rules"},
                          lambda _s: [{"type": t} for t in qos.RULE_TYPES])
 
 

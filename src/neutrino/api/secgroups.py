@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import ipaddress
 
-from neutrino.api.attrs import PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, boolean, nullable, one_of, string, uuid_str
+from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, as_int, boolean, nullable, one_of, show,
+                                string, typed, uuid_str)
 from neutrino.api.controller import Resource
 from neutrino.core import secgroups
 from neutrino.errors import bad_request, conflict
 
 
+@typed({"type": "string", "maxLength": 255})
 def group_name(name, v):
     """Any name but `default` (the project's own default group is made by the service)."""
     v = string(255)(name, v)
@@ -17,47 +19,53 @@ def group_name(name, v):
     return v
 
 
+@typed({"anyOf": [{"type": "string", "maxLength": 16}, {"type": "integer", "minimum": 0, "maximum": 255},
+                  {"type": "null"}]})
 def protocol(name, v):
     """A protocol name (lower-cased) or a number 0-255 kept as a string; None or 'any' means every protocol."""
     if v is None or (isinstance(v, str) and v.lower() == "any"):
         return None
-    if isinstance(v, int) and not isinstance(v, bool) or isinstance(v, str) and v.strip().isdigit():
-        if 0 <= int(v) <= 255:
-            return str(int(v))
+    number = as_int(v)
+    if number is not None:
+        if 0 <= number <= 255:
+            return str(number)
     elif isinstance(v, str) and v.lower() in secgroups.PROTOCOLS:
         return v.lower()
     names = [None, *secgroups.PROTOCOLS]
-    raise bad_request(f"Security group rule protocol {v} not supported. Only protocol values {names} and integer "
-                      "representations [0 to 255] are supported.", "SecurityGroupRuleInvalidProtocol")
+    raise bad_request(f"Security group rule protocol {show(v)} not supported. Only protocol values {names} and "
+                      "integer representations [0 to 255] are supported.", "SecurityGroupRuleInvalidProtocol")
 
 
+@typed({"anyOf": [{"type": "integer", "minimum": 0, "maximum": 65535}, {"type": "null"}]})
 def port(name, v):
     if v is None:
         return None
-    if isinstance(v, int) and not isinstance(v, bool) or isinstance(v, str) and v.strip().isdigit():
-        if 0 <= int(v) <= 65535:
-            return int(v)
-    raise bad_request(f"Invalid value for port {v}", "SecurityGroupInvalidPortValue")
+    number = as_int(v)
+    if number is not None and 0 <= number <= 65535:
+        return number
+    raise bad_request(f"Invalid value for port {show(v)}", "SecurityGroupInvalidPortValue")
 
 
+@typed({"enum": list(secgroups.ETHERTYPES)})
 def ethertype(name, v):
     for e in secgroups.ETHERTYPES:
         if isinstance(v, str) and v.lower() == e.lower():
             return e
-    raise bad_request(f"Security group rule for ethertype '{v}' not supported. Allowed values are "
+    raise bad_request(f"Security group rule for ethertype '{show(v)}' not supported. Allowed values are "
                       f"{list(secgroups.ETHERTYPES)}.", "SecurityGroupRuleInvalidEtherType")
 
 
+@typed({"anyOf": [{"type": "string", "maxLength": 64}, {"type": "null"}]})
 def ip_prefix(name, v):
     """An address or CIDR, stored as its network (10.0.0.5 -> 10.0.0.5/32, 10.0.0.5/24 -> 10.0.0.0/24)."""
     if v is None or v == "":
         return None
     try:
-        if not isinstance(v, str):
+        if not isinstance(v, str) or len(v) > 64:
             raise ValueError
         return str(ipaddress.ip_network(v.strip(), strict=False))
     except ValueError:
-        raise bad_request(f"Invalid CIDR {v} given as IP prefix.", "InvalidCIDR") from None
+        raise bad_request(f"Invalid CIDR {show(v)} given as IP prefix.", "InvalidCIDR") from None
 
 
 SECURITY_GROUP = Resource("security_group", "security-groups", secgroups, delete=secgroups.delete_group, attrs={

@@ -8,6 +8,7 @@ import typer
 
 from neutrino.agent import config as agent_config
 from neutrino.agent.main import Agent, install_signal_handlers
+from neutrino.config import StateDirError, ensure_state_dir
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -35,7 +36,8 @@ def agent(
         cfg = agent_config.load(config, host=host, server=server, token=token, l2=l2, firewall=firewall,
                                 roles=roles, state_dir=state_dir, bridge_mappings=bridge_mapping or None,
                                 tunnel_ip=tunnel_ip, ovs_rundir=ovs_rundir)
-    except (agent_config.AgentConfigError, OSError) as e:
+        cfg.state_dir = ensure_state_dir(cfg.state_dir)
+    except (agent_config.AgentConfigError, StateDirError, OSError) as e:
         typer.echo(f"neutrino agent: {e}", err=True)
         raise typer.Exit(2) from e
     agent_ = Agent(cfg.host_config(), cfg.l2, cfg.firewall, cfg.roles, ovs_rundir=cfg.ovs_rundir,

@@ -4,14 +4,22 @@ from __future__ import annotations
 import json
 
 import typer
-from rich.console import Console
+from neutrino.cli.console import make_console
 from rich.table import Table
 
 from neutrino.cli.lab import STATE_DIR
 from neutrino.errors import NeutrinoError
+from neutrino.lab.clouds import DEFAULT_CLOUD
 from neutrino.lab.paths import Lab
 
-console = Console(highlight=False)
+console = make_console()
+OS_CLOUD = typer.Option(None, "--os-cloud", envvar="OS_CLOUD", show_default=False,
+                        help=f"cloud of the lab's clouds.yaml to act in (default {DEFAULT_CLOUD}), as with openstack")
+
+
+def _clouds(lab: Lab, cloud: str | None):
+    from neutrino.instances import manager
+    return _run(manager.Clouds.of, lab, cloud or DEFAULT_CLOUD)
 
 
 def _run(fn, *args, **kw):
@@ -48,7 +56,7 @@ def register(app: typer.Typer) -> None:
                host: str = typer.Option("host1", help="emulated host to bind to"),
                user_data: typer.FileText = typer.Option(None, "--user-data", help="file served as user data"),
                key: list[str] = typer.Option(None, "--key", help="NAME=PUBLIC_KEY_FILE served as a public key"),
-               state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
+               state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD, as_json: bool = typer.Option(False, "--json")):
         """Create (or complete) an instance: port bound to HOST, guest namespace, DHCP, tcp/22 service; its
         metadata (hostname, keys, user data) is served at 169.254.169.254."""
         from neutrino.instances import manager
@@ -59,16 +67,19 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter(f"--key {item}: expected NAME=PUBLIC_KEY_FILE")
             with open(path) as f:
                 keys[kname] = f.read().strip()
-        summary = _run(manager.create, Lab(state_dir), name, network, security_groups=security_group or [],
-                       floating_ip=floating_ip, host=host, user_data=user_data.read() if user_data else "",
+        lab = Lab(state_dir)
+        summary = _run(manager.create, lab, name, network, security_groups=security_group or [],
+                       floating_ip=floating_ip, host=host, clouds=_clouds(lab, os_cloud),
+                       user_data=user_data.read() if user_data else "",
                        public_keys=keys, progress=lambda m: None if as_json else console.print(m))
         _print(summary, as_json)
 
     @group.command("list")
-    def list_(state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
-        """Instances of the lab (ports owned by compute:nova) with their guests."""
+    def list_(state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD, as_json: bool = typer.Option(False, "--json")):
+        """Instances of the project (ports owned by compute:nova) with their guests."""
         from neutrino.instances import manager
-        items = _run(manager.list_all, Lab(state_dir))
+        lab = Lab(state_dir)
+        items = _run(manager.list_all, lab, _clouds(lab, os_cloud))
         if as_json:
             console.print_json(json.dumps(items))
             return
@@ -79,26 +90,42 @@ def register(app: typer.Typer) -> None:
         console.print(table)
 
     @group.command("show")
-    def show(name: str, state_dir: str = STATE_DIR, as_json: bool = typer.Option(False, "--json")):
+    def show(name: str, state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD,
+             as_json: bool = typer.Option(False, "--json")):
         """One instance: API view and guest state."""
         from neutrino.instances import manager
-        _print(_run(manager.summary, Lab(state_dir), name), as_json)
+        lab = Lab(state_dir)
+        _print(_run(manager.summary, lab, name, _clouds(lab, os_cloud)), as_json)
 
     @group.command("delete")
-    def delete(name: str, state_dir: str = STATE_DIR):
+    def delete(name: str, state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):
         """Remove the instance's floating IPs, port and guest."""
         from neutrino.instances import manager
-        _run(manager.delete, Lab(state_dir), name)
+        lab = Lab(state_dir)
+        _run(manager.delete, lab, name, _clouds(lab, os_cloud))
         console.print(f"instance {name} deleted")
+
+    @group.command("renew")
+    def renew(name: str, state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):
+        """Make the guest renew its DHCP lease now, as `dhclient` or a reboot would in a VM: after a change of its
+        port's fixed IP it gets the new address."""
+        from neutrino.instances import guest, manager
+        lab = Lab(state_dir)
+        _run(manager.summary, lab, name, _clouds(lab, os_cloud))
+        console.print(f"{name} is {_run(guest.renew, lab, name)}")
 
     @group.command("exec", context_settings={"ignore_unknown_options": True})
     def exec_(name: str, command: list[str] = typer.Argument(..., help="command to run inside the guest"),
-              state_dir: str = STATE_DIR):
-        """Run a command inside the instance's guest namespace."""
+              state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):
+        """Run a command inside the instance's guest (its resolv.conf, busybox tools on PATH). With --os-cloud or
+        OS_CLOUD, only an instance that cloud's project can see."""
+        from neutrino.instances import guest, manager
         from neutrino.lib import ip, proc
-        lab = Lab(state_dir)
+        lab = _run(Lab(state_dir).require)
+        if os_cloud:
+            _run(manager.summary, lab, name, _clouds(lab, os_cloud))
         ns = lab.guest_ns(name)
         if not ip.netns_exists(ns):
             console.print(f"[red]no guest for instance {name}[/red] in lab {lab.id}")
             raise typer.Exit(1)
-        proc.exec_in(list(command), netns=ns)
+        proc.exec_in(list(command), netns=ns, env=guest.exec_env(lab))

@@ -1,10 +1,11 @@
-"""`neutrino up | down | status | shell`: the lab of emulated hosts that makes the seed page true on one machine."""
+"""`neutrino up | down | restart | status | shell`: the lab of emulated hosts that makes the seed page true on one
+machine."""
 from __future__ import annotations
 
 import sys
 
 import typer
-from rich.console import Console
+from neutrino.cli.console import make_console
 from rich.table import Table
 
 from neutrino import names
@@ -12,7 +13,7 @@ from neutrino.errors import NeutrinoError
 from neutrino.lab import processes
 from neutrino.lab.paths import Lab
 
-console = Console(highlight=False)
+console = make_console()
 
 STATE_DIR = typer.Option(None, "--state-dir", envvar="NEUTRINO_STATE_DIR",
                          help="the lab's state directory (default /var/lib/neutrino)")
@@ -60,6 +61,11 @@ def _l2_and_firewall_commands(settings, port_id: str) -> list[str]:
     return l2 + ["  nft list table inet neutrino"]
 
 
+def _page_link(lab: Lab, settings) -> str:
+    from neutrino.lab.clouds import page_link
+    return page_link(lab, settings)
+
+
 def _fail(e: Exception) -> None:
     console.print(f"[red]error:[/red] {e}")
     raise typer.Exit(1)
@@ -91,7 +97,8 @@ def register(app: typer.Typer) -> None:
         console.print(f"\n[{'green' if ok else 'red'}]vm1 {'reachable' if ok else 'NOT reachable'} on its floating "
                       f"IP {result.vm['floating_ips'][0]} after {result.seconds:.1f} s[/]")
         console.print(f"Lab {lab.id}: server {lab.url(result.settings)} (identity "
-                      f"{lab.identity_url(result.settings)}), state in {lab.state_dir}\n")
+                      f"{lab.identity_url(result.settings)}), state in {lab.state_dir}")
+        console.print(f"Topology page (signed in to the demo project): {_page_link(lab, result.settings)}\n", soft_wrap=True)
         console.print(look_around(lab, result))
         if not ok:
             raise typer.Exit(1)
@@ -109,6 +116,17 @@ def register(app: typer.Typer) -> None:
         console.print(f"lab {lab.id} is down")
 
     @app.command()
+    def restart(component: str = typer.Argument("all", help="server | agent | all"),
+                host: str = typer.Option(None, "--host", help="only this emulated host's agent (default: every host)"),
+                state_dir: str = STATE_DIR):
+        """Restart one component of the running lab in place (same ports, state and kernel objects)."""
+        from neutrino.lab import lifecycle
+        try:
+            lifecycle.restart(Lab(state_dir), component, host, say=console.print)
+        except (NeutrinoError, OSError) as e:
+            _fail(e)
+
+    @app.command()
     def status(state_dir: str = STATE_DIR):
         """Server, agents and resources of the lab at a glance."""
         lab = Lab(state_dir)
@@ -124,6 +142,7 @@ def register(app: typer.Typer) -> None:
                                      if pid else "[red]not running[/red]"))
         if not answering:
             raise typer.Exit(1)
+        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings)}", soft_wrap=True)
         from neutrino.instances import manager
         clouds = manager.Clouds.of(lab)
         agents = Table("host", "agent", "alive", "agent pid", title="agents")

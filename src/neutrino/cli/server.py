@@ -19,7 +19,6 @@ def build(settings):
     from neutrino.api.app import create_app
     from neutrino.db.engine import Database
 
-    os.makedirs(settings.state_dir, exist_ok=True)
     db = Database(settings.database_url())
     db.setup()
     generated = None
@@ -44,16 +43,14 @@ def _token_file(settings) -> str:
 
 
 async def _serve(app, settings) -> None:
-    servers = [uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.port, log_level="warning",
-                                             access_log=False))]
+    from neutrino.api.serving import uvicorn_config
+    servers = [uvicorn.Server(uvicorn_config(app, settings, host=settings.bind, port=settings.port))]
     if settings.auth == "keystone" and settings.identity_port and settings.identity_port != settings.port:
-        servers.append(uvicorn.Server(uvicorn.Config(app, host=settings.bind, port=settings.identity_port,
-                                                     log_level="warning", access_log=False)))
+        servers.append(uvicorn.Server(uvicorn_config(app, settings, host=settings.bind, port=settings.identity_port)))
     if settings.unix_socket:
         if os.path.exists(settings.unix_socket):
             os.unlink(settings.unix_socket)
-        servers.append(uvicorn.Server(uvicorn.Config(app, uds=settings.unix_socket, log_level="warning",
-                                                     access_log=False)))
+        servers.append(uvicorn.Server(uvicorn_config(app, settings, uds=settings.unix_socket)))
     await asyncio.gather(*(s.serve() for s in servers))
 
 
@@ -69,14 +66,34 @@ def register(app: typer.Typer) -> None:
                admin_token: str = typer.Option(None, help="static token accepted as admin"),
                unix_socket: str = typer.Option(None, help="also serve on this Unix socket (agents)"),
                agent_token: str = typer.Option(None, help="token agents present (default: generated, in state dir)"),
-               log_level: str = typer.Option("info")):
+               public_url: str = typer.Option(None, help="Networking endpoint the catalog publishes "
+                                                         "[env NEUTRINO_PUBLIC_URL]"),
+               identity_public_url: str = typer.Option(None, help="Identity endpoint the catalog publishes, ending "
+                                                                  "in /v3 [env NEUTRINO_IDENTITY_PUBLIC_URL]"),
+               dns_domain: str = typer.Option(None, "--dns-domain",
+                                              help="domain of ports' DNS names (default openstacklocal.: "
+                                                   "dns_name unused, as in Neutron)"),
+               log_level: str = typer.Option("info"),
+               log_format: str = typer.Option(None, help="text | json (one object per line) "
+                                                         "[env NEUTRINO_LOG_FORMAT]")):
         """Run the neutrino server."""
-        logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        from neutrino.api.serving import setup_logging
         settings = config.load(config_file, state_dir=state_dir, bind=bind, port=port, identity_port=identity_port,
                                db_url=db, auth=auth, admin_token=admin_token, unix_socket=unix_socket,
-                               agent_token=agent_token)
+                               agent_token=agent_token, public_url=public_url,
+                               identity_public_url=identity_public_url, log_format=log_format,
+                               dns_domain=dns_domain)
+        try:
+            setup_logging(log_level, settings.log_format)
+        except ValueError as e:
+            raise typer.BadParameter(str(e)) from None
         if settings.auth not in ("keystone", "noauth", "external"):
             raise typer.BadParameter("--auth must be keystone, noauth or external")
+        try:
+            settings.state_dir = config.ensure_state_dir(settings.state_dir)
+        except config.StateDirError as e:
+            typer.echo(f"neutrino server: {e}", err=True)
+            raise typer.Exit(2) from e
         token_path = _token_file(settings)
         application, generated = build(settings)
         if generated:

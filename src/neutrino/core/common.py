@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, insert, select, update
 
 from neutrino.context import Context
 from neutrino.db import models as m
-from neutrino.errors import Forbidden, PreconditionFailed, not_found
+from neutrino.errors import Forbidden, PreconditionFailed, bad_request, not_found
 
 T_META = m.Meta.__table__
 T_TAGS = m.Tag.__table__
@@ -67,8 +67,10 @@ def check_if_match(row, if_match: str | None) -> None:
     """If-Match: revision_number=N (or just N) must equal the row's revision, else 412."""
     if not if_match:
         return
-    want = if_match.split("=", 1)[-1].strip().strip('"')
-    if not want.isdigit() or int(want) != row.revision_number:
+    want = if_match.removeprefix("revision_number=").strip().strip('"')
+    if not (want.isascii() and want.isdigit() and len(want) <= 19):
+        raise bad_request("If-Match header is only supported in the form revision_number=<integer>.")
+    if int(want) != row.revision_number:
         raise PreconditionFailed(f"Constrained to {want}, but current revision is {row.revision_number}")
 
 

@@ -116,3 +116,22 @@ def eui64(prefix: str, mac: str) -> str:
     b[0] ^= 0x02
     iid = bytes(b[:3]) + b"\xff\xfe" + bytes(b[3:])
     return str(ipaddress.ip_address(int(net.network_address) | int.from_bytes(iid, "big")))
+
+
+def first_free_subnet(prefix: Net, plen: int, taken: Iterable[Net]) -> Net | None:
+    """The lowest /plen inside prefix that overlaps nothing taken: one pass over the taken blocks in address order
+    (never an enumeration of candidates, which is exponential in plen - prefix length)."""
+    if plen < prefix.prefixlen or plen > prefix.max_prefixlen:
+        return None
+    size = 1 << (prefix.max_prefixlen - plen)
+    cur, end = int(prefix.network_address), int(prefix.broadcast_address)
+    blocks = sorted((int(t.network_address), int(t.broadcast_address)) for t in taken
+                    if t.version == prefix.version and t.overlaps(prefix))
+    for first, last in blocks:
+        if cur + size - 1 < first:
+            break
+        if last >= cur:
+            cur = (last + size) // size * size
+    if cur + size - 1 > end:
+        return None
+    return ipaddress.ip_network((cur, plen))

@@ -101,7 +101,8 @@ def update(s, ctx: Context, fip, row, data: dict) -> None:
     if "internal_port_id" in data or "internal_ip_address" in data:
         _router(s, ctx, fip, merged)
     _unique(s, fip, merged, exclude=row.id)
-    s.execute(sql_update(T).where(T.c.id == row.id).values(**data))
+    if data:
+        s.execute(sql_update(T).where(T.c.id == row.id).values(**data))
     common.touch(s, T_FIP, fip.id)
 
 

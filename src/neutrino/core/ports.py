@@ -6,9 +6,8 @@ import random
 
 from sqlalchemy import delete, insert, select
 
-from neutrino.config import Settings
 from neutrino.context import Context
-from neutrino.core import binding, common, ipam, networks, qos, quotas
+from neutrino.core import binding, common, dns, ipam, networks, qos, quotas
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -17,7 +16,9 @@ T_IP = m.IPAllocation.__table__
 T_SUB = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_SG = m.PortSecurityGroup.__table__
-DNS_DOMAIN = Settings.dns_domain      # Neutron's dns_domain: the API shows the configured default
+T_ROUTER = m.Router.__table__
+ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
+                           "network:ha_router_replicated_interface")
 PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
                     "network:router_interface_distributed", "network:ha_router_replicated_interface")
 
@@ -89,15 +90,14 @@ def _ip_in_use(s, subnet_id: str, ip: str) -> bool:
 
 
 def _subnets(s, net_id: str) -> list:
-    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)).all()
+    """The network's subnets, locked until commit (PostgreSQL; SQLite has one writer anyway): concurrent
+    allocations on one network take turns instead of all choosing the same lowest free address."""
+    return s.execute(select(T_SUB).where(T_SUB.c.network_id == net_id).order_by(T_SUB.c.created_at, T_SUB.c.id)
+                     .with_for_update()).all()
 
 
 def _auto_v6(sub) -> bool:
     return sub.ip_version == 6 and sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
-
-
-ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
-                           "network:ha_router_replicated_interface")
 
 
 def _first_free(s, subnets: list, net_id: str) -> dict | None:
@@ -190,13 +190,14 @@ def _store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
 # --- security groups, address pairs -------------------------------------------------------------------------------
 
 def _pairs(pairs: list[dict], mac: str) -> list[dict]:
-    out = []
+    out = {}
     for p in pairs:
         entry = {"ip_address": p["ip_address"], "mac_address": p.get("mac_address") or mac}
-        if entry in out:
+        key = (entry["ip_address"], entry["mac_address"])
+        if key in out:
             raise bad_request("Invalid input for operation: duplicate address pair.", "DuplicateAddressPairInRequest")
-        out.append(entry)
-    return out
+        out[key] = entry
+    return list(out.values())
 
 
 def _set_groups(s, port_id: str, sg_ids: list[str], new: bool = False) -> None:
@@ -237,12 +238,31 @@ def _check_net_owner_attrs(ctx: Context, net, data: dict, action: str) -> None:
         raise Forbidden(f"(rule:{action}:{names[0]}) is disallowed by policy")
 
 
+def check_device(s, ctx: Context, net_project: str, owner: str, device_id: str, project_id: str,
+                 action: str) -> None:
+    """Neutron's policy and checks on who a port claims to belong to: a `network:` owner (router, DHCP, floating
+    IP ports) needs the network's owner, and a router interface's device_id must be a router of the port's project
+    (else another project's router would gain an interface it can neither see nor remove)."""
+    if ctx.is_admin:
+        return
+    if owner.startswith("network:") and net_project != ctx.project_id:
+        raise Forbidden(f"(rule:{action}_port:device_owner) is disallowed by policy")
+    if owner in ROUTER_INTERFACE_OWNERS and device_id:
+        router = s.execute(select(T_ROUTER.c.project_id).where(T_ROUTER.c.id == device_id)).first()
+        if router is not None and router.project_id != project_id:
+            raise conflict("DeviceIDNotOwnedByTenant", f"The following device_id {device_id} is not owned by your "
+                                                       "tenant or matches another tenants router.")
+
+
 def create(s, ctx: Context, data: dict, settings) -> str:
     net = networks.get(s, ctx, data["network_id"])
     if not networks.usable(s, ctx, net):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     _check_net_owner_attrs(ctx, net, data, "create_port")
     row = common.new_row(ctx, data)
+    check_device(s, ctx, net.project_id, data.get("device_owner", ""), data.get("device_id", ""), row["project_id"],
+                 "create")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     quotas.check(s, row["project_id"], "port")
     owner = data.get("device_owner", "")
     if "mac_address" in data:
@@ -279,6 +299,7 @@ def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_
                     fixed_ips: list[dict] | None = None, project_id: str | None = None, name: str = "",
                     settings=None) -> str:
     """A port the service makes for itself (router, DHCP, floating IP): no policy checks, no security groups."""
+    from neutrino.config import Settings
     data = {"network_id": network_id, "device_owner": device_owner, "device_id": device_id, "name": name,
             "project_id": project_id if project_id is not None else ctx.project_id, "security_groups": []}
     if fixed_ips is not None:
@@ -294,6 +315,11 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     _check_net_owner_attrs(ctx, s.execute(common.by_id(T_NET), {"id": row.network_id}).first(),
                            {k: v for k, v in data.items() if k != "fixed_ips" or v != fixed_ips(s, row.id)},
                            "update_port")
+    if "device_owner" in data or "device_id" in data:
+        net_project = s.execute(select(T_NET.c.project_id).where(T_NET.c.id == row.network_id)).scalar_one()
+        check_device(s, ctx, net_project, data.get("device_owner", row.device_owner),
+                     data.get("device_id", row.device_id), row.project_id, "update")
+    dns.validate(data.get("dns_name", ""), settings.dns_domain)
     values = {}
     mac = data.get("mac_address", row.mac_address)
     if "mac_address" in data and mac != row.mac_address:
@@ -363,21 +389,7 @@ def remove(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def dns_hostname(dns_name: str, ip: str) -> str:
-    """The port's name in DNS and DHCP: its dns_name, else Neutron's host-<address with dashes>."""
-    return dns_name or "host-" + ip.replace(".", "-").replace(":", "-")
-
-
-def _dns_assignment(dns_name: str, ips: list[dict]) -> list[dict]:
-    """One entry per fixed IP (dns-integration), in the server's DNS domain as the DHCP servers use it."""
-    out = []
-    for ip in ips:
-        host = dns_hostname(dns_name, ip["ip_address"])
-        out.append({"hostname": host, "ip_address": ip["ip_address"], "fqdn": f"{host}.{DNS_DOMAIN}"})
-    return out
-
-
-def render(s, ctx: Context, rows) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
     ids = [r.id for r in rows]
     ips, groups, tags = fixed_ips_of(s, ids), groups_of(s, ids), common.tags_of(s, ids)
     own_qos = qos.policies_of(s, "port", ids)
@@ -390,7 +402,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
              "device_id": r.device_id, "device_owner": r.device_owner,
              "port_security_enabled": r.port_security_enabled, "security_groups": groups[r.id],
              "allowed_address_pairs": r.allowed_address_pairs or [], "extra_dhcp_opts": r.extra_dhcp_opts or [],
-             "dns_name": r.dns_name, "dns_assignment": _dns_assignment(r.dns_name, ips[r.id]), "binding:vnic_type": r.vnic_type,
+             "dns_name": r.dns_name, "dns_assignment": dns.assignment(r.dns_name, ips[r.id], dns_domain),
+             "binding:vnic_type": r.vnic_type,
              "ip_allocation": "immediate", "propagate_uplink_status": False, "resource_request": None,
              "qos_policy_id": own_qos[r.id], "qos_network_policy_id": net_qos[r.network_id],
              "tags": tags[r.id], **common.std(r)}

@@ -37,6 +37,16 @@ def check(s, project_id: str, resource: str, adding: int = 1) -> None:
         raise OverQuota(f"Quota exceeded for resources: ['{resource}'].")
 
 
+def check_limits(s, project_id: str, values: dict[str, int]) -> None:
+    """check_limit: a new limit may not be below what the project already uses (Neutron's InvalidQuotaValue)."""
+    unders = [f"{res}={lim}" for res, lim in values.items()
+              if lim >= 0 and res in TABLES and used(s, project_id, res) > lim]
+    if unders:
+        err = OverQuota(f"Change would make usage less than 0 for the following resources: {', '.join(unders)}.")
+        err.type_name = "InvalidQuotaValue"
+        raise err
+
+
 def update(s, project_id: str, values: dict[str, int]) -> None:
     for res, lim in values.items():
         s.execute(delete(T).where(T.c.project_id == project_id, T.c.resource == res))

@@ -153,11 +153,14 @@ def validate_routes(s, router_id: str, routes: list[dict]) -> None:
             raise _invalid_routes(routes, "the nexthop is used by router")
 
 
-def add_routes(s, ctx: Context, router, routes: list[dict]) -> None:
-    """extraroute-atomic: add the routes not present yet, validating the resulting set."""
+def add_routes(s, ctx: Context, router, routes: list[dict], max_routes: int) -> None:
+    """extraroute-atomic: add the routes not present yet, validating the resulting set (at most max_routes)."""
     common.require_owner(ctx, router, "add_extraroutes")
-    new = list(router.routes or []) + [r for r in routes if r not in (router.routes or [])]
-    new = [r for i, r in enumerate(new) if r not in new[:i]]
+    merged = {(r["destination"], r["nexthop"]): r for r in [*(router.routes or []), *routes]}
+    new = list(merged.values())
+    if len(new) > max_routes:
+        raise bad_request(f"Unable to complete operation for {router.id}. The number of routes exceeds the maximum "
+                          f"{max_routes}.", "RoutesExhausted")
     validate_routes(s, router.id, new)
     common.touch(s, T, router.id, {"routes": new})
 

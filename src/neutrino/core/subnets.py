@@ -60,9 +60,9 @@ def _from_pool(s, ctx: Context, data: dict) -> tuple[str, int]:
             raise conflict("SubnetAllocationError", f"Failed to allocate subnet: {want} is in use.")
         return str(want), pool.ip_version
     for prefix in pool.prefixes:
-        for cand in ipam.network(prefix).subnets(new_prefix=plen):
-            if not any(cand.overlaps(t) for t in taken):
-                return str(cand), pool.ip_version
+        cand = ipam.first_free_subnet(ipam.network(prefix), plen, taken)
+        if cand is not None:
+            return str(cand), pool.ip_version
     raise conflict("SubnetAllocationError", "Failed to allocate subnet: Insufficient prefix space to allocate "
                                             f"subnet size /{plen}.")
 

@@ -7,7 +7,7 @@ from collections import defaultdict
 from sqlalchemy import select
 
 from neutrino import names
-from neutrino.core import addressgroups, addressscopes, agents, common, metering, qos
+from neutrino.core import addressgroups, addressscopes, agents, common, dns, metering, qos
 from neutrino.core import ports as ports_core
 from neutrino.db import models as m
 from neutrino.sync.schema import empty_view
@@ -196,7 +196,7 @@ def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
                 if ip["subnet_id"] in dhcp_subnets:
                     hosts.append({"port_id": p.id, "mac_address": p.mac_address, "ip_address": ip["ip_address"],
                                   "subnet_id": ip["subnet_id"],
-                                  "hostname": ports_core.dns_hostname(p.dns_name, ip["ip_address"]),
+                                  "hostname": dns.hostname(p.dns_name, ip["ip_address"], settings.dns_domain),
                                   "extra_dhcp_opts": p.extra_dhcp_opts or []})
         out.append({"network_id": nid, "port_id": dport.id, "ns_device": names.tap(dport.id),
                     "device": names.ns_peer(dport.id), "mac_address": dport.mac_address,

@@ -1,8 +1,11 @@
 """Engine and transactions: SQLite (WAL) embedded by default, PostgreSQL by URL; schema by Alembic migrations."""
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 
@@ -11,6 +14,12 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
+
+from neutrino.errors import DeadlineExceeded
+
+# time.monotonic() by which the current request's database work must be done (set by the API's request middleware)
+DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("neutrino_deadline", default=None)
+PROGRESS_STEPS = 100000     # SQLite VM instructions between two deadline checks
 
 
 def sqlite_url(state_dir: str) -> str:
@@ -53,11 +62,16 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 
 class Database:
-    """Owns the engine; `tx()` is one transaction, retried when a concurrent writer won a unique race."""
+    """Owns the engine; `run()` is one transaction, retried when a concurrent writer won a unique race; `call()` is
+    the same on a worker thread, so the API's event loop never waits for the database."""
 
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        self.sqlite = url.startswith("sqlite")
+        self.readers = ThreadPoolExecutor(8, thread_name_prefix="db-read")
+        # SQLite has one writer at a time: queueing writes on one thread beats failing lock upgrades and retrying
+        self.writers = ThreadPoolExecutor(1 if self.sqlite else 8, thread_name_prefix="db-write")
 
     def setup(self) -> None:
         migrate(self.engine)
@@ -65,18 +79,40 @@ class Database:
     @contextmanager
     def session(self):
         with Session(self.engine) as s, s.begin():
-            yield s
+            deadline = DEADLINE.get()
+            if deadline is None or not self.sqlite:
+                yield s
+                return
+            raw = s.connection().connection.dbapi_connection
+            raw.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+            try:
+                yield s
+            finally:
+                raw.set_progress_handler(None, 0)
 
     def run(self, fn, *args, retries: int = 8, **kw):
-        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers."""
+        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers.
+        Past the request's deadline the transaction is interrupted and rolled back (503)."""
+        deadline = DEADLINE.get()
         for attempt in range(retries):
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("The request exceeded the server's deadline; nothing was changed.")
             try:
                 with self.session() as s:
                     return fn(s, *args, **kw)
             except (IntegrityError, OperationalError) as e:
+                if "interrupted" in str(getattr(e, "orig", e)):
+                    raise DeadlineExceeded("The request exceeded the server's deadline; nothing was changed.") \
+                        from None
                 if attempt == retries - 1 or not _retryable(e):
                     raise
                 time.sleep(0.005 * (attempt + 1))
+
+    async def call(self, fn, *args, write: bool = False):
+        """run(fn, *args) on a worker thread (writes on the writer thread), with the caller's context (deadline)."""
+        pool = self.writers if write else self.readers
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(pool, context.run, self.run, fn, *args)
 
     def ping(self) -> None:
         with self.engine.connect() as c:

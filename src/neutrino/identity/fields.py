@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from neutrino.api.attrs import CONTROL, CONTROL_BUT_WHITESPACE, show
 from neutrino.identity.errors import bad
 from neutrino.identity.passwords import hash_password
 
@@ -14,22 +15,22 @@ def truthy(value: str | None) -> bool:
 
 
 def valid_name(value: Any, kind: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 255:
-        raise bad(f"Invalid {kind} name: {value!r}.")
+    if not isinstance(value, str) or not value.strip() or len(value) > 255 or CONTROL.search(value):
+        raise bad(f"Invalid {kind} name: {show(value)!r}.")
     return value
 
 
 def valid_bool(value: Any, field: str) -> bool:
     if not isinstance(value, bool):
-        raise bad(f"Invalid input for field '{field}': {value!r} is not of type 'boolean'.")
+        raise bad(f"Invalid input for field '{field}': {show(value)!r} is not of type 'boolean'.")
     return value
 
 
 def valid_text(value: Any, field: str) -> str:
     if value is None:
         return ""
-    if not isinstance(value, str):
-        raise bad(f"Invalid input for field '{field}': {value!r} is not of type 'string'.")
+    if not isinstance(value, str) or len(value) > 65535 or CONTROL_BUT_WHITESPACE.search(value):
+        raise bad(f"Invalid input for field '{field}': {show(value)!r} is not a string without control characters.")
     return value
 
 

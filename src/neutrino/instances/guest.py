@@ -1,9 +1,14 @@
 """The kernel side of an instance: a guest namespace whose `eth0` is the veth peer of `tap<port>` in its emulated
-host (MAC = the port's, MTU = the network's), configured by real DHCP, running a banner on tcp/22."""
+host (MAC = the port's, MTU = the network's), configured by real DHCP, running a banner on tcp/22.
+
+Commands run in a guest see its own resolv.conf (what its DHCP lease said, bind-mounted by `ip netns exec`) and find
+busybox's network tools the host lacks (`nslookup`) on their PATH, as a small cloud image would have them."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import time
 
 from neutrino import names
 from neutrino.lab.paths import Lab
@@ -11,6 +16,7 @@ from neutrino.lab.processes import owned_pid, stop_pidfile
 from neutrino.lib import guest, ip, proc
 
 DEV = "eth0"
+BUSYBOX_TOOLS = ("nslookup",)
 
 
 def _banner_pidfile(lab: Lab, name: str) -> str:
@@ -29,8 +35,21 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
 
 
 def configure(lab: Lab, name: str, timeout: float = 10) -> bool:
-    """Address, routes and DNS by DHCP (busybox udhcpc, one lease, then it exits); True when it got a lease."""
-    return guest.dhcp_client(lab.guest_ns(name), DEV, timeout=timeout)
+    """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
+    in the instance's directory); True once the guest holds a lease."""
+    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV, timeout=timeout)
+    return address(lab, name) is not None
+
+
+def renew(lab: Lab, name: str, timeout: float = 10) -> str | None:
+    """Ask the guest's DHCP client to renew now (what `dhclient`/a reboot does in a real guest after its port's fixed
+    IP changed: the old address is NAKed and the new one leased); the guest's address afterwards."""
+    before = address(lab, name)
+    guest.renew(lab.instance_dir(name), DEV)
+    deadline = time.monotonic() + timeout
+    while (now := address(lab, name)) in (None, before) and time.monotonic() < deadline:   # NAK: none, then new
+        time.sleep(0.05)
+    return now
 
 
 def start_service(lab: Lab, name: str) -> int:
@@ -61,8 +80,26 @@ def address(lab: Lab, name: str) -> str | None:
 def unplug(lab: Lab, name: str) -> None:
     """Stop the guest's processes, delete its veth (eth0 and the host's tap) and its namespace."""
     stop_pidfile(_banner_pidfile(lab, name), lab.instance_dir(name))
+    guest.stop_dhcp_client(lab.instance_dir(name), DEV)
     ns = lab.guest_ns(name)
     if ip.netns_exists(ns):
         ip.delete_link(DEV, ns)      # now, with its tap: a namespace's devices go only when the kernel frees it
     ip.delete_netns(ns)
     guest.remove_netns_etc(ns)
+
+
+def tools_dir(lab: Lab) -> str:
+    """A directory of busybox applets for the tools in BUSYBOX_TOOLS that the host does not have, for guests' PATH."""
+    d = lab.path("guest-bin")
+    os.makedirs(d, exist_ok=True)
+    busybox = shutil.which("busybox")
+    for tool in BUSYBOX_TOOLS:
+        link = os.path.join(d, tool)
+        if busybox and not os.path.lexists(link) and shutil.which(tool) is None:
+            os.symlink(busybox, link)
+    return d
+
+
+def exec_env(lab: Lab) -> dict[str, str]:
+    """The environment of a command run in a guest: the host's, with the guest tools on PATH."""
+    return {"PATH": f"{tools_dir(lab)}:{os.environ.get('PATH', os.defpath)}"}

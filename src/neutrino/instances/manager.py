@@ -1,8 +1,11 @@
-"""Instances as the API sees them: a port (device_owner compute:nova, a fresh device_id, named after the instance)
-made with the demo cloud, bound to an emulated host with the admin cloud, optionally with a floating IP on
-`public`; plus the guest (instances.guest). Every step finds what exists first, so `create` is idempotent."""
+"""Instances as the API sees them: a port (device_owner compute:nova, a fresh device_id, named after the instance,
+dns_name = its hostname as Nova sets it) made in one cloud of the lab's clouds.yaml (`demo` unless told), bound to an
+emulated host with the admin cloud, optionally with a floating IP on `public`; plus the guest (instances.guest).
+Every step finds what exists first, so `create` is idempotent. What that cloud cannot see but the admin can is named
+in the error, with the fix."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -12,7 +15,7 @@ from typing import Callable
 
 from neutrino.errors import NeutrinoError
 from neutrino.instances import guest
-from neutrino.lab.clouds import connect
+from neutrino.lab.clouds import DEFAULT_CLOUD, connect, project_cloud
 from neutrino.lab.paths import Lab
 from neutrino.lab.processes import agent_token
 
@@ -27,45 +30,99 @@ class InstanceError(NeutrinoError):
 
 @dataclass
 class Clouds:
-    """The demo cloud (owner of instances) and the admin cloud (port binding), connected once."""
-    demo: object
+    """The cloud instances act in (`user`, named `cloud`) and the admin cloud (port binding, hints), connected once."""
+    user: object
     admin: object
+    cloud: str = DEFAULT_CLOUD
 
     @classmethod
-    def of(cls, lab: Lab) -> "Clouds":
-        return cls(demo=connect(lab, "demo"), admin=connect(lab, "admin"))
+    def of(cls, lab: Lab, cloud: str = DEFAULT_CLOUD) -> "Clouds":
+        return cls(user=connect(lab, cloud), admin=connect(lab, "admin"), cloud=cloud)
+
+
+def hostname(name: str) -> str:
+    """The instance's hostname from its name, as Nova sanitizes it (and so the port's dns_name)."""
+    host = re.sub(r"[^\w.-]+", "", re.sub(r"[ _.]", "-", name), flags=re.ASCII).lower().strip(".-")[:63].rstrip("-")
+    return host or "server"
+
+
+def _project_name(clouds: Clouds) -> str:
+    return clouds.user.config.get_auth_args().get("project_name") or clouds.user.current_project_id
+
+
+def _invisible(lab: Lab, clouds: Clouds, kind: str, name: str, project_id: str, share: str = "") -> InstanceError:
+    """The error for an object that exists but not for this cloud's project: whose it is and how to use it."""
+    project = clouds.admin.identity.find_project(project_id)
+    owner = project.name if project else project_id
+    cloud = project_cloud(lab, owner)
+    use = f"--os-cloud {cloud}" if cloud else f"a cloud of project {owner} (add one to {lab.clouds_yaml})"
+    fix = f"use {use}, or {share}" if share else f"use {use}"
+    return InstanceError(f"{kind} {name!r} exists in project {owner!r} but is not visible to project "
+                         f"{_project_name(clouds)!r} (cloud {clouds.cloud}): {fix}")
+
+
+def find_network(lab: Lab, clouds: Clouds, network: str):
+    net = clouds.user.network.find_network(network)
+    if net is not None:
+        return net
+    other = clouds.admin.network.find_network(network)
+    if other is None:
+        raise InstanceError(f"no network {network!r} (openstack --os-cloud {clouds.cloud} network list)")
+    raise _invisible(lab, clouds, "network", network, other.project_id,
+                     f"share it: openstack --os-cloud admin network set --share {network}")
+
+
+def find_security_group(lab: Lab, clouds: Clouds, group: str):
+    project = clouds.user.current_project_id
+    sg = clouds.user.network.find_security_group(group, project_id=project)
+    if sg is not None:
+        return sg
+    found = [g for g in clouds.admin.network.security_groups() if group in (g.id, g.name)]
+    if not found:
+        raise InstanceError(f"no security group {group!r} (openstack --os-cloud {clouds.cloud} security group list)")
+    raise _invisible(lab, clouds, "security group", group, found[0].project_id,
+                     f"make one of that name in project {_project_name(clouds)!r}")
 
 
 def find_port(clouds: Clouds, name: str):
-    found = list(clouds.demo.network.ports(name=name, device_owner=DEVICE_OWNER))
+    found = list(clouds.user.network.ports(name=name, device_owner=DEVICE_OWNER))
     return found[0] if found else None
 
 
-def _port(clouds: Clouds, name: str, network, security_groups: list[str]):
+def _missing(lab: Lab, clouds: Clouds, name: str) -> InstanceError:
+    """No instance of that name in this cloud's project: say whose it is when another project has it."""
+    other = list(clouds.admin.network.ports(name=name, device_owner=DEVICE_OWNER))
+    if other:
+        return _invisible(lab, clouds, "instance", name, other[0].project_id)
+    return InstanceError(f"no instance {name!r}")
+
+
+def _port(lab: Lab, clouds: Clouds, name: str, network, security_groups: list[str]):
     port = find_port(clouds, name)
     if port is not None:
         return port
-    project = clouds.demo.current_project_id
-    sg_ids = [clouds.demo.network.find_security_group(g, ignore_missing=False, project_id=project).id
-              for g in security_groups]
+    if list(clouds.admin.network.ports(name=name, device_owner=DEVICE_OWNER)):
+        raise InstanceError(f"instance name {name!r} is taken in this lab (maybe by another project): instance names "
+                            f"name their guest namespaces ({lab.guest_ns(name)}), so they are unique per lab")
+    sg_ids = [find_security_group(lab, clouds, g).id for g in security_groups]
     kw = {"security_group_ids": sg_ids} if sg_ids else {}
-    return clouds.demo.network.create_port(network_id=network.id, name=name, device_owner=DEVICE_OWNER,
-                                           device_id=str(uuid.uuid4()), **kw)
+    return clouds.user.network.create_port(network_id=network.id, name=name, device_owner=DEVICE_OWNER,
+                                           device_id=str(uuid.uuid4()), dns_name=hostname(name), **kw)
 
 
 def _floating_ip(clouds: Clouds, port):
-    found = list(clouds.demo.network.ips(port_id=port.id))
+    found = list(clouds.user.network.ips(port_id=port.id))
     if found:
         return found[0]
-    public = clouds.demo.network.find_network(EXTERNAL_NETWORK, ignore_missing=False)
-    return clouds.demo.network.create_ip(floating_network_id=public.id, port_id=port.id)
+    public = clouds.user.network.find_network(EXTERNAL_NETWORK, ignore_missing=False)
+    return clouds.user.network.create_ip(floating_network_id=public.id, port_id=port.id)
 
 
 def wait_active(clouds: Clouds, port_id: str, timeout: float = 30) -> bool:
     """True once the port is ACTIVE (L2, firewall and DHCP entry in place on its host)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if clouds.demo.network.get_port(port_id).status == "ACTIVE":
+        if clouds.user.network.get_port(port_id).status == "ACTIVE":
             return True
         time.sleep(0.1)
     return False
@@ -88,9 +145,9 @@ def create(lab: Lab, name: str, network: str, security_groups: list[str] | None 
     if host not in [lab.host_name(i) for i in range(1, settings.hosts + 1)]:
         raise InstanceError(f"no emulated host {host!r} in this lab")
     clouds = clouds or Clouds.of(lab)
-    net = clouds.demo.network.find_network(network, ignore_missing=False)
-    port = _port(clouds, name, net, security_groups or [])
-    _compute_side(lab, "PUT", port.device_id, {"hostname": name, "public_keys": public_keys or {},
+    net = find_network(lab, clouds, network)
+    port = _port(lab, clouds, name, net, security_groups or [])
+    _compute_side(lab, "PUT", port.device_id, {"hostname": hostname(name), "public_keys": public_keys or {},
                                                 "user_data": user_data})
     ready = guest.alive(lab, name) and guest.address(lab, name) is not None
     guest.plug(lab, name, host, port.id, port.mac_address, net.mtu)
@@ -104,10 +161,9 @@ def create(lab: Lab, name: str, network: str, security_groups: list[str] | None 
         if not guest.configure(lab, name):
             raise InstanceError(f"{name} got no DHCP lease (port {port.id}; see the agent log of {host})")
         guest.start_service(lab, name)
-    settings = lab.load()
-    settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
-                                "fip_id": fip.id if fip else None}
-    lab.save(settings)
+    with lab.edit() as settings:
+        settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
+                                    "fip_id": fip.id if fip else None}
     progress(f"{name} is {guest.address(lab, name)}" + (f", floating IP {fip.floating_ip_address}" if fip else ""))
     return summary(lab, name, clouds)
 
@@ -117,8 +173,8 @@ def summary(lab: Lab, name: str, clouds: Clouds | None = None) -> dict:
     clouds = clouds or Clouds.of(lab)
     port = find_port(clouds, name)
     if port is None:
-        raise InstanceError(f"no instance {name!r}")
-    fips = list(clouds.demo.network.ips(port_id=port.id))
+        raise _missing(lab, clouds, name)
+    fips = list(clouds.user.network.ips(port_id=port.id))
     local = lab.load().instances.get(name, {})
     return {"name": name, "id": port.device_id, "port_id": port.id, "status": port.status,
             "host": clouds.admin.network.get_port(port.id).binding_host_id or local.get("host"), "mac_address": port.mac_address,
@@ -130,7 +186,7 @@ def summary(lab: Lab, name: str, clouds: Clouds | None = None) -> dict:
 
 def list_all(lab: Lab, clouds: Clouds | None = None) -> list[dict]:
     clouds = clouds or Clouds.of(lab)
-    names = sorted({p.name for p in clouds.demo.network.ports(device_owner=DEVICE_OWNER) if p.name})
+    names = sorted({p.name for p in clouds.user.network.ports(device_owner=DEVICE_OWNER) if p.name})
     return [summary(lab, n, clouds) for n in names]
 
 
@@ -138,14 +194,14 @@ def delete(lab: Lab, name: str, clouds: Clouds | None = None) -> None:
     """Floating IPs, port and guest; what is already gone is skipped."""
     clouds = clouds or Clouds.of(lab)
     port = find_port(clouds, name)
-    if port is None and name not in lab.load().instances and not guest.alive(lab, name):
-        raise InstanceError(f"no instance {name!r}")
+    if port is None and (name not in lab.load().instances and not guest.alive(lab, name)
+                         or list(clouds.admin.network.ports(name=name, device_owner=DEVICE_OWNER))):
+        raise _missing(lab, clouds, name)
     if port is not None:
-        for fip in list(clouds.demo.network.ips(port_id=port.id)):
-            clouds.demo.network.delete_ip(fip, ignore_missing=True)
-        clouds.demo.network.delete_port(port, ignore_missing=True)
+        for fip in list(clouds.user.network.ips(port_id=port.id)):
+            clouds.user.network.delete_ip(fip, ignore_missing=True)
+        clouds.user.network.delete_port(port, ignore_missing=True)
         _compute_side(lab, "DELETE", port.device_id)
     guest.unplug(lab, name)
-    settings = lab.load()
-    if settings.instances.pop(name, None) is not None:
-        lab.save(settings)
+    with lab.edit() as settings:
+        settings.instances.pop(name, None)

@@ -9,11 +9,12 @@ import os
 
 import yaml
 
-from neutrino.lab.paths import Lab, LabSettings
+from neutrino.lab.paths import Lab, LabSettings, NoLab
 from neutrino.lab.processes import admin_password
 
 REGION = "RegionOne"
 CLOUDS = ("admin", "demo")
+DEFAULT_CLOUD = "demo"
 
 
 def write_clouds_yaml(lab: Lab, settings: LabSettings) -> str:
@@ -30,10 +31,35 @@ def write_clouds_yaml(lab: Lab, settings: LabSettings) -> str:
     return lab.clouds_yaml
 
 
+def _clouds(lab: Lab) -> dict[str, dict]:
+    """The clouds the lab's clouds.yaml defines (the lab writes admin and demo; users may add their own)."""
+    try:
+        with open(lab.clouds_yaml) as f:
+            return (yaml.safe_load(f) or {}).get("clouds") or {}
+    except FileNotFoundError:
+        return {}
+
+
+def project_cloud(lab: Lab, project_name: str) -> str | None:
+    """A cloud of the lab's clouds.yaml that acts in project_name, if one does."""
+    return next((n for n, c in sorted(_clouds(lab).items())
+                 if (c.get("auth") or {}).get("project_name") == project_name), None)
+
+
 def connect(lab: Lab, cloud: str):
     """An openstacksdk Connection for one of the lab's clouds (imported lazily: the SDK is slow to import)."""
     import openstack.config
     import openstack.connection
 
+    known = sorted(_clouds(lab.require()))
+    if cloud not in known:
+        raise NoLab(f"no cloud {cloud!r} in {lab.clouds_yaml} (clouds: {', '.join(known)}); add it there, as for "
+                    f"the openstack CLI, or pick one of those with --os-cloud / OS_CLOUD")
     config = openstack.config.OpenStackConfig(config_files=[lab.clouds_yaml], secure_files=[], vendor_files=[])
     return openstack.connection.Connection(config=config.get_one(cloud=cloud))
+
+
+def page_link(lab: Lab, settings: LabSettings) -> str:
+    """The web page, signed in to the demo project: a fresh token in the URL's fragment (browsers do not send a
+    fragment to the server, so it stays out of request lines and logs)."""
+    return f"{lab.url(settings)}/ui#token={connect(lab, 'demo').auth_token}"

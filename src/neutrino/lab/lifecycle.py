@@ -15,6 +15,8 @@ from functools import partial
 from typing import Callable
 
 from neutrino import names
+from neutrino.config import ensure_state_dir
+from neutrino.core import common
 from neutrino.agent.dhcp import DhcpDriver
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.l3 import L3Driver
@@ -63,10 +65,12 @@ def _settings(lab: Lab, hosts: int, l2: str, firewall: str, port: int | None, id
     return settings
 
 
-def _wait_agents(clouds: manager.Clouds, hosts: list[str], timeout: float = 30) -> None:
+def _wait_agents(clouds: manager.Clouds, hosts: list[str], timeout: float = 30, since: str = "") -> None:
+    """Until every host's agents are alive (and, with since, have reported at or after that server timestamp)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = {a.host for a in clouds.admin.network.agents() if a.is_alive}
+        alive = {a.host for a in clouds.admin.network.agents()
+                 if a.is_alive and (a.last_heartbeat_at or "") >= since}
         if set(hosts) <= alive:
             return
         time.sleep(0.1)
@@ -90,7 +94,7 @@ def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", po
     def step(msg: str) -> None:
         say(f"[{time.monotonic() - start:5.1f}s] {msg}")
 
-    os.makedirs(lab.state_dir, exist_ok=True)
+    ensure_state_dir(lab.state_dir)
     settings = _settings(lab, hosts, l2, firewall, port, identity_port, say)
     lab.save(settings)
     result = UpResult(settings=settings)
@@ -122,6 +126,39 @@ def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", po
     step(f"{topology.VM} on {fip}: icmp {'ok' if result.reachable[0] else 'NO'}, "
          f"ssh {'ok' if result.reachable[1] else 'NO'}")
     return result
+
+
+# --- restart ------------------------------------------------------------------------------------------------------
+
+COMPONENTS = ("server", "agent", "all")
+
+
+def restart(lab: Lab, component: str = "all", host: str | None = None, say: Say = print) -> None:
+    """Stop and start one component of a running lab in place, by its pid file: the server (same ports, database
+    and agent socket), or the agent of one host (all hosts without `host`); returns once it serves again. The
+    kernel state stays: a restarted agent reconciles, it does not rebuild."""
+    if component not in COMPONENTS:
+        raise processes.LabError(f"no component {component!r}: restart one of {', '.join(COMPONENTS)}")
+    settings = lab.require().load()
+    all_hosts = [lab.host_name(i) for i in range(1, settings.hosts + 1)]
+    if host is not None and host not in all_hosts:
+        raise processes.LabError(f"no emulated host {host!r} in lab {lab.id} (hosts: {', '.join(all_hosts)})")
+    if component in ("server", "all"):
+        old = processes.server_pid(lab)
+        processes.stop_server(lab)
+        pid = processes.start_server(lab, settings)
+        processes.wait_server(lab, settings)
+        say(f"server restarted: pid {old or '-'} -> {pid}, {lab.url(settings)}")
+    if component in ("agent", "all"):
+        since = common.fmt(common.now())
+        hosts = [host] if host else all_hosts
+        for h in hosts:
+            old = processes.agent_pid(lab, h)
+            processes.stop_agent(lab, h)
+            pid = processes.start_agent(lab, settings, all_hosts.index(h) + 1)
+            say(f"agent on {h} restarted: pid {old or '-'} -> {pid}")
+        _wait_agents(manager.Clouds.of(lab), hosts, since=since)
+        say("agents reported")
 
 
 # --- down ---------------------------------------------------------------------------------------------------------

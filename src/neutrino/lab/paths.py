@@ -5,12 +5,17 @@ The lab id is a short hash of the state directory's real path; it prefixes every
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 from neutrino.config import state_dir_default
+from neutrino.errors import NeutrinoError
 
 EXTERNAL_CIDR = "172.24.4.0/24"
 EXTERNAL_GATEWAY = "172.24.4.1"
@@ -31,6 +36,10 @@ class LabSettings:
     port: int = 9696
     identity_port: int = 5000
     instances: dict[str, dict] = field(default_factory=dict)   # name -> {port_id, host, fip_id}
+
+
+class NoLab(NeutrinoError):
+    """There is no lab in the state directory a command was given."""
 
 
 class Lab:
@@ -67,6 +76,14 @@ class Lab:
     def exists(self) -> bool:
         return os.path.exists(self.path("lab.json"))
 
+    def require(self) -> "Lab":
+        """This lab, or NoLab saying where none was found and how to get one: commands that read a lab never
+        create its state dir."""
+        if not self.exists():
+            raise NoLab(f"no lab in {self.state_dir}: start one with `neutrino up --state-dir {self.state_dir}`, or "
+                        f"give the state dir of a running lab (--state-dir or NEUTRINO_STATE_DIR)")
+        return self
+
     def load(self) -> LabSettings:
         try:
             with open(self.path("lab.json")) as f:
@@ -76,10 +93,19 @@ class Lab:
 
     def save(self, settings: LabSettings) -> None:
         os.makedirs(self.state_dir, exist_ok=True)
-        tmp = self.path("lab.json.tmp")
-        with open(tmp, "w") as f:
+        fd, tmp = tempfile.mkstemp(dir=self.state_dir, prefix=".lab.json.")
+        with os.fdopen(fd, "w") as f:
             json.dump(asdict(settings), f, indent=2)
         os.replace(tmp, self.path("lab.json"))
+
+    @contextlib.contextmanager
+    def edit(self) -> Iterator[LabSettings]:
+        """The saved settings to change and save again, one writer at a time (commands run side by side)."""
+        with open(self.path("lab.json.lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            settings = self.load()
+            yield settings
+            self.save(settings)
 
     # --- names ----------------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from neutrino.lib import ip, proc
 from neutrino.lib import ovs as lib_ovs
 
 ALL_ROLES = "l2,dhcp,l3,metadata"
+DNS_DOMAIN = "lab.internal."      # not Neutron's openstacklocal.: instances are known by their names
 
 
 class LabError(NeutrinoError):
@@ -106,7 +107,7 @@ def start_server(lab: Lab, settings: LabSettings) -> int:
         return pid
     argv = neutrino_argv("server", "--state-dir", lab.state_dir, "--bind", "127.0.0.1", "--port", str(settings.port),
                          "--identity-port", str(settings.identity_port), "--auth", "keystone",
-                         "--unix-socket", lab.socket, "--log-level", "warning")
+                         "--unix-socket", lab.socket, "--dns-domain", DNS_DOMAIN, "--log-level", "warning")
     return proc.spawn(argv, log=lab.path("server.log"), pidfile=lab.path("server.pid"),
                       env={"NEUTRINO_ADMIN_PASSWORD": admin_password(lab)})
 

@@ -21,7 +21,7 @@ Progress = Callable[[str], None]
 
 def networks(clouds: manager.Clouds, say: Progress) -> dict:
     """public (+ subnet, DHCP off) as admin; private (+ subnet) in the demo project; their ids."""
-    admin, demo = clouds.admin.network, clouds.demo.network
+    admin, demo = clouds.admin.network, clouds.user.network
     public = admin.find_network(PUBLIC)
     if public is None:
         public = admin.create_network(name=PUBLIC, is_router_external=True, provider_network_type="flat",
@@ -47,7 +47,7 @@ def networks(clouds: manager.Clouds, say: Progress) -> dict:
 
 def router(clouds: manager.Clouds, ids: dict, say: Progress) -> str:
     """router1 with its gateway on public and an interface on private-subnet; its id."""
-    demo = clouds.demo.network
+    demo = clouds.user.network
     r = demo.find_router(ROUTER)
     if r is None:
         r = demo.create_router(name=ROUTER, external_gateway_info={"network_id": ids["public"]})
@@ -65,8 +65,8 @@ def router(clouds: manager.Clouds, ids: dict, say: Progress) -> str:
 
 def security_group(clouds: manager.Clouds, say: Progress) -> str:
     """The demo project's default group, with ingress tcp/22 and icmp from anywhere (IPv4); its id."""
-    demo = clouds.demo.network
-    project = clouds.demo.current_project_id
+    demo = clouds.user.network
+    project = clouds.user.current_project_id
     sg = demo.find_security_group("default", ignore_missing=False, project_id=project)
     have = {(r.direction, r.ether_type, r.protocol, r.port_range_min, r.port_range_max, r.remote_ip_prefix)
             for r in demo.security_group_rules(security_group_id=sg.id)}

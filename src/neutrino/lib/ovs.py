@@ -48,8 +48,10 @@ def _env(rundir: str) -> list[str]:
     return ["env", *(f"{k}={rundir}" for k in ("OVS_RUNDIR", "OVS_DBDIR", "OVS_LOGDIR", "OVS_SYSCONFDIR"))]
 
 
-def start_daemons(rundir: str, netns: str | None = None) -> None:
-    """Start ovsdb-server and ovs-vswitchd (inside netns) with every file under rundir; running ones are kept."""
+def start_daemons(rundir: str, netns: str | None = None) -> list[str]:
+    """Start ovsdb-server and ovs-vswitchd (inside netns) with every file under rundir; running ones are kept.
+    The daemons it had to start."""
+    started = []
     os.makedirs(rundir, exist_ok=True)
     db = os.path.join(rundir, "conf.db")
     if not os.path.exists(db):
@@ -59,9 +61,12 @@ def start_daemons(rundir: str, netns: str | None = None) -> None:
                   f"--pidfile={_pidfile(rundir, 'ovsdb-server')}",
                   f"--log-file={os.path.join(rundir, 'ovsdb-server.log')}", "--detach"], netns=netns)
         proc.run(["ovs-vsctl", f"--db={db_url(rundir)}", "--no-wait", "init"])
+        started.append("ovsdb-server")
     if daemon_pid(rundir, "ovs-vswitchd") is None:
         proc.run([*_env(rundir), "ovs-vswitchd", db_url(rundir), f"--pidfile={_pidfile(rundir, 'ovs-vswitchd')}",
                   f"--log-file={os.path.join(rundir, 'ovs-vswitchd.log')}", "--detach"], netns=netns)
+        started.append("ovs-vswitchd")
+    return started
 
 
 def stop_daemons(rundir: str, timeout: float = 10) -> None:

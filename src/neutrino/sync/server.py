@@ -20,6 +20,7 @@ from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, metering, scheduling, views
 from neutrino.db import models as m
+from neutrino.db.engine import DEADLINE as DB_DEADLINE
 from neutrino.errors import Unauthorized, bad_request
 
 router = APIRouter()
@@ -43,12 +44,13 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
     _check_token(request)
     app = request.app.state
     deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
-    while app.db.run(common.revision) <= since:
+    while await app.db.call(common.revision) <= since:
         left = deadline - time.monotonic()
         if left <= 0:
             break
         await app.notifier.wait(min(left, POLL))
-    return json_response(app.db.run(views.compile_view, host, app.settings))
+        DB_DEADLINE.set(time.monotonic() + app.settings.request_deadline)   # waiting is not working
+    return json_response(await app.db.call(views.compile_view, host, app.settings))
 
 
 def _upsert_agents(s, host: str, conf: dict) -> bool:
@@ -110,8 +112,9 @@ async def report(request: Request, host: str):
     if not isinstance(body, dict):
         raise bad_request("report must be an object")
     app = request.app.state
-    before = app.db.run(common.revision)
-    rev = app.db.run(_apply_report, host, body, app.settings)
+    before = await app.db.call(common.revision)
+    rev = await app.db.call(_apply_report, host, body, app.settings, write=True)
+    app.metrics.agent_report(host, body)
     if rev != before:
         app.notify()
     return json_response({"revision": rev})
@@ -120,11 +123,11 @@ async def report(request: Request, host: str):
 @router.get("/agent/v1/metering")
 async def metering_counters(request: Request):
     _check_token(request)
-    return json_response({"metering": request.app.state.db.run(metering.counters)})
+    return json_response({"metering": await request.app.state.db.call(metering.counters)})
 
 
-_INSTANCE = {"hostname": Attr(convert=string(255)), "user_data": Attr(convert=string(65535)),
-             "public_keys": Attr(convert=lambda n, v: {string(255)(n, k): string(16384)(n, x)
+_INSTANCE = {"hostname": Attr(convert=string(255)), "user_data": Attr(convert=string(65535, text=True)),
+             "public_keys": Attr(convert=lambda n, v: {string(255)(n, k): string(16384, text=True)(n, x)
                                                        for k, x in any_dict(n, v).items()})}
 
 
@@ -133,15 +136,15 @@ async def instance_put(request: Request, device_id: str):
     """The lab's compute side records an instance's hostname, keys and user data for the metadata service."""
     _check_token(request)
     body = validate_body(_INSTANCE, await read_json(request), "instance", False, Context.admin())
-    request.app.state.db.run(metadata.set_instance, device_id, body.get("hostname", ""),
-                             body.get("public_keys", {}), body.get("user_data", ""))
+    await request.app.state.db.call(metadata.set_instance, device_id, body.get("hostname", ""),
+                                    body.get("public_keys", {}), body.get("user_data", ""), write=True)
     return json_response({"instance": {"device_id": device_id, **body}})
 
 
 @router.delete("/agent/v1/instances/{device_id}")
 async def instance_delete(request: Request, device_id: str):
     _check_token(request)
-    request.app.state.db.run(metadata.delete_instance, device_id)
+    await request.app.state.db.call(metadata.delete_instance, device_id, write=True)
     return Response(status_code=204)
 
 
@@ -150,6 +153,6 @@ async def metadata_get(request: Request, path: str):
     _check_token(request)
     h = request.headers
     source = (h.get("x-forwarded-for") or "").split(",")[0].strip()
-    status, ctype, body = request.app.state.db.run(
+    status, ctype, body = await request.app.state.db.call(
         metadata.answer, path, source, h.get("x-neutrino-router-id"), h.get("x-neutrino-network-id"))
     return Response(content=body, status_code=status, media_type=ctype)

@@ -1,0 +1,85 @@
+"""How the server meets its connections and writes its logs: uvicorn with a header deadline (a connection that sends
+no request, or sends its headers a byte at a time, is closed after `header_timeout`; idle keep-alive ones after
+`keepalive_timeout`), and log lines as text or, with `--log-format json`, one JSON object per line."""
+from __future__ import annotations
+
+import logging
+import sys
+
+import orjson
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+ACCESS_FIELDS = ("method", "path", "status", "ms", "project", "request_id")
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol plus one timer: armed when the connection opens and when a request begins,
+    disarmed when its headers are complete. (uvicorn alone keeps a silent connection forever.)"""
+
+    header_timeout = 10.0
+    _header_timer = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:
+            self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._expire)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _expire(self) -> None:
+        self._header_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+# On SIGTERM agents' long-polls and the page's event streams are cut after this, not waited for (they reconnect).
+GRACE = 1
+
+
+def uvicorn_config(app, settings, **where) -> uvicorn.Config:
+    """where: host= and port=, or uds=."""
+    protocol = type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": settings.header_timeout})
+    return uvicorn.Config(app, http=protocol, log_level="warning", access_log=False,
+                          timeout_keep_alive=max(1, int(settings.keepalive_timeout)),
+                          timeout_graceful_shutdown=GRACE, **where)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the access fields when present, the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out = {"time": self.formatTime(record), "level": record.levelname, "logger": record.name,
+               "message": record.getMessage()}
+        out.update({k: getattr(record, k) for k in ACCESS_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return orjson.dumps(out).decode()
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    if fmt not in ("text", "json"):
+        raise ValueError("--log-format must be text or json")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else
+                         logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
