@@ -197,3 +197,10 @@ def test_members_filter_by_provider_attributes(client, project_client):
               "provider:segmentation_id=1&provider:network_type=vlan"):
         found = member.get(f"/v2.0/networks?{q}").json()["networks"]
         assert [n["id"] for n in found] == [vlan["id"]] and "provider:network_type" not in found[0]
+
+
+def test_if_match_with_a_negative_revision_is_stale(client):
+    net = mknet(client)
+    r = client.put(f"/v2.0/networks/{net['id']}", json={"network": {"name": "x"}},
+                   headers={"If-Match": "revision_number=-1"})
+    err(r, 412)
