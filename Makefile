@@ -27,7 +27,7 @@ test-api: setup
 # The API core again on PostgreSQL (Debian's package), each test in a fresh database.
 test-pg: setup
 	url=$$(scripts/postgres.sh start) && NEUTRINO_TEST_PG_URL=$$url $(PYTEST) -q tests/api/test_networks.py \
-	  tests/api/test_ports.py; rc=$$?; scripts/postgres.sh stop; exit $$rc
+	  tests/api/test_ports.py tests/api/test_watch.py; rc=$$?; scripts/postgres.sh stop; exit $$rc
 
 test-functional: setup
 	$(PYTEST) -q tests/functional

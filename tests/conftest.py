@@ -23,12 +23,12 @@ def db_url(tmp_path):
     if not admin_url:
         yield f"sqlite:///{tmp_path}/neutrino.db"
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
     name = f"nt_{uuid.uuid4().hex[:12]}"
     admin = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f"CREATE DATABASE {name}"))
-    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     with admin.connect() as c:
         c.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
     admin.dispose()

@@ -4,17 +4,23 @@ inside the emulated host with this lab's real names, vm1 reachable on its floati
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 
 import pytest
 
 from neutrino import names
+from neutrino.lib import ovs
 from labfix import down_leaves_nothing, need, neutrino
 
 pytestmark = pytest.mark.kernel
 NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl")
 
 need(NEEDED)
+COUNT, INTERVAL = 100, 0.05      # pings during the vswitchd kill: 5 s at 20 a second
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +135,68 @@ def test_trace_agrees_with_the_seed_group(world):
                       check=False)
     assert telnet.returncode == 2, telnet.stdout
     assert names.sg_chain("i", world.vm_port.id) in telnet.stdout
+
+
+def _pinger(enter: list[str], dst: str, state_dir: str) -> subprocess.Popen:
+    """`ping -c COUNT -i INTERVAL dst` inside a namespace (enter: the command that gets there), running once its
+    first reply is in."""
+    p = subprocess.Popen([*enter, "ping", "-n", "-c", str(COUNT), "-i", str(INTERVAL), "-W", "1", dst],
+                         stdout=subprocess.PIPE, text=True, env={**os.environ, "NEUTRINO_STATE_DIR": state_dir})
+    for line in p.stdout:                  # a line per reply: wait for the first one (bounded by -c)
+        if "bytes from" in line:
+            return p
+    raise AssertionError(f"no reply from {dst} before the kill")
+
+
+def _lost(p: subprocess.Popen) -> int:
+    out, _ = p.communicate(timeout=COUNT * INTERVAL + 30)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, out
+    return int(m.group(1)) - int(m.group(2))
+
+
+def test_tenant_cannot_take_another_ports_address(world):
+    """The issue's attack: vm1 claims vm2's IP with gratuitous ARP; the router keeps vm2's MAC and reaches vm2."""
+    out = neutrino("instance", "create", "vm2", "--network", "private", state_dir=world.state_dir).stdout
+    vm2 = next(iter(world.demo.network.ports(name="vm2", device_owner="compute:nova")))
+    ip2, router_ns = vm2.fixed_ips[0]["ip_address"], names.qrouter(world.router.id)
+    assert ip2 in out
+    world.run("ip", "netns", "exec", router_ns, "ping", "-c1", "-W2", ip2)
+    vm1 = ("instance", "exec", "vm1", "--")
+    neutrino(*vm1, "ip", "addr", "add", f"{ip2}/32", "dev", "eth0", state_dir=world.state_dir)
+    neutrino(*vm1, "busybox", "arping", "-U", "-c", "5", "-w", "1", "-I", "eth0", "-s", ip2, ip2,
+             state_dir=world.state_dir, check=False)
+    neutrino(*vm1, "ip", "addr", "del", f"{ip2}/32", "dev", "eth0", state_dir=world.state_dir)
+    world.run("ip", "netns", "exec", router_ns, "ping", "-c1", "-W2", ip2)
+    assert f"lladdr {vm2.mac_address}" in world.shell("ip", "netns", "exec", router_ns, "ip", "neigh", "show", ip2)
+    traced = neutrino("trace", "vm1", ip2, "--proto", "arp", "--src-ip", ip2, state_dir=world.state_dir, check=False)
+    assert traced.returncode == 2 and "DROPPED at br-int table 24 by table=24,priority=0 actions=drop" in \
+        traced.stdout, traced.stdout
+
+
+def test_kill_9_of_ovs_vswitchd_costs_at_most_a_second_of_pings(world):
+    """vm1 -> vm2 and host -> vm1's floating IP at 20 pings a second while ovs-vswitchd dies by SIGKILL: the agent
+    notices, starts it again and puts the flows (and br-ex's address) back; at most 1 s of pings is lost."""
+    vm2 = next(iter(world.demo.network.ports(name="vm2", device_owner="compute:nova")))
+    rundir = world.lab.ovs_rundir("host1")
+    old = ovs.daemon_pid(rundir, "ovs-vswitchd")
+    east = _pinger([sys.executable, "-m", "neutrino.cli.main", "instance", "exec", "vm1", "--"],
+                   vm2.fixed_ips[0]["ip_address"], world.state_dir)
+    north = _pinger(["ip", "netns", "exec", world.lab.host_ns("host1")], world.fip, world.state_dir)
+    try:
+        os.kill(old, signal.SIGKILL)
+        lost = {"vm1 -> vm2": _lost(east), "host -> floating IP": _lost(north)}
+    finally:
+        for p in (east, north):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    new = ovs.daemon_pid(rundir, "ovs-vswitchd")
+    assert new and new != old
+    assert all(n * INTERVAL <= 1.0 for n in lost.values()), lost
+    with open(os.path.join(world.lab.host_dir("host1"), "agent.log")) as f:
+        assert "watch: l2" in f.read()
+    neutrino("instance", "delete", "vm2", state_dir=world.state_dir)
 
 
 def test_down_leaves_nothing_behind(world, before):

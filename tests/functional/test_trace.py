@@ -120,7 +120,7 @@ def test_hood_matches_the_drivers_then_shows_drift(world):
                for x in [i, *i.get("rules", [])] if x["state"] != "ok"]
         assert report["drift"] == 0, bad
     titles = [s["title"] for s in collect(view, snap, "port", a)["sections"]]
-    assert titles == ["Network devices", "Namespaces", "Security group chains", "DHCP",
+    assert titles == ["Network devices", "Namespaces", "Security group chains", "ARP/ND anti-spoofing", "DHCP",
                       "Routing, floating IPs and metadata"]
     chain = "neutron-openvswi-i" + a["id"][:10]
     proc.run(["iptables", "-I", chain, "1", "-p", "tcp", "-m", "tcp", "--dport", "99", "-j", "RETURN"],

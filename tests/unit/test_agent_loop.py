@@ -45,6 +45,10 @@ class FakeServer:
         self.report_times: list[float] = []
         self.report_errors: list[Exception] = []
         self.backoff = Backoff()
+        self.server = "fake"
+
+    def retry_delay(self):
+        return self.backoff.delay or self.backoff.fail()
 
     def view(self, since, wait):
         self.polls.append((since, wait))
@@ -134,7 +138,7 @@ def test_first_turn_fetches_at_once_runs_drivers_in_order_and_reports():
     assert body["revision"] == 1 and body["ports"] == {"p1": True}
     assert body["agent"] == {"l2": "ovs", "firewall": "iptables", "roles": ["l2", "dhcp", "l3", "metadata"],
                              "bridge_mappings": {"public": "br-ex"}, "tunnel_ip": None, "datapath_type": "netdev",
-                             "ovs_hybrid_plug": True}
+                             "ovs_hybrid_plug": True, "server": "fake"}
     assert agent.since == 1
 
 
@@ -401,6 +405,45 @@ def test_client_refused_connection_is_unavailable_not_a_crash():
     assert c.backoff.delay == 1.0
 
 
+def test_client_fails_over_to_the_next_server_at_once_and_backs_off_only_after_a_round():
+    up = {"a": False, "b": True}
+    seen = []
+
+    def handler(request: httpx.Request):
+        seen.append(request.url.host)
+        if not up[request.url.host]:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json=a_view(7))
+    c = SyncClient(["http://a:1", "http://b:2"], HOST, transport=httpx.MockTransport(handler))
+    with pytest.raises(ServerUnavailable):
+        c.view(6, 30)
+    assert c.server == "http://b:2" and c.retry_delay() == 0.0       # an untried server: no waiting
+    assert c.view(6, 30)["revision"] == 7 and seen == ["a", "b"]
+    up["b"] = False
+    for server in ("http://a:1", "http://b:2"):
+        with pytest.raises(ServerUnavailable):
+            c.view(7, 30)
+        assert c.server == server
+    assert c.retry_delay() == 0.5                                     # both down: the back-off counts
+    up["a"] = True
+    with pytest.raises(ServerUnavailable):                            # b, still down; then a again
+        c.view(7, 30)
+    assert c.view(7, 30)["revision"] == 7 and c.backoff.delay == 0 and c.server == "http://a:1"
+
+
+def test_agent_resumes_its_watch_on_another_server_without_running_the_drivers_again():
+    agent, server, _, log, clock = make_agent()
+    agent.step()
+    ran = len(log)
+    server.script.extend([ServerUnavailable("gone"), {"schema": 1, "revision": 3, "host": HOST, "unchanged": True}])
+    server.server = "other"
+    agent.step()
+    agent.step()
+    assert server.polls[-1][0] == server.polls[-2][0] == 1       # the watch resumes from the revision it held
+    assert agent.since == 3 and agent.applied_revision == 3 and len(log) == ran
+    assert agent.report_body()["agent"]["server"] == "other"
+
+
 def test_client_rejects_an_unknown_view_schema():
     view = a_view(1)
     view["schema"] = 99
@@ -453,7 +496,7 @@ def test_config_file_then_environment_then_flags(tmp_path, monkeypatch):
     monkeypatch.setenv("NEUTRINO_AGENT_TOKEN", "envtok")
     monkeypatch.setenv("NEUTRINO_STATE_DIR", str(tmp_path))
     c = agent_config.load(str(f), host="fromflag", firewall="nftables")
-    assert (c.host, c.server, c.l2, c.firewall, c.token) == ("fromflag", "http://c:9696", "linuxbridge",
+    assert (c.host, c.server, c.l2, c.firewall, c.token) == ("fromflag", ["http://c:9696"], "linuxbridge",
                                                             "nftables", "envtok")
     assert c.roles == ["l2", "dhcp"] and c.bridge_mappings == {"public": "br-ex", "phys2": "br-p2"}
     assert c.state_dir == os.path.join(str(tmp_path), "hosts", "fromflag")
@@ -480,3 +523,27 @@ def test_config_flags_forms_and_ovs_rundir():
 def test_config_errors(flags):
     with pytest.raises(agent_config.AgentConfigError):
         agent_config.load(None, **flags)
+
+
+def test_watcher_runs_only_the_driver_whose_daemon_restarted():
+    """A driver's restarted() (ovs-vswitchd's pid changed) makes the watcher thread run that driver at once, alone;
+    the loop's own bookkeeping (applied view, next resync) is left to the loop."""
+    import threading
+    agent, server, drivers, log, clock = make_agent()
+    agent.step()
+    log.clear()
+    answers = [False, True]
+
+    def restarted():
+        if not answers:
+            agent.stop()
+            return False
+        return answers.pop(0)
+    drivers["l2"].restarted = restarted
+    resync, digest = agent.next_resync, agent.digest
+    t = threading.Thread(target=agent._watch, args=([s for s in agent.slots if s.role == "l2"],))
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive()
+    assert log == ["l2"]
+    assert (agent.next_resync, agent.digest) == (resync, digest)

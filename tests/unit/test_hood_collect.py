@@ -42,7 +42,8 @@ def test_port_report_follows_the_seed_page(world):
     a = port(world, "A")
     report = collect(world["view"], world["snapshot"], "port", a)
     assert [s["title"] for s in report["sections"]] == [
-        "Network devices", "Namespaces", "Security group chains", "DHCP", "Routing, floating IPs and metadata"]
+        "Network devices", "Namespaces", "Security group chains", "ARP/ND anti-spoofing", "DHCP",
+        "Routing, floating IPs and metadata"]
     devices = [i["name"] for i in report["sections"][0]["items"]]
     short = a["id"][:11]
     assert devices[:4] == [f"tap{short}", f"qbr{short}", f"qvb{short}", f"qvo{short}"]
@@ -55,13 +56,17 @@ def test_port_report_follows_the_seed_page(world):
     assert ssh["realizes"]["security_group"] == world["names"]["sg"]["base"]
     assert all({"packets", "bytes"} <= set(r) for r in ingress["rules"])
     assert ("NIPv4" + world["names"]["sg"]["grp"])[:29] in chains
-    dhcp = report["sections"][3]["items"]
+    dhcp = report["sections"][4]["items"]
     assert dhcp[1]["name"].startswith("dnsmasq pid ") and dhcp[1]["detail"].startswith("--interface=tap")
     assert dhcp[2]["detail"].startswith(a["mac_address"] + ",host-10-0-0-5")
-    nat = [r["rule"] for i in report["sections"][4]["items"] for r in i.get("rules", [])]
+    nat = [r["rule"] for i in report["sections"][5]["items"] for r in i.get("rules", [])]
     assert "-A neutron-l3-agent-float-snat -s 10.0.0.5/32 -j SNAT --to-source 172.24.4.20" in nat
     assert "-A neutron-l3-agent-PREROUTING -d 172.24.4.20/32 -j DNAT --to-destination 10.0.0.5" in nat
-    assert any("REDIRECT --to-ports 9697" in i["name"] for i in report["sections"][4]["items"])
+    assert any("REDIRECT --to-ports 9697" in i["name"] for i in report["sections"][5]["items"])
+    guard = report["sections"][3]["items"][0]
+    assert guard["state"] == "ok" and guard["realizes"]["fixed_ips"] == ["10.0.0.5"]
+    arp = next(r for r in guard["rules"] if "arp_spa=10.0.0.5," in r["rule"])
+    assert arp["state"] == "ok" and arp["realizes"] == {"fixed_ip": "10.0.0.5"}
 
 
 def test_drift_is_shown(world):
@@ -107,3 +112,19 @@ def test_find_by_prefix_and_name(world):
     assert find(view, "net2")[1]["id"] == world["names"]["net"]["net2"]
     with pytest.raises(NotFound):
         find(view, "nothing-like-this")
+
+
+def test_anti_spoof_flows_drift(world):
+    """A flow gone from br-int is missing; a pair the kernel lacks is missing; port security off: flows are extra."""
+    view, snap = copy.deepcopy(world["view"]), copy.deepcopy(world["snapshot"])
+    a = next(p for p in view["ports"] if p["id"] == port(world, "A")["id"])
+    snap["ovs"]["br-int"]["flows"] = "\n".join(ln for ln in snap["ovs"]["br-int"]["flows"].splitlines()
+                                               if "arp_spa=10.0.0.5," not in ln)
+    a["allowed_address_pairs"] = [{"ip_address": "10.0.0.128/25", "mac_address": None}]
+    s = states(collect(view, snap, "port", a))
+    missing = sorted(r for (_, r), st in s.items() if st == "missing" and r and r.startswith("table="))
+    assert len(missing) == 2 and "arp_spa=10.0.0.5," in missing[1] and "arp_spa=10.0.0.128/25," in missing[0]
+    a["port_security_enabled"] = False
+    report = collect(view, snap, "port", a)
+    guard = next(sec for sec in report["sections"] if sec["title"] == "ARP/ND anti-spoofing")["items"][0]
+    assert guard["state"] == "extra" and {r["state"] for r in guard["rules"]} == {"extra"}

@@ -94,3 +94,18 @@ def test_address_on_another_host_leaves_by_vxlan(world):
     assert t.verdict == "forwarded" and t.at.startswith("br-tun → 10.255.0.2")
     w["view"]["fdb"][0]["network_id"] = w["names"]["net"]["net2"]     # not on A's network: nobody answers
     assert run(w, "A", "10.0.0.50").verdict == "dropped"
+
+
+def test_spoofed_arp_is_dropped_by_the_anti_spoof_flow(world):
+    """ARP never reaches the security group chains: br-int's flows at the port's qvo decide, and say which flow."""
+    b_ip = world["view"]["ports"][[p["id"] for p in world["view"]["ports"]].index(
+        world["names"]["port_id"]["B"])]["fixed_ips"][0]["ip_address"]
+    own = run(world, "A", b_ip, "arp")
+    assert own.verdict == "delivered" and f"{b_ip} is port {world['names']['port_id']['B']}" in own.at
+    for kw in ({"src_ip": b_ip}, {"src_mac": "fa:16:3e:66:66:66"}):
+        t = run(world, "A", "10.0.0.1", "arp", **kw)
+        assert (t.verdict, t.at, t.rule) == ("dropped", "br-int table 24", "table=24,priority=0 actions=drop"), \
+            render(t)
+        assert not t.unknown
+    t = run(world, "A", "B", "icmp", src_mac="fa:16:3e:66:66:66")
+    assert t.verdict == "dropped" and t.at.startswith("neutron-openvswi-s")

@@ -5,6 +5,7 @@ import httpx
 
 from neutrino.agent import metadata
 from neutrino.lib import arp
+from neutrino.sync.client import transport_for
 
 
 def test_targets_routers_and_isolated_networks():
@@ -29,9 +30,9 @@ def test_guest_cannot_forge_identity_headers():
 
 
 def test_upstream_unix_or_http():
-    transport, base = metadata.upstream("unix:/run/neutrino/server.sock")
+    transport, base = transport_for("unix:/run/neutrino/server.sock")
     assert isinstance(transport, httpx.HTTPTransport) and base == "http://neutrino"
-    assert metadata.upstream("http://10.1.1.1:9696/") == (None, "http://10.1.1.1:9696")
+    assert transport_for("http://10.1.1.1:9696/") == (None, "http://10.1.1.1:9696")
 
 
 def test_gratuitous_arp_frame():

@@ -1,7 +1,7 @@
 """Agent settings: a YAML config file with the flags' names, then environment, then command-line flags (flags win).
 
     host: compute1                    # required
-    server: unix:/var/lib/neutrino/server.sock   # or http://controller:9696; required
+    server: unix:/var/lib/neutrino/server.sock   # or http://controller:9696, or a list of servers; required
     token: secret                     # agent token (or NEUTRINO_AGENT_TOKEN)
     l2: ovs                           # ovs | linuxbridge
     firewall: iptables                # iptables | nftables
@@ -41,7 +41,7 @@ class AgentConfigError(NeutrinoError):
 @dataclass
 class AgentConfig:
     host: str
-    server: str
+    server: list[str]                         # servers sharing one database: the agent fails over in this order
     token: str | None = None
     l2: str = "ovs"
     firewall: str = "iptables"
@@ -61,7 +61,8 @@ class AgentConfig:
         db = self.ovs_db or (lib_ovs.db_url(self.ovs_rundir) if self.ovs_rundir else SYSTEM_OVS_DB)
         return HostConfig(host=self.host, state_dir=self.state_dir, bridge_mappings=dict(self.bridge_mappings),
                           tunnel_ip=self.tunnel_ip, ovs_db=db if self.l2 == "ovs" else None,
-                          metadata_port=self.metadata_port, server=self.server, token=self.token,
+                          metadata_port=self.metadata_port, server=self.server[0], servers=list(self.server),
+                          token=self.token,
                           userspace_ovs=self.l2 == "ovs" and lib_ovs.datapath_type() == "netdev")
 
 
@@ -92,8 +93,9 @@ def _validate(c: AgentConfig) -> None:
         raise AgentConfigError("--host is required")
     if not c.server:
         raise AgentConfigError("--server is required (http://HOST:PORT or unix:PATH)")
-    if not (c.server.startswith(("http://", "https://")) or c.server.startswith("unix:/")):
-        raise AgentConfigError(f"server {c.server!r} is neither http(s)://HOST:PORT nor unix:/PATH")
+    for server in c.server:
+        if not (server.startswith(("http://", "https://")) or server.startswith("unix:/")):
+            raise AgentConfigError(f"server {server!r} is neither http(s)://HOST:PORT nor unix:/PATH")
     if c.l2 not in L2_DRIVERS:
         raise AgentConfigError(f"l2 {c.l2!r} is not one of {', '.join(L2_DRIVERS)}")
     if c.firewall not in FIREWALL_DRIVERS:
@@ -130,6 +132,7 @@ def load(config_file: str | None = None, **flags) -> AgentConfig:
         raise AgentConfigError(f"unknown agent settings: {', '.join(sorted(unknown))}")
     values.setdefault("host", "")
     values.setdefault("server", "")
+    values["server"] = parse_list(values["server"])
     if "roles" in values:
         values["roles"] = parse_list(values["roles"])
     if "bridge_mappings" in values:

@@ -22,6 +22,7 @@ class HostConfig:
     ovs_db: str | None = None                       # OVSDB socket, e.g. unix:/state/ovs/db.sock
     metadata_port: int = 9697
     server: str | None = None                       # server URL or unix:PATH (metadata proxy forwards there)
+    servers: list[str] = field(default_factory=list)  # all servers of the deployment, `server` first (fail-over)
     token: str | None = None
     # The L2 path is OVS's userspace (netdev) datapath: it forwards partial checksums unfixed, so a veth end that
     # sends into it (qvb, and the qr-/qg-/DHCP tap ends in namespaces) needs tx checksum offload off. On the kernel

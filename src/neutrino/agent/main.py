@@ -7,12 +7,17 @@ reads the kernel and writes only differences. A failing driver is isolated: it i
 it is retried alone with exponential back-off (0.5 s → 30 s) until it succeeds; what it owns is reported as not in
 place meanwhile. Nothing is flushed on start: a restarted agent reads what the kernel has and converges, so traffic
 keeps flowing. SIGTERM ends the loop and leaves every device, rule and process in place.
+
+A watcher thread looks every WATCH_INTERVAL at what drivers depend on outside the kernel's tables (a driver's
+`restarted()`: ovs-vswitchd and ovsdb-server by pid, the metadata listeners): when one died or came back, every
+driver runs at once (flows, bridges and listeners back within a second), not at the next resync.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -32,6 +37,7 @@ ROLES = ("l2", "dhcp", "l3", "metadata")
 # dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
 ORDER = ("dhcp", "l3", "l2", "firewall", "qos", "metadata")
 DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
+WATCH_INTERVAL = 0.1  # seconds between looks at the daemons the drivers depend on
 
 
 class AgentStopped(BaseException):
@@ -137,7 +143,7 @@ class Agent:
         self.config = config
         self.ovs_rundir = ovs_rundir if l2 == "ovs" else None
         self.report_interval, self.resync_interval, self.poll_wait = report_interval, resync_interval, poll_wait
-        self.client = client or SyncClient(config.server, config.host, config.token)
+        self.client = client or SyncClient(config.servers or [config.server], config.host, config.token)
         self.slots = [Slot(role, drv) for role, drv in
                       (drivers if drivers is not None else build_drivers(config, l2, firewall, roles))]
         if datapath_type is None:
@@ -150,6 +156,7 @@ class Agent:
         self.watch_devices = watch_devices
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
+        self._apply_lock = threading.Lock()  # the loop and the watcher never run the drivers at the same time
         self.view: View | None = None       # the latest view received
         self.view_digest: str | None = None  # and its content digest
         self.since = 0                      # its revision: the next long-poll waits for more
@@ -158,6 +165,7 @@ class Agent:
         self.result = SyncResult()          # merged results of the last run
         self.stats = AgentStats()           # what the agent counts about itself (relayed to /metrics)
         self.polling = False                # inside a long-poll (a signal may cut it short)
+        self.watching: str | None = None    # the server that answered the last poll
         now = clock()
         self.next_poll = now
         self.next_resync = now
@@ -176,14 +184,19 @@ class Agent:
         """Loop until stop(); then drop connections but leave the host's wiring as it is."""
         LOG.info("agent %s: drivers %s, server %s", self.config.host,
                  ", ".join(f"{s.role}={getattr(s.driver, 'name', type(s.driver).__name__)}" for s in self.slots),
-                 self.config.server)
+                 self.client.server)
+        watched = [s for s in self.slots if hasattr(s.driver, "restarted")]
+        if watched:
+            threading.Thread(target=self._watch, args=(watched,), name="watch", daemon=True).start()
         try:
             while not self.stopped:
                 self.step()
         except AgentStopped:
             pass
         finally:
-            self.close()
+            self.stop()
+            with self._apply_lock:
+                self.close()
         LOG.info("agent %s stopped (wiring left in place)", self.config.host)
 
     def close(self) -> None:
@@ -238,53 +251,81 @@ class Agent:
         now = self.clock()
         wait = 0.0 if self.view is None else min(self.poll_wait, max(0.0, self._deadline() - now))
         self.polling = True
+        server = self.client.server
         try:
             view = self.client.view(self.since, wait)
             if not isinstance(view, dict):
                 raise ProtocolError(f"the view is a {type(view).__name__}, not an object")
+            if view.get("unchanged") and self.view is None:
+                raise ProtocolError("the server answered 'unchanged' to an agent holding no view")
         except Exception as e:                              # noqa: BLE001 - the agent outlives any server trouble
-            delay = self.client.backoff.delay or self.client.backoff.fail()
+            delay = self.client.retry_delay()
             self.next_poll = self.clock() + delay
-            LOG.warning("no view from %s (retry in %.1f s): %s", self.config.server, delay, e,
+            LOG.warning("no view from %s (%s in %.1f s): %s", server,
+                        f"trying {self.client.server}" if self.client.server != server else "retry", delay, e,
                         exc_info=not isinstance(e, NeutrinoError))
             return
         finally:
             self.polling = False
         self.next_poll = self.clock()
+        if self.watching != server:
+            LOG.info("watching %s from revision %d", server, self.since)
+            self.watching = server
+            self.next_report = self.clock()                 # tell the servers which one this agent watches
         self.since = int(view.get("revision", 0))
+        if view.get("unchanged"):                           # no change touched this host: the view held stands
+            if self.view_digest == self.digest:
+                self.applied_revision = self.since
+            return
         self.view, self.view_digest = view, view_digest(view)
         if self.view_digest == self.digest:
             self.applied_revision = self.since      # same content: the results stand for this revision too
 
+    def _watch(self, slots: list[Slot]) -> None:
+        """The watcher thread: run every driver as soon as one says what it depends on restarted."""
+        while not self._stop.wait(WATCH_INTERVAL):
+            if self.view is None or not self._apply_lock.acquire(blocking=False):
+                continue                                    # the loop is applying right now anyway
+            try:
+                hit = {s.role for s in slots if _restarted(s)}
+                if hit and not self.stopped:
+                    LOG.warning("watch: %s lost a daemon or listener; applying now", ", ".join(sorted(hit)))
+                    self.apply("watch", roles=hit)
+            finally:
+                self._apply_lock.release()
+
     def _work(self) -> None:
         now = self.clock()
-        if self.view_digest != self.digest:
-            self.apply("view")
-        elif now >= self.next_resync:
-            self.apply("resync")
-        elif any(s.failed and s.retry_at <= now for s in self.slots):
-            self.apply("retry")
-        elif self._devices_arrived():
-            self.apply("device")
+        with self._apply_lock:
+            if self.view_digest != self.digest:
+                self.apply("view")
+            elif now >= self.next_resync:
+                self.apply("resync")
+            elif any(s.failed and s.retry_at <= now for s in self.slots):
+                self.apply("retry")
+            elif self._devices_arrived():
+                self.apply("device")
         if self.clock() >= self.next_report:
             self.report()
 
     # --- applying ---------------------------------------------------------------------------------------------
 
-    def apply(self, reason: str) -> SyncResult:
-        """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones."""
+    def apply(self, reason: str, roles: set[str] | None = None) -> SyncResult:
+        """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones,
+        a watch only the drivers in `roles` (the others' work still stands)."""
         view = self.view
         start = self.clock()
         timings = []
         for slot in self.slots:
-            if reason == "retry" and slot.failed and slot.retry_at > start:
+            if reason == "retry" and slot.failed and slot.retry_at > start or roles and slot.role not in roles:
                 continue
             timings.append(self._run_slot(slot, view, reason))
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
-        self.digest = self.view_digest
-        self.applied_revision = int(view.get("revision", 0))
-        if reason != "retry":
+        if not roles:                                      # a watch leaves the view's other parts to the loop
+            self.digest = self.view_digest
+            self.applied_revision = int(view.get("revision", 0))
+        if reason not in ("retry", "watch"):
             self.next_resync = self.clock() + self.resync_interval
         self.next_report = start                          # report right after every run
         took = (self.clock() - start) * 1000
@@ -324,7 +365,8 @@ class Agent:
 
     def report_body(self) -> dict:
         r = self.result
-        return {"agent": self.info, "revision": self.applied_revision, "ports": dict(r.ports),
+        return {"agent": {**self.info, "server": self.watching or self.client.server},
+                "revision": self.applied_revision, "ports": dict(r.ports),
                 "dhcp_ready": list(r.dhcp_ready), "routers": dict(r.routers), "floatingips": dict(r.floatingips),
                 "metrics": self.stats.body(r.ports), "metering": self._metering()}
 
@@ -343,14 +385,26 @@ class Agent:
         except Exception as e:                              # noqa: BLE001 - retried; never ends the agent
             delay = min(max(self.client.backoff.delay, 0.5), self.report_interval)
             self.next_report = self.clock() + delay
-            LOG.warning("report to %s failed (retry in %.1f s): %s", self.config.server, delay, e)
+            LOG.warning("report failed (retry in %.1f s, to %s): %s", delay, self.client.server, e)
             return
         self.next_report = self.clock() + self.report_interval
 
 
+def _restarted(slot: Slot) -> bool:
+    try:
+        return bool(slot.driver.restarted())
+    except Exception:                                       # noqa: BLE001 - the watcher must keep watching
+        LOG.exception("watching driver %s", slot.role)
+        return False
+
+
 def install_signal_handlers(agent: Agent) -> None:
     """SIGTERM/SIGINT stop the loop; a long-poll in progress is cut short, a driver run is allowed to finish."""
+    owner = os.getpid()
+
     def handler(signum, frame):
+        if os.getpid() != owner:       # a child forked by a library (pyroute2 opens netns sockets so) just ends
+            os._exit(128 + signum)
         agent.stop()
         if agent.polling:
             raise AgentStopped()

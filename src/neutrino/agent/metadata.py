@@ -23,6 +23,7 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.errors import NeutrinoError
 from neutrino.lib import nsocket
+from neutrino.sync.client import ServerUnavailable, SyncClient
 from neutrino.sync.schema import View
 
 LOG = logging.getLogger(__name__)
@@ -63,13 +64,6 @@ def targets(view: View, port: int) -> dict[tuple[str, str], Target]:
     return out
 
 
-def upstream(server: str) -> tuple[httpx.HTTPTransport | None, str]:
-    """The transport and base URL for `http(s)://...` or `unix:/path/to/socket`."""
-    if server.startswith("unix:"):
-        return httpx.HTTPTransport(uds=server[len("unix:"):]), "http://neutrino"
-    return None, server.rstrip("/")
-
-
 def forward_headers(guest: dict[str, str], target: Target, client_ip: str, token: str | None) -> dict[str, str]:
     """The guest's headers minus anything it must not set, plus who is asking."""
     out = {k: v for k, v in guest.items() if k.lower() not in DROPPED}
@@ -106,11 +100,11 @@ class _Handler(BaseHTTPRequestHandler):
                                   self.proxy.config.token)
         path = self.path.lstrip("/")
         try:
-            resp = self.proxy.client.request(self.command, f"/agent/v1/metadata/{path}", headers=headers,
+            resp = self.proxy.client.forward(self.command, f"/agent/v1/metadata/{path}", headers=headers,
                                              content=body)
             status, ctype, data = resp.status_code, resp.headers.get("content-type", "text/plain"), resp.content
-        except httpx.HTTPError as e:
-            LOG.warning("metadata upstream %s: %s", self.proxy.config.server, e)
+        except (httpx.HTTPError, ServerUnavailable) as e:
+            LOG.warning("metadata upstream %s: %s", self.proxy.client.server, e)
             status, ctype, data = 502, "text/plain", b"Metadata service unavailable\n"
         self.send_response(status)
         self.send_header("Content-Type", ctype)
@@ -129,8 +123,8 @@ class MetadataProxy:
 
     def __init__(self, config: HostConfig):
         self.config = config
-        transport, base = upstream(config.server or "http://127.0.0.1:9696")
-        self.client = httpx.Client(base_url=base, transport=transport, timeout=10.0)
+        self.client = SyncClient(config.servers or [config.server or "http://127.0.0.1:9696"], config.host,
+                                 timeout=10.0)
         # key -> (target, listening socket, inode of the namespace it was opened in)
         self._listeners: dict[tuple[str, str], tuple[Target, socket.socket, int]] = {}
         self._sel = selectors.DefaultSelector()
@@ -166,6 +160,15 @@ class MetadataProxy:
             if target.kind == "router":
                 result.routers[target.ident] = ok
         return result
+
+    def restarted(self) -> bool:
+        """For the agent's watcher: the acceptor thread died (started again here), or a listener's namespace was
+        deleted or made anew (its socket serves nobody: the next sync, right away, opens one in the new one)."""
+        if not self._stop and not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._accept_loop, name="metadata-accept", daemon=True)
+            self._thread.start()
+            return True
+        return any(_netns_inode(t.ns) != ino for t, _, ino in self._listeners.values())
 
     def cleanup(self) -> None:
         for key in list(self._listeners):

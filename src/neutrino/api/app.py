@@ -17,6 +17,7 @@ from neutrino.errors import NeutrinoError, NotFound, show
 from neutrino.identity.routes import router as identity_router
 from neutrino.metrics.server import Metrics, MetricsMiddleware
 from neutrino.metrics.server import router as metrics_router
+from neutrino.sync.changes import Hub
 from neutrino.sync.server import router as sync_router
 from neutrino.ui.routes import router as ui_router
 
@@ -31,8 +32,8 @@ RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL,
 
 
 class Notifier:
-    """Wakes this process's long-polling agents right after its own commits; changes committed by another server
-    process (PostgreSQL deployments) are seen by the watch loop's once-a-second revision check."""
+    """Wakes this process's page event streams right after its own commits (they also re-read the revision every
+    second); agents' watches are woken by the change hub (sync/changes.py), on every server."""
 
     def __init__(self):
         self.cond: asyncio.Condition | None = None
@@ -83,6 +84,7 @@ def create_app(settings, db) -> FastAPI:
     notifier = Notifier()
     app.state.notifier = notifier
     app.state.notify = notifier.notify
+    app.state.changes = Hub()
 
     app.state.metrics = Metrics(db)
 

@@ -21,7 +21,9 @@ from sqlalchemy import select
 from neutrino.api import listing
 from neutrino.api.attrs import Attr, string, validate_body
 from neutrino.core import common, scheduling
+from neutrino.db import notify
 from neutrino.errors import BadRequest, Forbidden, bad_request
+from neutrino.sync import changes
 
 MAX_TAGS = 50
 MAX_DEPTH = 32          # nesting of a request body (Neutron's bodies need 4)
@@ -41,6 +43,7 @@ class Resource:
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
     render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
+    precise: bool = False         # its writes name every view they change (core.common.affects): wake only those
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -101,9 +104,10 @@ def writer(ctx) -> None:
         raise Forbidden("This action is disallowed by policy for a reader.")
 
 
-async def write(request: Request, fn: Callable, reschedule: bool = False):
+async def write(request: Request, fn: Callable, reschedule: bool = False, precise: bool = False):
     """fn(session, ctx) in one transaction (on the database's writer thread) that also runs the scheduler (when
-    writes may create DHCP/router work) and bumps the global revision; then the agents are woken. Callers check
+    writes may create DHCP/router work) and records the change (sync/changes.py); then the agents it concerns are
+    woken, on every server — all of them unless `precise` (fn's core names every view it changes). Callers check
     `writer` before parsing the body."""
     app, ctx = request.app.state, request.state.ctx
 
@@ -111,11 +115,10 @@ async def write(request: Request, fn: Callable, reschedule: bool = False):
         out = fn(s, ctx)
         if reschedule:
             scheduling.schedule(s, app.settings)
-        common.bump(s)
-        return out
+        return out, changes.record(s, precise)
 
-    out = await app.db.call(tx, write=True)
-    app.notify()
+    out, change = await app.db.call(tx, write=True)
+    notify.committed(app, change)
     return out
 
 
@@ -200,7 +203,7 @@ class Controller:
             ids = [res.core.create(s, ctx, data, app.settings) for data in items]
             return self._render(s, ctx, [self._one(s, ctx, i) for i in ids])
 
-        out = await write(request, tx, res.reschedule)
+        out = await write(request, tx, res.reschedule, res.precise)
         return json_response({res.plural: out} if bulk else {res.singular: out[0]}, 201)
 
     async def update(self, request: Request, rid: str):
@@ -220,7 +223,7 @@ class Controller:
             res.core.update(s, ctx, row, data, app.settings)
             return self._render_one(s, ctx, rid)
 
-        out = await write(request, tx, res.reschedule)
+        out = await write(request, tx, res.reschedule, res.precise)
         return json_response({res.singular: out})
 
     async def delete(self, request: Request, rid: str):
@@ -232,7 +235,7 @@ class Controller:
             common.check_if_match(row, if_match)
             self.res.delete(s, ctx, row)
 
-        await write(request, tx, self.res.reschedule)
+        await write(request, tx, self.res.reschedule, self.res.precise)
         return Response(status_code=204)
 
     # --- tags -----------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ def host_id(name, v):
     return "" if v is None else _host(name, v)
 
 
-PORT = Resource("port", "ports", ports, delete=ports.delete_port, attrs={
+PORT = Resource("port", "ports", ports, delete=ports.delete_port, precise=True, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "network_id": Attr(put=False, default=REQUIRED, convert=uuid_str),
     "name": Attr(default="", convert=string(255)),

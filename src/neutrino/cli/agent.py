@@ -16,7 +16,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def agent(
     config: Optional[str] = typer.Option(None, "--config", help="YAML file with the same keys as the flags"),
     host: Optional[str] = typer.Option(None, "--host", help="this host's name (ports bind to it)"),
-    server: Optional[str] = typer.Option(None, "--server", help="http://HOST:PORT or unix:/path/to/socket"),
+    server: Optional[list[str]] = typer.Option(None, "--server", help="http://HOST:PORT or unix:/path/to/socket; "
+                                               "repeat for servers sharing one database (fail-over in this order)"),
     token: Optional[str] = typer.Option(None, "--token", help="agent token (env NEUTRINO_AGENT_TOKEN)"),
     l2: Optional[str] = typer.Option(None, "--l2", help="ovs | linuxbridge (default ovs)"),
     firewall: Optional[str] = typer.Option(None, "--firewall", help="iptables | nftables (default iptables)"),
@@ -33,7 +34,7 @@ def agent(
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)      # one line per long-poll is noise
     try:
-        cfg = agent_config.load(config, host=host, server=server, token=token, l2=l2, firewall=firewall,
+        cfg = agent_config.load(config, host=host, server=server or None, token=token, l2=l2, firewall=firewall,
                                 roles=roles, state_dir=state_dir, bridge_mappings=bridge_mapping or None,
                                 tunnel_ip=tunnel_ip, ovs_rundir=ovs_rundir)
         cfg.state_dir = ensure_state_dir(cfg.state_dir)

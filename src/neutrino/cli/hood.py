@@ -52,9 +52,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def trace(src: str = typer.Argument(..., metavar="SRC", help="an instance or port, or 'external'"),
               dst: str = typer.Argument(..., metavar="DST", help="an instance, a port, an IPv4 address or 'external'"),
-              proto: str = typer.Option("icmp", "--proto", help="tcp | udp | icmp"),
+              proto: str = typer.Option("icmp", "--proto", help="tcp | udp | icmp | arp"),
               port: int = typer.Option(None, "--port", help="destination port (icmp: type)"),
               src_ip: str = typer.Option(None, "--src-ip", help="send from this address (anti-spoof checks)"),
+              src_mac: str = typer.Option(None, "--src-mac", help="send from this MAC (anti-spoof checks)"),
               state_dir: str = STATE_DIR, server: str = SERVER, token: str = TOKEN, host: str = HOST,
               host_ns: str = HOST_NS, ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
         """Walk one packet (the first of its flow) through the realized state: delivered, or dropped where and by
@@ -62,10 +63,10 @@ def register(app: typer.Typer) -> None:
         from neutrino.hood.trace import render
         from neutrino.hood.where import PROTOS, Where, trace_flow
         if proto not in PROTOS:
-            raise typer.BadParameter("--proto must be tcp, udp or icmp")
+            raise typer.BadParameter("--proto must be tcp, udp, icmp or arp")
         try:
             result = trace_flow(Where(state_dir, server, token, host, host_ns, ovs_rundir), src, dst, proto, port,
-                                src_ip)
+                                src_ip, src_mac)
         except (NeutrinoError, OSError) as e:
             _fail(e)
         if as_json:

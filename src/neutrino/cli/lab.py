@@ -61,9 +61,25 @@ def _l2_and_firewall_commands(settings, port_id: str) -> list[str]:
     return l2 + ["  nft list table inet neutrino"]
 
 
-def _page_link(lab: Lab, settings) -> str:
+def _servers_table(lab: Lab, settings) -> list[int]:
+    """Print each server's pid and URL; the indexes of those that answer."""
+    table = Table("server", "pid", "API", "agents' socket", "state", title="servers")
+    answering = []
+    for i in range(1, settings.servers + 1):
+        pid = processes.server_pid(lab, i)
+        ok = pid is not None and processes.server_answers(lab, settings, i)
+        if ok:
+            answering.append(i)
+        table.add_row(str(i), str(pid or "-"), f"http://127.0.0.1:{settings.server_port(i)}",
+                      lab.server_file(i, "sock"), "[green]answering[/]" if ok else
+                      "[red]not running[/]" if pid is None else "[red]not answering[/]")
+    console.print(table)
+    return answering
+
+
+def _page_link(lab: Lab, settings, server: int = 1) -> str:
     from neutrino.lab.clouds import page_link
-    return page_link(lab, settings)
+    return page_link(lab, settings, server)
 
 
 def _fail(e: Exception) -> None:
@@ -78,11 +94,17 @@ def register(app: typer.Typer) -> None:
            l2: str = typer.Option("ovs", help="ovs | linuxbridge"),
            firewall: str = typer.Option("iptables", help="iptables | nftables"),
            port: int = typer.Option(None, help="Networking API port (default 9696, or a free one if taken)"),
-           identity_port: int = typer.Option(None, help="Identity port (default 5000, or a free one if taken)")):
-        """Start the server, emulated host(s) and agents, and build the seed page's world with vm1 reachable."""
+           identity_port: int = typer.Option(None, help="Identity port (default 5000, or a free one if taken)"),
+           servers: int = typer.Option(1, help="server processes on one database (more than 1: --db postgresql)"),
+           db: str = typer.Option("sqlite", help="sqlite | postgresql (the lab's own cluster in its state dir)")):
+        """Start the server(s), emulated host(s) and agents, and build the seed page's world with vm1 reachable."""
         from neutrino.lab import lifecycle
         if hosts < 1 or hosts > 250:
             raise typer.BadParameter("--hosts must be 1..250")
+        if db not in ("sqlite", "postgresql"):
+            raise typer.BadParameter("--db must be sqlite or postgresql")
+        if servers < 1 or servers > 16 or (servers > 1 and db != "postgresql"):
+            raise typer.BadParameter("--servers must be 1..16, and more than 1 needs --db postgresql")
         lab = Lab(state_dir)
         try:
             with console.status("bringing the lab up...") as status:
@@ -90,7 +112,7 @@ def register(app: typer.Typer) -> None:
                     console.print(msg)
                     status.update(msg)
                 result = lifecycle.up(lab, hosts=hosts, l2=l2, firewall=firewall, port=port,
-                                      identity_port=identity_port, say=say)
+                                      identity_port=identity_port, say=say, servers=servers, db=db)
         except (NeutrinoError, OSError) as e:
             _fail(e)
         ok = all(result.reachable)
@@ -134,22 +156,23 @@ def register(app: typer.Typer) -> None:
             console.print(f"no lab in {lab.state_dir} (start one with `neutrino up`)")
             raise typer.Exit(1)
         settings = lab.load()
-        pid = processes.server_pid(lab)
-        answering = pid is not None and processes.server_answers(lab, settings)
         console.print(f"lab {lab.id} in {lab.state_dir}: {settings.hosts} host(s), {settings.l2} + "
-                      f"{settings.firewall}")
-        console.print("server: " + (f"pid {pid}, {lab.url(settings)}" + ("" if answering else " (not answering)")
-                                     if pid else "[red]not running[/red]"))
+                      f"{settings.firewall}, {settings.servers} server(s) on {settings.db}")
+        answering = _servers_table(lab, settings)
         if not answering:
             raise typer.Exit(1)
-        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings)}", soft_wrap=True)
+        console.print(f"topology page (signed in to the demo project): {_page_link(lab, settings, answering[0])}",
+                      soft_wrap=True)
         from neutrino.instances import manager
-        clouds = manager.Clouds.of(lab)
-        agents = Table("host", "agent", "alive", "agent pid", title="agents")
+        clouds = manager.Clouds.of(lab, server=answering[0])
+        sockets = {f"unix:{sock}": f"server {i}"
+                   for i, sock in enumerate(processes.server_sockets(lab, settings), start=1)}
+        agents = Table("host", "agent", "alive", "agent pid", "watches", title="agents")
         for a in clouds.admin.network.agents():
             agent_pid = processes.agent_pid(lab, a.host)
+            server = (a.configuration or {}).get("server", "")
             agents.add_row(a.host, a.agent_type, "[green]:-)[/]" if a.is_alive else "[red]XXX[/]",
-                           str(agent_pid or "-"))
+                           str(agent_pid or "-"), sockets.get(server, server))
         console.print(agents)
         net = clouds.admin.network
         counts = Table("resource", "count", title="resources")

@@ -5,26 +5,33 @@ import asyncio
 import logging
 import os
 import secrets
+import shutil
+import signal
+import socket
+import tempfile
 
 import typer
 import uvicorn
 
 from neutrino import config
+from neutrino.lib import proc
 
 LOG = logging.getLogger("neutrino.server")
 
 
-def build(settings):
-    """Database (migrated) and app; the identity bootstrap runs once and may return a generated password."""
+def build(settings, setup: bool = True):
+    """Database and app; with `setup` the schema is migrated and the identity bootstrap runs once (it may return a
+    generated password). Workers skip both: their parent did them before forking."""
     from neutrino.api.app import create_app
     from neutrino.db.engine import Database
 
     db = Database(settings.database_url())
-    db.setup()
     generated = None
-    if settings.auth == "keystone":
-        from neutrino.identity.bootstrap import bootstrap
-        generated = bootstrap(db, settings)
+    if setup:
+        db.setup()
+        if settings.auth == "keystone":
+            from neutrino.identity.bootstrap import bootstrap
+            generated = bootstrap(db, settings)
     return create_app(settings, db), generated
 
 
@@ -42,16 +49,69 @@ def _token_file(settings) -> str:
     return path
 
 
-async def _serve(app, settings) -> None:
+def _configs(app, settings) -> list[uvicorn.Config]:
+    """The API port, the identity port when it is another one, and the agents' Unix socket."""
     from neutrino.api.serving import uvicorn_config
-    servers = [uvicorn.Server(uvicorn_config(app, settings, host=settings.bind, port=settings.port))]
+    configs = [uvicorn_config(app, settings, host=settings.bind, port=settings.port)]
     if settings.auth == "keystone" and settings.identity_port and settings.identity_port != settings.port:
-        servers.append(uvicorn.Server(uvicorn_config(app, settings, host=settings.bind, port=settings.identity_port)))
+        configs.append(uvicorn_config(app, settings, host=settings.bind, port=settings.identity_port))
     if settings.unix_socket:
-        if os.path.exists(settings.unix_socket):
-            os.unlink(settings.unix_socket)
-        servers.append(uvicorn.Server(uvicorn_config(app, settings, uds=settings.unix_socket)))
-    await asyncio.gather(*(s.serve() for s in servers))
+        configs.append(uvicorn_config(app, settings, uds=settings.unix_socket))
+    return configs
+
+
+async def _serve(app, settings, sockets: list[socket.socket] | None = None) -> None:
+    servers = [uvicorn.Server(c) for c in _configs(app, settings)]
+    await asyncio.gather(*(s.serve(sockets=[sockets[i]] if sockets else None) for i, s in enumerate(servers)))
+
+
+def _unlink_socket(settings) -> None:
+    if settings.unix_socket and os.path.exists(settings.unix_socket):
+        os.unlink(settings.unix_socket)
+
+
+def _workers(settings, count: int) -> int:
+    """Bind the listening sockets, fork `count` workers that serve them all, wait; the exit code. Each worker has its
+    own database connections and hub; changes reach the other workers by NOTIFY (PostgreSQL) or datagram (SQLite).
+    When one worker ends the others are stopped too: the server is one unit for whoever supervises it."""
+    from neutrino.db import notify
+
+    _unlink_socket(settings)
+    sockets = [c.bind_socket() for c in _configs(None, settings)]
+    for sock in sockets:                # accepted connections inherit it: no 40 ms Nagle/delayed-ACK stalls
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    siblings = tempfile.mkdtemp(prefix="workers-", dir=settings.state_dir)
+    children, parent = [], os.getpid()
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:
+            proc.die_with_parent(parent)            # even by kill -9: agents then fail over to another server
+            app, _ = build(settings, setup=False)
+            app.state.siblings = notify.Siblings(siblings, index)
+            asyncio.run(_serve(app, settings, sockets))
+            os._exit(0)
+        children.append(pid)
+    for s in sockets:
+        s.close()
+
+    def stop(signum, _frame):
+        for pid in children:
+            proc.terminate(pid, signal.SIGTERM)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    code = 0
+    try:
+        _, status = os.wait()
+        code = os.waitstatus_to_exitcode(status)
+        stop(None, None)
+        for _ in children[1:]:
+            os.wait()
+    except ChildProcessError:
+        pass
+    finally:
+        shutil.rmtree(siblings, ignore_errors=True)
+    return code
 
 
 def register(app: typer.Typer) -> None:
@@ -73,6 +133,7 @@ def register(app: typer.Typer) -> None:
                dns_domain: str = typer.Option(None, "--dns-domain",
                                               help="domain of ports' DNS names (default openstacklocal.: "
                                                    "dns_name unused, as in Neutron)"),
+               workers: int = typer.Option(1, help="worker processes serving the same ports (use the cores)"),
                log_level: str = typer.Option("info"),
                log_format: str = typer.Option(None, help="text | json (one object per line) "
                                                          "[env NEUTRINO_LOG_FORMAT]")):
@@ -104,4 +165,8 @@ def register(app: typer.Typer) -> None:
             LOG.info("Identity v3 on %s", settings.identity_url())
         if settings.unix_socket:
             LOG.info("agents: unix:%s (token in %s)", settings.unix_socket, token_path)
+        if workers > 1:
+            application.state.db.engine.dispose()          # each worker opens its own connections
+            raise typer.Exit(_workers(settings, workers))
+        _unlink_socket(settings)
         asyncio.run(_serve(application, settings))

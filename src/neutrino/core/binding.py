@@ -34,6 +34,8 @@ def needs_dhcp(s, port_row) -> bool:
 
 def bind(s, port_id: str, settings) -> None:
     row = s.execute(select(T).where(T.c.id == port_id)).first()
+    if row is None:                 # deleted by a transaction that committed since the caller found it
+        return
     s.execute(delete(T_PB).where(T_PB.c.port_id == port_id))
     if not row.host_id:
         values = {"vif_type": "unbound", "vif_details": {}}

@@ -38,6 +38,24 @@ def bump(s) -> int:
     return rev
 
 
+def affects(s, *keys: str) -> None:
+    """Name what this transaction changes for agents ("host:NAME", "ports:NETWORK_ID", "members:GROUP_ID", ...:
+    sync/changes.py), so only the agents whose views depend on one of them are woken. A write that names nothing
+    wakes all."""
+    s.info.setdefault("affects", set()).update(k for k in keys if k)
+
+
+def affects_all(s) -> None:
+    """This transaction changes what agents see in a way no key names (scheduling, floating IPs): wake all."""
+    s.info["affects_all"] = True
+
+
+def affected(s) -> frozenset[str] | None:
+    """The keys this transaction named, or None for "every agent"."""
+    keys = s.info.get("affects")
+    return None if keys is None or s.info.get("affects_all") else frozenset(keys)
+
+
 def revision(s) -> int:
     return s.execute(select(T_META.c.revision).where(T_META.c.id == 1)).scalar() or 0
 

@@ -173,10 +173,13 @@ def delete_unassociated(s, network_id: str) -> None:
 def disassociate_port(s, port_id: str) -> None:
     """A port is going away: its floating IPs are freed and its port forwardings removed (a floating IP left with no
     forwarding no longer belongs to a router)."""
-    for (fid,) in s.execute(select(T.c.id).where(T.c.fixed_port_id == port_id)).all():
+    associated = s.execute(select(T.c.id).where(T.c.fixed_port_id == port_id)).all()
+    for (fid,) in associated:
         common.touch(s, T, fid, {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None,
                                  "status": "DOWN"})
     fips = {f for (f,) in s.execute(select(T_PF.c.floatingip_id).where(T_PF.c.internal_port_id == port_id))}
+    if associated or fips:
+        common.affects_all(s)               # a router's NAT changes: its host is named by no key of the port
     s.execute(delete(T_PF).where(T_PF.c.internal_port_id == port_id))
     for fid in fips:
         if not s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == fid).limit(1)).first():

@@ -238,6 +238,13 @@ def _check_net_owner_attrs(ctx: Context, net, data: dict, action: str) -> None:
         raise Forbidden(f"(rule:{action}:{names[0]}) is disallowed by policy")
 
 
+def _affects(s, network_id: str, hosts: list, groups: list[str]) -> None:
+    """A port changes the views of its hosts, of the hosts that see the other ports of its network (its DHCP host,
+    hosts with tunnels: l2pop) and of hosts whose rules name its groups as remote groups."""
+    common.affects(s, f"ports:{network_id}", *(f"host:{h}" for h in hosts if h),
+                   *(f"members:{g}" for g in groups))
+
+
 def check_device(s, ctx: Context, net_project: str, owner: str, device_id: str, project_id: str,
                  action: str) -> None:
     """Neutron's policy and checks on who a port claims to belong to: a `network:` owner (router, DHCP, floating
@@ -286,6 +293,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                profile=data.get("binding:profile", {}), allowed_address_pairs=pairs,
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
     s.execute(insert(T), row)
+    _affects(s, net.id, [row["host_id"]], groups)
     _store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
     if data.get("qos_policy_id"):
@@ -315,6 +323,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     _check_net_owner_attrs(ctx, s.execute(common.by_id(T_NET), {"id": row.network_id}).first(),
                            {k: v for k, v in data.items() if k != "fixed_ips" or v != fixed_ips(s, row.id)},
                            "update_port")
+    before = groups_of(s, [row.id])[row.id]
     if "device_owner" in data or "device_id" in data:
         net_project = s.execute(select(T_NET.c.project_id).where(T_NET.c.id == row.network_id)).scalar_one()
         check_device(s, ctx, net_project, data.get("device_owner", row.device_owner),
@@ -331,6 +340,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         values["mac_address"] = mac
     port_security = data.get("port_security_enabled", row.port_security_enabled)
     if "fixed_ips" in data:
+        common.affects_all(s)               # a floating IP's fixed address may follow: its router's host
         current = fixed_ips(s, row.id)
         new = allocate(s, row.network_id, mac, data["fixed_ips"], row.device_owner, keep=current)
         s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))
@@ -360,6 +370,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     if "qos_policy_id" in data:
         qos.bind(s, ctx, "port", row.id, data["qos_policy_id"])
     common.touch(s, T, row.id, values)
+    _affects(s, row.network_id, [row.host_id, data.get("binding:host_id")], before + groups)
     if data.get("binding:host_id", row.host_id) != row.host_id or \
             data.get("binding:vnic_type", row.vnic_type) != row.vnic_type or \
             ("binding:host_id" in data and row.vif_type == "binding_failed"):
@@ -379,6 +390,9 @@ def delete_port(s, ctx: Context, row) -> None:
 def remove(s, port_id: str) -> None:
     """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
     from neutrino.core import floatingips
+    row = s.execute(select(T.c.network_id, T.c.host_id).where(T.c.id == port_id)).first()
+    if row is not None:
+        _affects(s, row.network_id, [row.host_id], groups_of(s, [port_id])[port_id])
     floatingips.disassociate_port(s, port_id)
     s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select, update
 
 from neutrino.context import Context
-from neutrino.core import agents, binding, ports
+from neutrino.core import agents, binding, common, ports
 from neutrino.db import models as m
 
 T_NET = m.Network.__table__
@@ -41,6 +41,7 @@ def _dhcp(s, settings) -> None:
             if host is None:
                 continue
             s.execute(insert(T_DHCP).values(network_id=nid, host=host))
+            common.affects_all(s)
         _dhcp_port(s, nid, host, settings)
 
 
@@ -60,6 +61,7 @@ def _dhcp_port(s, nid: str, host: str, settings) -> None:
         missing = [sid for sid in subnets if sid not in have]
         if missing:
             new = ports.allocate(s, nid, row.mac_address, [{"subnet_id": sid} for sid in missing], "network:dhcp")
+            common.affects(s, f"ports:{nid}")
             s.execute(insert(T_IP), [{"port_id": row.id, "network_id": nid, **ip} for ip in new])
     _place(s, row, host, settings)
 
@@ -67,6 +69,7 @@ def _dhcp_port(s, nid: str, host: str, settings) -> None:
 def _place(s, row, host: str, settings) -> None:
     """Bind a service port to its host (re-bind when the host changes or binding failed earlier)."""
     if row.host_id != host or row.vif_type in ("unbound", "binding_failed"):
+        common.affects_all(s)
         s.execute(update(T_PORT).where(T_PORT.c.id == row.id).values(host_id=host))
         binding.bind(s, row.id, settings)
 
@@ -78,6 +81,7 @@ def _routers(s, settings) -> None:
             if host is None:
                 continue
             s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid).values(host=host))
+            common.affects_all(s)
         for row in s.execute(select(T_PORT).where(T_PORT.c.device_id == rid,
                                                   T_PORT.c.device_owner.in_(ROUTER_OWNERS))).all():
             _place(s, row, host, settings)
@@ -87,6 +91,7 @@ def _waiting_ports(s, settings) -> None:
     for row in s.execute(select(T_PORT).where(T_PORT.c.vif_type == "binding_failed")).all():
         if agents.l2_agent(s, row.host_id, _down_time(settings)) is not None:
             binding.bind(s, row.id, settings)
+            common.affects(s, f"ports:{row.network_id}", f"host:{row.host_id}")
 
 
 def schedule(s, settings) -> None:

@@ -234,6 +234,9 @@ def _tunnels(s, host: str, settings, local_nets: set[str], load: _Loader) -> tup
 
 
 def compile_view(s, host: str, settings) -> dict:
+    """The view, labelled with the revision read before anything else: under READ COMMITTED (PostgreSQL) a later
+    read could carry a revision whose change the view's earlier reads missed, and the agent would never ask again."""
+    revision = common.revision(s)
     load = _Loader(s)
     port_rows = s.execute(select(T_PORT).where(T_PORT.c.host_id == host,
                                                T_PORT.c.vif_type.notin_(["unbound", "binding_failed"]),
@@ -268,7 +271,7 @@ def compile_view(s, host: str, settings) -> dict:
     groups, members = _security(s, port_rows, {p["id"]: p["security_groups"] for p in ports
                                                if p["port_security_enabled"]})
     tunnels, fdb = _tunnels(s, host, settings, net_ids, load)
-    view = empty_view(host, common.revision(s))
+    view = empty_view(host, revision)
     view.update(networks=nets, ports=ports, security_groups=groups, remote_groups=members, tunnels=tunnels, fdb=fdb,
                 routers=_routers(s, host, load, mtus), dhcp=_dhcp(s, host, load, nets, settings))
     return view

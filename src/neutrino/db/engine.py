@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import random
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -11,7 +12,7 @@ from importlib import resources
 
 import orjson
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -46,17 +47,33 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True, **json_kw)
+    # no pre-ping: it costs a round trip per transaction; a connection the database dropped (restart) raises a
+    # disconnect error instead, SQLAlchemy invalidates it and Database.run retries on a fresh one
+    return create_engine(url, pool_size=10, max_overflow=20, **json_kw)
+
+
+SETUP_LOCK = 0x6E657574      # PostgreSQL advisory lock key ("neut") held while migrating or bootstrapping
+
+
+def serialize_setup(conn) -> None:
+    """Hold the setup lock until this transaction (a Connection's or a Session's) ends — PostgreSQL only: SQLite
+    serializes its writers anyway — so servers starting at once on one database migrate and bootstrap in turn."""
+    dialect = conn.dialect if isinstance(conn, Connection) else conn.get_bind().dialect
+    if dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SETUP_LOCK})
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to the newest (or the given) Alembic revision (the only way tables are made)."""
+    """Bring the schema to the newest (or the given) Alembic revision (the only way tables are made). Several
+    servers may start at once on one PostgreSQL: each migrates under a transaction-scoped advisory lock, so one runs
+    the migrations and the others, once it committed, find the schema at head and do nothing."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("neutrino.db") / "migrations"))
     with engine.begin() as conn:
+        serialize_setup(conn)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 
@@ -91,8 +108,9 @@ class Database:
                 raw.set_progress_handler(None, 0)
 
     def run(self, fn, *args, retries: int = 8, **kw):
-        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers.
-        Past the request's deadline the transaction is interrupted and rolled back (503)."""
+        """Run fn(session, ...) in one transaction; retry on IntegrityError/lock errors from concurrent writers and
+        on a connection the database dropped. Past the request's deadline the transaction is interrupted and rolled
+        back (503)."""
         deadline = DEADLINE.get()
         for attempt in range(retries):
             if deadline is not None and time.monotonic() > deadline:
@@ -106,7 +124,7 @@ class Database:
                         from None
                 if attempt == retries - 1 or not _retryable(e):
                     raise
-                time.sleep(0.005 * (attempt + 1))
+                time.sleep(random.uniform(0, 0.01 * (attempt + 1)))   # jitter: racers must not meet again
 
     async def call(self, fn, *args, write: bool = False):
         """run(fn, *args) on a worker thread (writes on the writer thread), with the caller's context (deadline)."""
@@ -120,5 +138,7 @@ class Database:
 
 
 def _retryable(e: Exception) -> bool:
+    if getattr(e, "connection_invalidated", False):
+        return True
     msg = str(getattr(e, "orig", e)).lower()
     return any(k in msg for k in ("unique", "duplicate", "locked", "deadlock", "could not serialize"))

@@ -19,7 +19,9 @@ from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN
 from neutrino.errors import NotFound
 from neutrino.hood import services
+from neutrino.hood.guard import guard_items
 from neutrino.hood.items import EXTRA, MISSING, OK, compare_rules, item, section as _section, table as _table
+
 
 def _rule_origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
     """iptables rule spec -> {security_group, rule} for the group rules of these groups (first group wins)."""
@@ -352,6 +354,7 @@ def port_sections(view: dict, snap: dict, port: dict) -> list[dict]:
                 _section("Namespaces", _namespace_items(view, snap, net))]
     if port["kind"] == "instance":
         sections.append(_section("Security group chains", _sg_items(view, snap, port)))
+        sections.append(_section("ARP/ND anti-spoofing", guard_items(snap, port)))
         qos = services.qos_items(view, snap, port)
         if qos:
             sections.append(_section("QoS", qos))

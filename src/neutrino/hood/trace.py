@@ -13,11 +13,14 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from neutrino import names
+from neutrino.agent.l2.antispoof import ARP_TABLE, MAC_TABLE
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN, int_patch
+from neutrino.hood import flow_eval
 from neutrino.hood.ipt_eval import Packet, Result, Table, evaluate, marked, parse
 from neutrino.lib.ovs import DEAD_VLAN
 
 EPHEMERAL_PORT = 40000
+IP_PROTO = {"icmp": 1, "tcp": 6, "udp": 17}
 MAX_ROUTERS = 4
 RouteGet = Callable[..., dict]
 
@@ -69,6 +72,7 @@ class Walker:
         self.raw = _table(host.get("raw", ""), "raw")
         self.ipsets = snap.get("ipsets", {})
         self.br_int = snap.get("ovs", {}).get(BR_INT, {}).get("ports", {})
+        self.flows = flow_eval.parse(snap.get("ovs", {}).get(BR_INT, {}).get("flows", ""))
         self.ports = {p["id"]: p for p in view.get("ports", []) if p.get("kind") == "instance"}
 
     # --- endpoints --------------------------------------------------------------------------------------------------
@@ -126,6 +130,34 @@ class Walker:
         rule = f"{allowed_by[-1].line}  →  {res.decided_by}" if allowed_by else res.decided_by
         t.add(Hop(where, what, True, rule, {"port": pid, "security_groups": port.get("security_groups", [])}))
         return True
+
+    # --- br-int's flows at a port (ARP/ND anti-spoofing) ---------------------------------------------------------------
+
+    def guard(self, t: Trace, port: dict, fields: dict) -> bool:
+        """br-int's flow tables for a frame coming in at the port's qvo; False (and the trace dropped) on drop."""
+        pid, qvo = port["id"], names.qvo(port["id"])
+        ofport = (self.br_int.get(qvo) or {}).get("ofport")
+        if ofport is None or not self.flows:
+            t.unknown.append(f"{BR_INT} flows at {qvo}: no OpenFlow port number or flow table in the snapshot")
+            return True
+        v = flow_eval.evaluate(self.flows, {"in_port": ofport, **fields})
+        t.unknown += v.unknown
+        rule = "  →  ".join(f.line for f in v.path) or "table miss"
+        table = v.path[-1].table if v.path else 0
+        if v.action == "NORMAL":
+            what = "anti-spoof flows passed it on (NORMAL)" if len(v.path) > 1 else "switched (NORMAL)"
+            t.add(Hop(f"{BR_INT} in_port={ofport} ({qvo})", what, True, rule, {"port": pid}))
+            return True
+        what = {ARP_TABLE: "ARP/ND anti-spoof: the sender is not one of the port's fixed IPs and allowed address "
+                           "pairs with its MAC",
+                MAC_TABLE: "anti-spoof: the source MAC is not the port's (nor an allowed address pair's)"}.get(
+            table, "guests may not send this (router advertisement / DHCP server reply)")
+        where = f"{BR_INT} table {table}"
+        t.add(Hop(where, what, False, rule, {"port": pid, "fixed_ips": [f["ip_address"] for f in port["fixed_ips"]],
+                                             "allowed_address_pairs": [p["ip_address"] for p in
+                                                                       port.get("allowed_address_pairs") or []]}))
+        t.end("dropped", where, v.path[-1].line if v.path else "table miss")
+        return False
 
     # --- L2 -----------------------------------------------------------------------------------------------------------
 
@@ -272,8 +304,9 @@ def _subnet(port: dict, addr: str) -> dict | None:
 
 
 def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port: int | None = None,
-          src_ip: str | None = None, route_get: RouteGet | None = None) -> Trace:
-    """Walk one packet from src (a port id or 'external') to dst (a port id, an IPv4 address or 'external')."""
+          src_ip: str | None = None, route_get: RouteGet | None = None, src_mac: str | None = None) -> Trace:
+    """Walk one packet from src (a port id or 'external') to dst (a port id, an IPv4 address or 'external');
+    proto 'arp': the ARP request (gratuitous when dst is its own sender address) a guest sends for dst."""
     if route_get is None:
         from neutrino.lib.inspect import route_get
     w = Walker(view, snap, route_get)
@@ -302,16 +335,23 @@ def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port:
     if sp is None:
         return t.drop("(input)", f"no instance port {src!r} on this host")
     own = sp["fixed_ips"][0]
+    mac = (src_mac or sp["mac_address"]).lower()
     pkt = Packet(src_ip or own["ip_address"], dst_ip, proto, EPHEMERAL_PORT if dport else None, dport, icmp_type,
-                 mac_src=sp["mac_address"])
+                 mac_src=mac)
     tap = snap.get("links", {}).get(sp["device"])
     if tap is None:
         return t.drop(sp["device"], "the port's tap device does not exist", None, port=sp["id"])
     if not tap.get("up"):
         return t.drop(sp["device"], "the port's tap device is down", None, port=sp["id"])
-    t.add(Hop(f"{sp['device']} → {tap.get('master')}", f"{pkt.src} → {dst_ip} {proto}"
-              + (f"/{port}" if port is not None else ""), True, None, {"port": sp["id"]}))
+    sent = (f"ARP who-has {dst_ip} tell {pkt.src} ({mac})" if proto == "arp" else
+            f"{pkt.src} → {dst_ip} {proto}" + (f"/{port}" if port is not None else ""))
+    t.add(Hop(f"{sp['device']} → {tap.get('master')}", sent, True, None, {"port": sp["id"]}))
+    if proto == "arp":
+        return _arp(w, t, sp, pkt)
     if not w.bridge_fw(t, pkt, sp, egress=True):
+        return t
+    if not w.guard(t, sp, {"dl_src": mac, "dl_type": "ip", "nw_proto": IP_PROTO[proto], "nw_src": pkt.src,
+                           "nw_dst": dst_ip, "tp_src": pkt.sport, "tp_dst": dport, "icmp_type": icmp_type}):
         return t
     tag = w.tag_of(names.qvo(sp["id"]))
     if tag is None:
@@ -322,6 +362,21 @@ def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port:
     if subnet is None and not own.get("gateway_ip"):
         return t.drop(f"guest of {sp['id']}", f"{dst_ip} is off-link and the subnet has no gateway")
     return w.l2(t, pkt, tag, dst_ip if subnet else own["gateway_ip"], 0)
+
+
+def _arp(w: Walker, t: Trace, sp: dict, pkt: Packet) -> Trace:
+    """An ARP request from a guest: not IP, so the security groups never see it; br-int's flows decide."""
+    t.add(Hop(names.qbr(sp["id"]), "not IP: the security group chains do not see ARP", True, None,
+              {"port": sp["id"]}))
+    if not w.guard(t, sp, {"dl_src": pkt.mac_src, "dl_type": "arp", "arp_spa": pkt.src, "arp_sha": pkt.mac_src,
+                           "arp_tpa": pkt.dst}):
+        return t
+    tag = w.tag_of(names.qvo(sp["id"]))
+    found = w.owner(tag, pkt.dst) if tag is not None else None
+    who = (f"port {found[1]['id']}" if found and found[0] == "port" else
+           f"router {found[1][0]}" if found and found[0] == "router" else "nobody here")
+    return t.end("delivered", f"{BR_INT} VLAN {tag}: flooded to the network ({pkt.dst} is {who}), "
+                 f"whose neighbour tables learn {pkt.src} is-at {pkt.mac_src}")
 
 
 def render(t: Trace) -> list[str]:

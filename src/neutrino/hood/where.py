@@ -13,7 +13,7 @@ import os
 from neutrino.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
 from neutrino.lab.paths import Lab
 
-PROTOS = ("tcp", "udp", "icmp")
+PROTOS = ("tcp", "udp", "icmp", "arp")
 API_KEYS = ("name", "status", "binding:host_id", "device_owner", "fixed_ips", "security_groups",
             "external_gateway_info", "provider:network_type", "provider:segmentation_id")
 
@@ -151,7 +151,7 @@ def trace_ends(where: Where, src: str, dst: str) -> dict[str, tuple[str | None, 
 
 
 def trace_flow(where: Where, src: str, dst: str, proto: str = "icmp", port: int | None = None,
-               src_ip: str | None = None):
+               src_ip: str | None = None, src_mac: str | None = None):
     """Walk one packet from src to dst through the realized state (what `neutrino trace` shows)."""
     from neutrino.hood.trace import trace
     if proto not in PROTOS:
@@ -160,4 +160,5 @@ def trace_flow(where: Where, src: str, dst: str, proto: str = "icmp", port: int 
     h = ends["src"][0] or ends["dst"][0] or next(iter(where.hosts), None)
     if h is None:
         raise ServiceUnavailable("no host to trace on: no agent has reported yet")
-    return trace(where.view(h), where.snapshot(h), ends["src"][1], ends["dst"][1], proto, port, src_ip=src_ip)
+    return trace(where.view(h), where.snapshot(h), ends["src"][1], ends["dst"][1], proto, port, src_ip=src_ip,
+                 src_mac=src_mac)

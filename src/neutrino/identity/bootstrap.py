@@ -11,6 +11,7 @@ import uuid
 
 from sqlalchemy import select
 
+from neutrino.db.engine import serialize_setup
 from neutrino.identity.models import Domain, Project, Role, RoleAssignment, User
 from neutrino.identity.passwords import hash_password
 
@@ -29,6 +30,7 @@ def bootstrap(db, settings) -> str | None:
     password_hash = hash_password(password)
 
     def _bootstrap(s) -> bool:
+        serialize_setup(s)                   # servers starting together on one database: one bootstraps
         if s.get(Domain, DEFAULT_DOMAIN_ID) is None:
             s.add(Domain(id=DEFAULT_DOMAIN_ID, name="Default", description="The default domain", enabled=True))
         roles = {}

@@ -9,15 +9,15 @@ import re
 import time
 import uuid
 
-import httpx
 from dataclasses import dataclass
 from typing import Callable
 
 from neutrino.errors import NeutrinoError
 from neutrino.instances import guest
-from neutrino.lab.clouds import DEFAULT_CLOUD, connect, project_cloud
+from neutrino.lab.clouds import DEFAULT_CLOUD, cloud_name, connect, project_cloud
 from neutrino.lab.paths import Lab
-from neutrino.lab.processes import agent_token
+from neutrino.lab.processes import agent_token, server_answers, server_sockets
+from neutrino.sync.client import ServerUnavailable, SyncClient
 
 DEVICE_OWNER = "compute:nova"
 EXTERNAL_NETWORK = "public"
@@ -36,8 +36,13 @@ class Clouds:
     cloud: str = DEFAULT_CLOUD
 
     @classmethod
-    def of(cls, lab: Lab, cloud: str = DEFAULT_CLOUD) -> "Clouds":
-        return cls(user=connect(lab, cloud), admin=connect(lab, "admin"), cloud=cloud)
+    def of(cls, lab: Lab, cloud: str = DEFAULT_CLOUD, server: int | None = None) -> "Clouds":
+        """Through the given server of the lab, else the first one that answers."""
+        if server is None:
+            settings = lab.load()
+            server = next((i for i in range(1, settings.servers + 1) if server_answers(lab, settings, i)), 1)
+        return cls(user=connect(lab, cloud_name(cloud, server)), admin=connect(lab, cloud_name("admin", server)),
+                   cloud=cloud)
 
 
 def hostname(name: str) -> str:
@@ -130,9 +135,15 @@ def wait_active(clouds: Clouds, port_id: str, timeout: float = 30) -> bool:
 
 def _compute_side(lab: Lab, method: str, device_id: str, body: dict | None = None) -> None:
     """Tell the server what Nova would know of the instance (hostname, keys, user data) for its metadata."""
-    with httpx.Client(transport=httpx.HTTPTransport(uds=lab.socket), base_url="http://neutrino",
-                      headers={"X-Auth-Token": agent_token(lab)}, timeout=30) as c:
-        r = c.request(method, f"/agent/v1/instances/{device_id}", json=body)
+    sockets = [f"unix:{sock}" for sock in server_sockets(lab, lab.load())]
+    client = SyncClient(sockets, "", timeout=30)
+    try:                                                # the first server of the lab that is up
+        r = client.forward(method, f"/agent/v1/instances/{device_id}", json=body,
+                           headers={"X-Auth-Token": agent_token(lab)})
+    except ServerUnavailable as e:
+        raise InstanceError(f"no server of the lab answers: {e}") from e
+    finally:
+        client.close()
     if r.status_code >= 400:
         raise InstanceError(f"the server refused the instance's metadata: {r.text}")
 

@@ -1,4 +1,5 @@
-"""The lab's clouds.yaml (clouds `admin` and `demo`, Keystone v3 password auth) and openstacksdk connections to it.
+"""The lab's clouds.yaml (clouds `admin` and `demo`, Keystone v3 password auth; `admin-serverN`/`demo-serverN` for
+the other servers of a lab of several) and openstacksdk connections to it.
 
 Users point the `openstack` CLI at it with `export OS_CLIENT_CONFIG_FILE=<state>/clouds.yaml`; the lab itself
 drives the API through the same file, as any client would.
@@ -17,14 +18,18 @@ CLOUDS = ("admin", "demo")
 DEFAULT_CLOUD = "demo"
 
 
+def cloud_name(name: str, server: int = 1) -> str:
+    """`demo` talks to the first server; `demo-server2` to the second (a lab of several servers)."""
+    return name if server == 1 else f"{name}-server{server}"
+
+
 def write_clouds_yaml(lab: Lab, settings: LabSettings) -> str:
     password = admin_password(lab)
-    clouds = {name: {"auth": {"auth_url": lab.identity_url(settings), "username": name, "password": password,
-                              "project_name": name, "user_domain_name": "Default",
-                              "project_domain_name": "Default"},
-                     "auth_type": "password", "region_name": REGION, "identity_api_version": 3,
-                     "interface": "public"}
-              for name in CLOUDS}
+    clouds = {cloud_name(name, i): {
+        "auth": {"auth_url": lab.identity_url(settings, i), "username": name, "password": password,
+                 "project_name": name, "user_domain_name": "Default", "project_domain_name": "Default"},
+        "auth_type": "password", "region_name": REGION, "identity_api_version": 3, "interface": "public"}
+        for i in range(1, settings.servers + 1) for name in CLOUDS}
     fd = os.open(lab.clouds_yaml, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump({"clouds": clouds}, f, sort_keys=False)
@@ -59,7 +64,8 @@ def connect(lab: Lab, cloud: str):
     return openstack.connection.Connection(config=config.get_one(cloud=cloud))
 
 
-def page_link(lab: Lab, settings: LabSettings) -> str:
-    """The web page, signed in to the demo project: a fresh token in the URL's fragment (browsers do not send a
-    fragment to the server, so it stays out of request lines and logs)."""
-    return f"{lab.url(settings)}/ui#token={connect(lab, 'demo').auth_token}"
+def page_link(lab: Lab, settings: LabSettings, server: int = 1) -> str:
+    """The web page of one server, signed in to the demo project: a fresh token in the URL's fragment (browsers do
+    not send a fragment to the server, so it stays out of request lines and logs)."""
+    token = connect(lab, cloud_name("demo", server)).auth_token
+    return f"http://127.0.0.1:{settings.server_port(server)}/ui#token={token}"

@@ -27,7 +27,7 @@ from neutrino.lab import processes, topology
 from neutrino.lab.clouds import write_clouds_yaml
 from neutrino.lab.paths import Lab, LabSettings
 from neutrino.lib import guest as lib_guest
-from neutrino.lib import ip
+from neutrino.lib import ip, postgres
 from neutrino.lib import ovs as lib_ovs
 
 Say = Callable[[str], None]
@@ -46,23 +46,47 @@ class UpResult:
 
 
 def _settings(lab: Lab, hosts: int, l2: str, firewall: str, port: int | None, identity_port: int | None,
-              say: Say) -> LabSettings:
+              say: Say, servers: int = 1, db: str = "sqlite") -> LabSettings:
     """The saved settings of an existing lab (its shape never changes under it), else new ones with free ports."""
     if lab.exists():
         settings = lab.load()
-        if (hosts, l2, firewall) != (settings.hosts, settings.l2, settings.firewall):
-            say(f"this lab exists with {settings.hosts} host(s), {settings.l2} + {settings.firewall}; keeping that "
-                f"(`neutrino down` first to change it)")
+        if (hosts, l2, firewall, servers, db) != (settings.hosts, settings.l2, settings.firewall, settings.servers,
+                                                  settings.db):
+            say(f"this lab exists with {settings.hosts} host(s), {settings.l2} + {settings.firewall}, "
+                f"{settings.servers} server(s) on {settings.db}; keeping that (`neutrino down` first to change it)")
         if processes.server_pid(lab) is None:
             settings.port = processes.pick_port(settings.port)
             settings.identity_port = processes.pick_port(settings.identity_port)
+        for i in range(2, settings.servers + 1):
+            if processes.server_pid(lab, i) is None:
+                settings.server_ports[i - 2] = processes.pick_port(settings.server_ports[i - 2])
         return settings
-    settings = LabSettings(hosts=hosts, l2=l2, firewall=firewall)
+    settings = LabSettings(hosts=hosts, l2=l2, firewall=firewall, servers=servers, db=db)
     settings.port = processes.pick_port(port or settings.port)
     settings.identity_port = processes.pick_port(identity_port or settings.identity_port)
     if settings.identity_port == settings.port:
         settings.identity_port = processes.pick_port(0)
+    taken = {settings.port, settings.identity_port}
+    while len(settings.server_ports) < servers - 1:
+        p = processes.pick_port(0)
+        if p not in taken:
+            taken.add(p)
+            settings.server_ports.append(p)
     return settings
+
+
+def _start_servers(lab: Lab, settings: LabSettings, step: Callable[[str], None]) -> int:
+    """The lab's PostgreSQL (when it runs on one) and its servers, all started at once (they migrate in turn);
+    the first server's pid."""
+    if settings.db == "postgresql":
+        step(f"PostgreSQL pid {postgres.start(lab.postgres_dir)}, socket in {lab.postgres_dir}/run")
+    pids = []
+    for i in range(1, settings.servers + 1):
+        running = processes.server_pid(lab, i)
+        pids.append(processes.start_server(lab, settings, i))
+        step(f"server {i} pid {pids[-1]} " + ("already running" if running else "started") +
+             f" on http://127.0.0.1:{settings.server_port(i)}")
+    return pids[0]
 
 
 def _wait_agents(clouds: manager.Clouds, hosts: list[str], timeout: float = 30, since: str = "") -> None:
@@ -88,23 +112,21 @@ def wait_reachable(lab: Lab, host: str, address: str, timeout: float = 30) -> tu
 
 
 def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", port: int | None = None,
-       identity_port: int | None = None, say: Say = print) -> UpResult:
+       identity_port: int | None = None, say: Say = print, servers: int = 1, db: str = "sqlite") -> UpResult:
     start = time.monotonic()
 
     def step(msg: str) -> None:
         say(f"[{time.monotonic() - start:5.1f}s] {msg}")
 
     ensure_state_dir(lab.state_dir)
-    settings = _settings(lab, hosts, l2, firewall, port, identity_port, say)
+    settings = _settings(lab, hosts, l2, firewall, port, identity_port, say, servers, db)
     lab.save(settings)
     result = UpResult(settings=settings)
-    running = processes.server_pid(lab)
-    result.server_pid = processes.start_server(lab, settings)
-    step(f"server pid {result.server_pid} " + ("already running" if running else "started") +
-         f" on {lab.url(settings)}")
+    result.server_pid = _start_servers(lab, settings, step)
     host_names = lab_hosts.ensure_hosts(lab, settings.hosts, settings.l2)
     step(f"emulated host(s): {', '.join(lab.host_ns(h) for h in host_names)}")
-    processes.wait_server(lab, settings)
+    for i in range(1, settings.servers + 1):
+        processes.wait_server(lab, settings, i)
     for i, host in enumerate(host_names, start=1):
         was = processes.agent_pid(lab, host)
         pid = processes.start_agent(lab, settings, i)
@@ -236,8 +258,12 @@ def down(lab: Lab, keep_data: bool = False, say: Say = print) -> list[str]:
         if attempt(f"namespace {ns}", ip.delete_netns, ns):
             lib_guest.remove_netns_etc(ns)
             say(f"namespace {ns} deleted")
-    if processes.server_pid(lab) and attempt("server", processes.stop_server, lab):
-        say("server stopped")
+    settings = lab.load()
+    for i in range(1, settings.servers + 1):
+        if processes.server_pid(lab, i) and attempt(f"server {i}", processes.stop_server, lab, i):
+            say(f"server {i} stopped" if settings.servers > 1 else "server stopped")
+    if os.path.isdir(lab.postgres_dir) and attempt("PostgreSQL", postgres.stop, lab.postgres_dir):
+        say("PostgreSQL stopped")
     if not keep_data and not errors and os.path.isdir(lab.state_dir):
         shutil.rmtree(lab.state_dir)
         say(f"state dir {lab.state_dir} removed")

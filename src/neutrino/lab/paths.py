@@ -36,6 +36,12 @@ class LabSettings:
     port: int = 9696
     identity_port: int = 5000
     instances: dict[str, dict] = field(default_factory=dict)   # name -> {port_id, host, fip_id}
+    servers: int = 1                  # server processes on one database
+    db: str = "sqlite"                # sqlite (one server) | postgresql (the lab's own cluster)
+    server_ports: list[int] = field(default_factory=list)      # API ports of servers 2..N (each serves /v3 too)
+
+    def server_port(self, index: int) -> int:
+        return self.port if index == 1 else self.server_ports[index - 2]
 
 
 class NoLab(NeutrinoError):
@@ -59,6 +65,14 @@ class Lab:
     @property
     def socket(self) -> str:
         return self.path("server.sock")
+
+    def server_file(self, index: int, suffix: str) -> str:
+        """server.sock/.pid/.log of the first server, server-N.* of the others."""
+        return self.path(f"server.{suffix}" if index == 1 else f"server-{index}.{suffix}")
+
+    @property
+    def postgres_dir(self) -> str:
+        return self.path("postgres")
 
     @property
     def clouds_yaml(self) -> str:
@@ -129,5 +143,6 @@ class Lab:
     def url(self, settings: LabSettings) -> str:
         return f"http://127.0.0.1:{settings.port}"
 
-    def identity_url(self, settings: LabSettings) -> str:
-        return f"http://127.0.0.1:{settings.identity_port}/v3"
+    def identity_url(self, settings: LabSettings, index: int = 1) -> str:
+        port = settings.identity_port if index == 1 else settings.server_port(index)
+        return f"http://127.0.0.1:{port}/v3"

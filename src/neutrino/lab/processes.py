@@ -1,4 +1,4 @@
-"""The lab's long-lived processes: the server (caller's namespace) and one agent per emulated host.
+"""The lab's long-lived processes: the server(s) (caller's namespace) and one agent per emulated host.
 
 Each has a pid file in the state dir; a pid counts as ours only while its command line still names this lab's
 state dir, so a recycled pid is never signalled. `down` ends exactly these pids.
@@ -15,7 +15,7 @@ import httpx
 
 from neutrino.errors import NeutrinoError
 from neutrino.lab.paths import Lab, LabSettings, underlay_ip
-from neutrino.lib import ip, proc
+from neutrino.lib import ip, postgres, proc
 from neutrino.lib import ovs as lib_ovs
 
 ALL_ROLES = "l2,dhcp,l3,metadata"
@@ -69,7 +69,7 @@ def port_free(port: int) -> bool:
 
 def pick_port(preferred: int) -> int:
     """preferred when nothing listens there, else a free ephemeral loopback port."""
-    if port_free(preferred):
+    if preferred and port_free(preferred):
         return preferred
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -96,39 +96,48 @@ def admin_password(lab: Lab) -> str:
 
 # --- server -------------------------------------------------------------------------------------------------------
 
-def server_pid(lab: Lab) -> int | None:
-    return owned_pid(lab.path("server.pid"), lab.state_dir)
+def server_pid(lab: Lab, index: int = 1) -> int | None:
+    return owned_pid(lab.server_file(index, "pid"), lab.state_dir)
 
 
-def start_server(lab: Lab, settings: LabSettings) -> int:
-    """Start `neutrino server` detached unless it runs; its pid."""
-    pid = server_pid(lab)
+def server_sockets(lab: Lab, settings: LabSettings) -> list[str]:
+    return [lab.server_file(i, "sock") for i in range(1, settings.servers + 1)]
+
+
+def start_server(lab: Lab, settings: LabSettings, index: int = 1) -> int:
+    """Start the index-th `neutrino server` detached unless it runs; its pid."""
+    pid = server_pid(lab, index)
     if pid is not None:
         return pid
-    argv = neutrino_argv("server", "--state-dir", lab.state_dir, "--bind", "127.0.0.1", "--port", str(settings.port),
-                         "--identity-port", str(settings.identity_port), "--auth", "keystone",
-                         "--unix-socket", lab.socket, "--dns-domain", DNS_DOMAIN, "--log-level", "warning")
-    return proc.spawn(argv, log=lab.path("server.log"), pidfile=lab.path("server.pid"),
+    port = settings.server_port(index)
+    argv = neutrino_argv("server", "--state-dir", lab.state_dir, "--bind", "127.0.0.1", "--port", str(port),
+                         "--identity-port", str(settings.identity_port if index == 1 else port), "--auth",
+                         "keystone", "--unix-socket", lab.server_file(index, "sock"), "--dns-domain", DNS_DOMAIN,
+                         "--log-level", "warning")
+    if settings.db == "postgresql":
+        argv += ["--db", postgres.url(lab.postgres_dir)]
+    return proc.spawn(argv, log=lab.server_file(index, "log"), pidfile=lab.server_file(index, "pid"),
                       env={"NEUTRINO_ADMIN_PASSWORD": admin_password(lab)})
 
 
-def server_answers(lab: Lab, settings: LabSettings) -> bool:
+def server_answers(lab: Lab, settings: LabSettings, index: int = 1) -> bool:
     try:
-        return httpx.get(lab.url(settings) + "/", timeout=1).status_code == 200
+        return httpx.get(f"http://127.0.0.1:{settings.server_port(index)}/", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-def wait_server(lab: Lab, settings: LabSettings, timeout: float = 30) -> None:
+def wait_server(lab: Lab, settings: LabSettings, index: int = 1, timeout: float = 30) -> None:
     """Return once the server answers on TCP and its agent socket exists; raise with its log tail if it died."""
     deadline = time.monotonic() + timeout
+    log = lab.server_file(index, "log")
     while time.monotonic() < deadline:
-        if server_pid(lab) is None:
-            raise LabError(f"the server exited; last lines of {lab.path('server.log')}:\n{log_tail(lab.path('server.log'))}")
-        if os.path.exists(lab.socket) and server_answers(lab, settings):
+        if server_pid(lab, index) is None:
+            raise LabError(f"server {index} exited; last lines of {log}:\n{log_tail(log)}")
+        if os.path.exists(lab.server_file(index, "sock")) and server_answers(lab, settings, index):
             return
         time.sleep(0.05)
-    raise LabError(f"the server did not answer within {timeout:.0f} s (log: {lab.path('server.log')})")
+    raise LabError(f"server {index} did not answer within {timeout:.0f} s (log: {log})")
 
 
 def log_tail(path: str, lines: int = 15) -> str:
@@ -161,7 +170,10 @@ def start_agent(lab: Lab, settings: LabSettings, index: int) -> int:
         return pid
     d = lab.host_dir(host)
     os.makedirs(d, exist_ok=True)
-    argv = neutrino_argv("agent", "--host", host, "--server", f"unix:{lab.socket}", "--l2", settings.l2,
+    sockets = server_sockets(lab, settings)
+    first = (index - 1) % len(sockets)          # hosts spread over the servers, each failing over to the others
+    servers = [arg for sock in sockets[first:] + sockets[:first] for arg in ("--server", f"unix:{sock}")]
+    argv = neutrino_argv("agent", "--host", host, *servers, "--l2", settings.l2,
                          "--firewall", settings.firewall, "--roles", ALL_ROLES if index == 1 else "l2",
                          "--state-dir", d, "--bridge-mapping", "public:br-ex")
     if settings.l2 == "ovs":
@@ -181,5 +193,5 @@ def stop_agent(lab: Lab, host: str) -> bool:
     return stop_pidfile(os.path.join(lab.host_dir(host), "agent.pid"), lab.host_dir(host))
 
 
-def stop_server(lab: Lab) -> bool:
-    return stop_pidfile(lab.path("server.pid"), lab.state_dir)
+def stop_server(lab: Lab, index: int = 1) -> bool:
+    return stop_pidfile(lab.server_file(index, "pid"), lab.state_dir)

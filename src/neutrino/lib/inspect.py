@@ -63,7 +63,8 @@ def _many(v) -> list:
 
 
 def _ovs(rundir: str | None) -> dict[str, dict]:
-    """bridge -> {datapath_type, ports: name -> {tag, other_config, external_ids, type, options}} (ovs-vsctl)."""
+    """bridge -> {datapath_type, ports: name -> {tag, other_config, external_ids, type, options, ofport},
+    flows: `ovs-ofctl dump-flows` text with counters}."""
     if not rundir or not os.path.exists(os.path.join(rundir, "db.sock")):
         return {}
     db = f"--db=unix:{os.path.join(rundir, 'db.sock')}"
@@ -73,7 +74,7 @@ def _ovs(rundir: str | None) -> dict[str, dict]:
         rows = [{h: _cell(c) for h, c in zip(out["headings"], row)} for row in out["data"]]
         return {r["_uuid"]: r for r in rows}
 
-    ifaces = table("Interface", "_uuid,name,type,options,external_ids")
+    ifaces = table("Interface", "_uuid,name,type,options,external_ids,ofport")
     ports = table("Port", "_uuid,name,tag,other_config,interfaces")
     out = {}
     for br in table("Bridge", "_uuid,name,ports,datapath_type").values():
@@ -84,9 +85,15 @@ def _ovs(rundir: str | None) -> dict[str, dict]:
             tag = p["tag"]
             bports[p["name"]] = {"tag": tag if isinstance(tag, int) else None, "other_config": p["other_config"],
                                  "external_ids": iface.get("external_ids", {}), "type": iface.get("type", ""),
-                                 "options": iface.get("options", {})}
-        out[br["name"]] = {"datapath_type": br["datapath_type"], "ports": bports}
+                                 "options": iface.get("options", {}), "ofport": _ofport(iface.get("ofport"))}
+        flows = proc.run(["ovs-ofctl", "--no-names", "dump-flows", f"unix:{os.path.join(rundir, br['name'])}.mgmt"],
+                         check=False).stdout
+        out[br["name"]] = {"datapath_type": br["datapath_type"], "ports": bports, "flows": flows}
     return out
+
+
+def _ofport(v) -> int | None:
+    return v if isinstance(v, int) and v > 0 else None
 
 
 def _namespace(ns: str, tables: tuple[str, ...]) -> dict:

@@ -15,7 +15,7 @@ import shlex
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from neutrino.lib import proc
+from neutrino.lib import nft, proc
 
 BUILTIN = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
@@ -138,9 +138,13 @@ def restore_all(batches: list[tuple[str, int, list[str]]], ns: str | None = None
     """restore for several (table, ip version, lines) of different tables at once, concurrently (iptables-nft
     commits each as its own transaction and retries one that raced another)."""
     batches = [b for b in batches if b[2]]
-    with ThreadPoolExecutor(max_workers=len(batches) or 1) as pool:
-        for _ in pool.map(lambda b: restore(b[0], b[2], ns, b[1]), batches):
-            pass
+
+    def write() -> None:
+        with ThreadPoolExecutor(max_workers=len(batches) or 1) as pool:
+            for _ in pool.map(lambda b: restore(b[0], b[2], ns, b[1]), batches):
+                pass
+    if batches:
+        nft.own(ns, write, commits=len(batches))
 
 
 def apply(want: TableState, prefix: str, ns: str | None = None, ipv: int = 4,

@@ -209,7 +209,25 @@ def _is_map(s: Set) -> bool:
 
 def run(script: list[str], ns: str | None = None) -> None:
     if script:
-        proc.run(["nft", "-f", "-"], netns=ns, input="\n".join(script) + "\n")
+        own(ns, lambda: proc.run(["nft", "-f", "-"], netns=ns, input="\n".join(script) + "\n"))
+
+
+_own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a commit of ours: the one before it}
+
+
+def own(ns: str | None, write, commits: int = 1) -> None:
+    """Run `write`, a change of this process to the namespace's ruleset in `commits` transactions. When the
+    generation moved by exactly that much (nobody else committed meanwhile), `generation` keeps answering the one
+    before: each of this process's drivers owns its own tables, so a sibling's write (the L2 anti-spoof table, the
+    firewall's tables) must not make the others read theirs back. A change by anyone else still shows."""
+    before = _raw_generation(ns)
+    write()
+    after = _raw_generation(ns)
+    if after == before + commits:
+        seen = _own.setdefault(ns, {})
+        seen[after] = seen.get(before, before)
+        if len(seen) > 1024:
+            del seen[next(iter(seen))]
 
 
 def apply(tables: list[Table], ns: str | None = None) -> list[str]:
@@ -240,8 +258,14 @@ def _generation() -> int:
 
 
 def generation(ns: str | None = None) -> int:
-    """The nftables ruleset generation of a namespace (~0.2 ms). The kernel bumps it on every committed change,
-    by anyone, iptables-nft included; an unchanged number means nobody changed any table since."""
+    """The nftables ruleset generation of a namespace (~0.2 ms), not counting this process's own commits (see
+    `own`). The kernel bumps it on every committed change, by anyone, iptables-nft included; an unchanged number
+    means nobody else changed any table since."""
+    raw = _raw_generation(ns)
+    return _own.get(ns, {}).get(raw, raw)
+
+
+def _raw_generation(ns: str | None) -> int:
     if ns is None:
         return _generation()
     out: list = []

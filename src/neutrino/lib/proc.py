@@ -5,6 +5,7 @@ the error reporting are in one place.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -14,6 +15,7 @@ import time
 from neutrino.errors import KernelError
 
 LOG = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
 
 
 def netns_argv(argv: list[str], netns: str | None) -> list[str]:
@@ -55,9 +57,10 @@ def cmdline(pid: int) -> list[str]:
 
 
 def read_pidfile(path: str) -> int | None:
+    """The live pid on the first line of a pid file (PostgreSQL's has more lines after it)."""
     try:
         with open(path) as f:
-            pid = int(f.read().strip() or 0)
+            pid = int(f.readline().strip() or 0)
     except (OSError, ValueError):
         return None
     return pid if pid and pid_alive(pid) else None
@@ -69,6 +72,14 @@ def terminate(pid: int, sig: int = signal.SIGTERM) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
+
+
+def die_with_parent(parent: int) -> None:
+    """This (forked) process gets SIGKILL when its parent ends, however it ends; it exits now if that happened
+    already."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 def spawn(argv: list[str], netns: str | None = None, log: str | None = None, pidfile: str | None = None,

@@ -38,3 +38,8 @@ def ensure(settings: dict[str, str | int], ns: str | None = None) -> bool:
         return in_netns(ns, apply)
     except OSError as e:
         raise KernelError(f"sysctl {settings} in {ns or 'own ns'}: {e}") from e
+
+
+def no_ipv6(devices: list[str], ns: str | None = None) -> bool:
+    """IPv6 off on host-side devices of guests (tap, qbr, qvb, qvo, brq): no link-local a guest could reach."""
+    return ensure({f"net.ipv6.conf.{d}.disable_ipv6": 1 for d in devices}, ns) if devices else False

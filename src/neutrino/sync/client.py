@@ -1,10 +1,11 @@
 """The agent's side of the server↔agent protocol: long-poll the host view, post reports.
 
-One `SyncClient` per agent, over `http://HOST:PORT` or `unix:/path/to/socket` (a Unix socket crosses network
-namespaces, so an agent inside an emulated host reaches the lab's server). Every failure to talk to the server
-(refused, reset, timeout, 5xx: a server restarting) raises `ServerUnavailable` and counts on the client's capped
-exponential back-off, which the agent sleeps before the next try; the first success resets it. The agent never
-crashes on a server outage, it keeps its last view and retries.
+One `SyncClient` per agent, over one or more servers, each `http://HOST:PORT` or `unix:/path/to/socket` (a Unix
+socket crosses network namespaces, so an agent inside an emulated host reaches the lab's servers). Every failure to
+talk to a server (refused, reset, timeout, 5xx: a server restarting or dead) raises `ServerUnavailable` and moves to
+the next server; a whole round of failures counts on the client's capped exponential back-off, which the agent sleeps
+before the next try; the first success resets it. The agent never crashes on a server outage, it keeps its last view
+and retries.
 """
 from __future__ import annotations
 
@@ -55,44 +56,86 @@ def transport_for(server: str) -> tuple[httpx.HTTPTransport | None, str]:
 
 
 class SyncClient:
-    """`view(since, wait)` and `report(body)` for one host; `backoff` says how long to wait after a failure."""
+    """`view(since, wait)` and `report(body)` for one host, against a list of servers that share one database.
 
-    def __init__(self, server: str, host: str, token: str | None = None,
-                 transport: httpx.BaseTransport | None = None):
-        default_transport, base_url = transport_for(server)
-        self.server, self.host = server, host
+    It talks to one server at a time (`server`); when that one fails (refused, reset, timed out, 5xx) the next call
+    goes to the next server at once, and only a whole round of failed servers counts on the back-off. The watch
+    resumes on the new server from the agent's last revision (servers share the revision), so nothing is lost and
+    nothing is applied again."""
+
+    def __init__(self, servers: str | list[str], host: str, token: str | None = None,
+                 transport: httpx.BaseTransport | None = None, timeout: float = SLACK):
+        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self.host = host
+        self.index = 0
+        self.failed_in_row = 0           # consecutive failures, across servers
         headers = {"X-Auth-Token": token} if token else {}
-        self.http = httpx.Client(base_url=base_url, transport=transport or default_transport, headers=headers,
-                                 timeout=httpx.Timeout(SLACK, connect=CONNECT_TIMEOUT))
+        self.clients = []
+        for server in self.servers:
+            default_transport, base_url = transport_for(server)
+            self.clients.append(httpx.Client(base_url=base_url, transport=transport or default_transport,
+                                             headers=headers, timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT)))
         self.backoff = Backoff()
 
+    @property
+    def server(self) -> str:
+        return self.servers[self.index]
+
     def close(self) -> None:
-        self.http.close()
+        for c in self.clients:
+            c.close()
+
+    def retry_delay(self) -> float:
+        """How long to wait before the next call: nothing while a server of this round is still untried."""
+        if self.failed_in_row and self.failed_in_row % len(self.servers):
+            return 0.0
+        return self.backoff.delay or self.backoff.fail()
+
+    def _unavailable(self, message: str) -> ServerUnavailable:
+        """Count a failure of the current server and move to the next one."""
+        self.failed_in_row += 1
+        if self.failed_in_row % len(self.servers) == 0:
+            self.backoff.fail()
+        self.index = (self.index + 1) % len(self.servers)
+        return ServerUnavailable(message)
+
+    def forward(self, method: str, path: str, **kw) -> httpx.Response:
+        """A request relayed as it is (the metadata proxy's), answered by the first server that is up."""
+        for _ in self.servers:
+            server = self.server
+            try:
+                return self.clients[self.index].request(method, path, **kw)
+            except httpx.TransportError as e:
+                self.index = (self.index + 1) % len(self.servers)
+                last = f"server {server} unreachable: {e.__class__.__name__}: {e}"
+        raise ServerUnavailable(last)
 
     def _call(self, method: str, path: str, read_timeout: float, **kw) -> dict:
+        server = self.server
         try:
             url = path if path.startswith("/") else f"{BASE}/{self.host}/{path}"
-            resp = self.http.request(method, url,
-                                     timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT), **kw)
+            resp = self.clients[self.index].request(method, url,
+                                                    timeout=httpx.Timeout(read_timeout, connect=CONNECT_TIMEOUT),
+                                                    **kw)
         except httpx.TransportError as e:          # refused, reset, timed out, socket file missing
-            self.backoff.fail()
-            raise ServerUnavailable(f"server {self.server} unreachable: {e.__class__.__name__}: {e}") from e
+            raise self._unavailable(f"server {server} unreachable: {e.__class__.__name__}: {e}") from e
         if resp.status_code >= 500 or resp.status_code == 429:
-            self.backoff.fail()
-            raise ServerUnavailable(f"server {self.server} answered {resp.status_code} to {method} {path}")
+            raise self._unavailable(f"server {server} answered {resp.status_code} to {method} {path}")
         if resp.status_code >= 400:
             self.backoff.fail()
-            raise ProtocolError(f"server {self.server} refused {method} {path}: {resp.status_code} {resp.text[:200]}")
+            raise ProtocolError(f"server {server} refused {method} {path}: {resp.status_code} {resp.text[:200]}")
         try:
             body = resp.json()
         except ValueError as e:
             self.backoff.fail()
-            raise ProtocolError(f"server {self.server} sent no JSON for {method} {path}") from e
+            raise ProtocolError(f"server {server} sent no JSON for {method} {path}") from e
         self.backoff.reset()
+        self.failed_in_row = 0
         return body
 
     def view(self, since: int, wait: float) -> View:
-        """The host's view once the server's revision is past `since`, or when `wait` seconds have passed."""
+        """The host's view once a change after `since` touches it; after `wait` seconds without one, a short
+        {"unchanged": true, "revision": REV} (the view held stands for REV)."""
         wait = max(0, math.ceil(wait))     # whole seconds; never shorter than asked (no busy polling)
         view = self._call("GET", "view", wait + SLACK, params={"since": since, "wait": wait})
         if view.get("schema") != SCHEMA_VERSION:

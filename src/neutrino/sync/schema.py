@@ -16,6 +16,9 @@ The server compiles it per host (`GET /agent/v1/hosts/{host}/view`), the agent's
       "metadata": {"port": 9697}
     }
 
+A watch that sees no change touching its host answers {"schema": 1, "revision": REV, "host": h, "unchanged": true}
+instead: the agent keeps the view it holds, which stands for REV too.
+
 Devices are named by the server with neutrino.names so drivers never guess: a port's `device` is the host-side
 device that the L2 driver plugs (tap<id> for instances, ns-<id> for ports whose other end lives in a qdhcp-/qrouter-
 namespace) and `ns_device` the namespace-side end (tap<id>, qr-<id>, qg-<id>) or None.
@@ -197,3 +200,8 @@ def empty_view(host: str, revision: int = 0) -> View:
     return {"schema": SCHEMA_VERSION, "revision": revision, "host": host, "networks": {}, "ports": [],
             "security_groups": {}, "remote_groups": {}, "tunnels": {"local_ip": None, "peers": []}, "fdb": [],
             "routers": [], "dhcp": [], "metadata": {"port": 9697}}
+
+
+def unchanged_view(host: str, revision: int) -> dict:
+    """The answer to a watch that saw no change touching its host up to `revision`: keep the view you hold."""
+    return {"schema": SCHEMA_VERSION, "revision": revision, "host": host, "unchanged": True}

@@ -8,6 +8,7 @@ PUT  /agent/v1/instances/{device_id}                 the compute side's hostname
 """
 from __future__ import annotations
 
+import asyncio
 import hmac
 import time
 
@@ -20,7 +21,10 @@ from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, metering, scheduling, views
 from neutrino.db import models as m
+from neutrino.db import notify
 from neutrino.db.engine import DEADLINE as DB_DEADLINE
+from neutrino.sync import changes
+from neutrino.sync.schema import unchanged_view
 from neutrino.errors import Unauthorized, bad_request
 
 router = APIRouter()
@@ -29,7 +33,7 @@ T_PORT = m.Port.__table__
 T_FIP = m.FloatingIP.__table__
 T_ROUTER = m.Router.__table__
 MAX_WAIT = 60.0
-POLL = 1.0          # re-read the revision at least this often (other server processes commit too)
+POLL = 1.0          # while the LISTEN connection is down, re-read the revision this often: other servers commit
 
 
 def _check_token(request: Request) -> None:
@@ -41,16 +45,38 @@ def _check_token(request: Request) -> None:
 
 @router.get("/agent/v1/hosts/{host}/view")
 async def view(request: Request, host: str, since: int = 0, wait: float = 0):
+    """The host's view once a change after `since` touches it (sync/changes.py), else "unchanged" at the deadline."""
     _check_token(request)
     app = request.app.state
+    hub = app.changes
+    notify.listen(app)
     deadline = time.monotonic() + min(max(wait, 0.0), MAX_WAIT)
-    while await app.db.call(common.revision) <= since:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            break
-        await app.notifier.wait(min(left, POLL))
-        DB_DEADLINE.set(time.monotonic() + app.settings.request_deadline)   # waiting is not working
-    return json_response(await app.db.call(views.compile_view, host, app.settings))
+    w = hub.watch(host, since)
+    try:
+        while True:
+            w.event.clear()                  # before reading the revision: a change published after it wakes us
+            current = await app.db.call(common.revision)
+            if hub.due(host, since, current):
+                break
+            left = deadline - time.monotonic()
+            if left <= 0:
+                hub.answered(host, current)
+                return json_response(unchanged_view(host, current))
+            try:
+                await asyncio.wait_for(w.event.wait(), left if hub.listening else min(left, POLL))
+            except asyncio.TimeoutError:
+                pass
+            DB_DEADLINE.set(time.monotonic() + app.settings.request_deadline)   # waiting is not working
+    finally:
+        hub.unwatch(w)
+    out = await app.db.call(views.compile_view, host, app.settings)
+    hub.answered(host, out["revision"], changes.view_keys(out))
+    return json_response(out)
+
+
+def _without_server(conf: dict | None) -> dict:
+    """An agent's configuration but the server it watches (a fail-over changes no view)."""
+    return {k: v for k, v in (conf or {}).items() if k != "server"}
 
 
 def _upsert_agents(s, host: str, conf: dict) -> bool:
@@ -70,7 +96,7 @@ def _upsert_agents(s, host: str, conf: dict) -> bool:
                                               started_at=t, heartbeat_timestamp=t))
             changed = True
         else:
-            if not agents.alive(row) or row.configurations != conf:
+            if not agents.alive(row) or _without_server(row.configurations) != _without_server(conf):
                 changed = True
             s.execute(update(T_AGENT).where(T_AGENT.c.id == row.id).values(heartbeat_timestamp=t,
                                                                             configurations=conf))
@@ -83,6 +109,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
         raise bad_request("agent must be an object")
     changed = _upsert_agents(s, host, conf)
     if changed:
+        common.affects(s, changes.AGENTS, f"host:{host}")
         scheduling.schedule(s, settings)
     mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
     dhcp_ready = set(body.get("dhcp_ready") or [])
@@ -102,7 +129,10 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
         s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid, T_ROUTER.c.host == host)
                   .values(status="ACTIVE" if ok else "ERROR"))
     metering.record(s, host, body.get("metering") or {})
-    return common.bump(s) if changed else common.revision(s)
+    if not changed:
+        return common.revision(s), None
+    change = changes.record(s, precise=True)
+    return change.revision, change
 
 
 @router.post("/agent/v1/hosts/{host}/report")
@@ -112,11 +142,10 @@ async def report(request: Request, host: str):
     if not isinstance(body, dict):
         raise bad_request("report must be an object")
     app = request.app.state
-    before = await app.db.call(common.revision)
-    rev = await app.db.call(_apply_report, host, body, app.settings, write=True)
+    rev, change = await app.db.call(_apply_report, host, body, app.settings, write=True)
     app.metrics.agent_report(host, body)
-    if rev != before:
-        app.notify()
+    if change is not None:
+        notify.committed(app, change)
     return json_response({"revision": rev})
 
 

@@ -105,7 +105,9 @@ def link_local(mac: str) -> str:
     return str(ipaddress.IPv6Address(b"\xfe\x80" + b"\x00" * 6 + eui))
 
 
-def _allowed(port: Port) -> dict[str, list[tuple[str, str]]]:
+def allowed_addresses(port: Port) -> dict[str, list[tuple[str, str]]]:
+    """IPv4/IPv6 -> [(CIDR, MAC)] a port may send from: fixed IPs, allowed address pairs, the link-local of each
+    MAC. The firewall's anti-spoof chains and the L2 ARP/ND guard (agent/l2/antispoof.py) both use it."""
     mac = port["mac_address"].lower()
     out: dict[str, list[tuple[str, str]]] = {"IPv4": [], "IPv6": [(link_local(mac) + "/128", mac)]}
     pairs = [(f["ip_address"], mac) for f in port["fixed_ips"]]
@@ -139,7 +141,7 @@ def filtered_ports(view: View, bridge: str = "network") -> list[FwPort]:
         br = names.qbr(port["id"]) if bridge == "port" else names.brq(port["network_id"])
         out.append(FwPort(port["id"], names.sg_dev(port["id"]), port["device"], br, port["network_id"],
                           port["mac_address"].lower(), all(sg.get("stateful", True) for sg in sgs), rules,
-                          _allowed(port)))
+                          allowed_addresses(port)))
     return out
 
 
@@ -213,7 +215,7 @@ class PortCache:
                 br = names.qbr(port["id"]) if self.bridge == "port" else names.brq(port["network_id"])
                 hit = (key, FwPort(port["id"], names.sg_dev(port["id"]), port["device"], br, port["network_id"],
                                    port["mac_address"].lower(), all(norm[g][1][0] for g in sgs), rules,
-                                   _allowed(port)))
+                                   allowed_addresses(port)))
             seen[port["id"]] = hit
             out.append(hit[1])
         self._ports = seen

@@ -5,12 +5,20 @@ Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on
 bridge (without one, the network stays local to this host): no multicast, no learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
 No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
 difference; a second sync with the same view writes nothing.
+
+Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
+(antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
+left in the kernel while nobody else changed the ruleset (firewall/memory.py), and reads the table back otherwise.
+Host-side devices carry no IPv6.
 """
 from __future__ import annotations
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
-from neutrino.lib import ip
+from neutrino.agent.firewall.memory import KernelMemory
+from neutrino.agent.l2 import antispoof
+from neutrino.agent.l2.hostside import NoIpv6
+from neutrino.lib import ip, nft
 from neutrino.sync.schema import View
 
 FLOOD = "00:00:00:00:00:00"
@@ -24,6 +32,33 @@ class LinuxBridgeL2Driver:
     def __init__(self, config: HostConfig, netns: str | None = None):
         self.config = config
         self.netns = netns
+        self._guards: tuple[antispoof.Guard, ...] | None = None     # as last applied
+        # the anti-spoof table as last left (see firewall/memory.py), trusted while nobody else changed the ruleset:
+        # lib.nft.own sees any other commit, and reading 1000 ports' chains back costs seconds
+        self._memory = KernelMemory(trust=float("inf"))
+        self._no_ipv6 = NoIpv6()
+
+    def _guard(self, view: View, links: dict) -> bool:
+        """The anti-spoof table for the guarded ports whose tap exists; True when the kernel was changed."""
+        guards = tuple(antispoof.guard(p) for p in antispoof.guarded_ports(view) if p["device"] in links)
+        generation = nft.generation(self.netns)
+        if guards == self._guards and self._memory.trusted(generation) is not None:
+            return False
+        script: list[str] = []
+
+        def apply(now: nft.Current | None) -> None:
+            read_at = self._memory.read_at
+            if now is None:
+                read_at = self._memory.clock()
+                now = nft.read("bridge", antispoof.NFT_TABLE, self.netns)
+            self._memory.forget()
+            want = antispoof.nft_table(list(guards))
+            script[:] = nft.plan(now, want)
+            nft.run(script, self.netns)
+            self._memory.remember(nft.state(want), read_at, nft.generation(self.netns))
+        self._memory.apply(generation, apply)
+        self._guards = guards
+        return bool(script)
 
     def bridge_of(self, net: dict) -> str | None:
         """The bridge of a network on this host, None when it cannot be realized here (e.g. VLAN)."""
@@ -76,6 +111,10 @@ class LinuxBridgeL2Driver:
                 changed |= self._ensure_network(view, net, bridge, links)
         if changed:
             links = ip.links(ns)
+        changed |= self._guard(view, links)
+        host_side = {b for b in bridges.values() if b.startswith("brq")}       # a mapped bridge is the host's own
+        host_side |= {p["device"] for p in view["ports"] if p["kind"] == "instance"}
+        changed |= self._no_ipv6.ensure(sorted(host_side), links, ns)
         plugged: set[str] = set()
         for port in view["ports"]:
             dev, bridge = port["device"], bridges.get(port["network_id"])
@@ -120,6 +159,9 @@ class LinuxBridgeL2Driver:
         if self.netns is not None and not ip.netns_exists(self.netns):
             return
         self._remove_stale(set(), set(), set(), ip.links(self.netns))
+        nft.delete_table("bridge", antispoof.NFT_TABLE, self.netns)
+        self._guards = None
+        self._memory.forget()
 
 
 def _ok(link: dict | None, master: int | None, mtu: int | None) -> bool:

@@ -8,6 +8,15 @@ sync with the same view writes nothing.
 Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
 Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
 admin_state_up is false sits on the dead VLAN 4095.
+
+Instance ports with port security get ARP/ND anti-spoofing flows on br-int at their qvo (antispoof.py). Flows name
+OpenFlow port numbers, known only once ovs-vswitchd opened the port: a new port waits on the dead VLAN until its
+flows are in, so it never forwards unguarded. Host-side devices of guests carry no IPv6 (no link-local to reach).
+
+`restarted()` (the agent's watcher asks it ten times a second) notices a restart of ovs-vswitchd or ovsdb-server
+by their pids: a new ovs-vswitchd starts with empty flow tables (a secure bridge drops everything meanwhile) and,
+on the userspace datapath, new bridge devices without their addresses. The next sync then re-verifies every flow
+table and gives the bridge devices back the addresses they had (the host's own, e.g. br-ex's gateway address).
 """
 from __future__ import annotations
 
@@ -18,6 +27,8 @@ import time
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
+from neutrino.agent.l2 import antispoof
+from neutrino.agent.l2.hostside import NoIpv6
 from neutrino.errors import KernelError
 from neutrino.lib import ethtool, ip
 from neutrino.lib import ovs as lib_ovs
@@ -25,6 +36,7 @@ from neutrino.sync.schema import View
 
 LOG = logging.getLogger(__name__)
 FLOW_TRUST = 10.0   # seconds a verified flow table is taken as still in place (the agent resyncs every 15 s)
+OFPORT_WAIT = 2.0   # seconds a sync waits for ovs-vswitchd to open new guarded ports
 
 BR_INT = "br-int"
 BR_TUN = "br-tun"
@@ -71,6 +83,10 @@ class OvsL2Driver:
         self._db: lib_ovs.Ovsdb | None = None
         self._lvids: dict[str, int] = {}
         self._flows_checked: dict[str, tuple[list[str], float]] = {}
+        self._pids: tuple[int | None, ...] | None = None     # (ovsdb-server, ovs-vswitchd) as of the last sync
+        self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
+        self._restore_addrs = False
+        self._no_ipv6 = NoIpv6()
 
     # --- plumbing -------------------------------------------------------------------------------------------------
 
@@ -85,6 +101,35 @@ class OvsL2Driver:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+    def _daemon_pids(self) -> tuple[int | None, ...]:
+        return tuple(lib_ovs.daemon_pid(self.rundir, d) for d in lib_ovs.DAEMONS)
+
+    def restarted(self) -> bool:
+        """Whether ovsdb-server or ovs-vswitchd died or came back since the last sync (cheap: two pidfiles)."""
+        pids = self._daemon_pids()
+        if self._pids is None or pids == self._pids:
+            return False
+        if pids[0] != self._pids[0]:
+            self.close()                      # a new ovsdb-server: reconnect
+        self._flows_checked.clear()
+        self._restore_addrs = True
+        self._pids = pids
+        return True
+
+    def _bridge_devices(self, have: dict, links: dict) -> None:
+        """Remember the bridges' addresses; after a restart, wait for the bridge devices and give them back."""
+        if not self._restore_addrs:
+            self._bridge_addrs.update({b: ip.addresses(b, self.netns) for b in sorted(have) if b in links})
+            return
+        deadline = time.monotonic() + OFPORT_WAIT
+        for bridge, addrs in sorted(self._bridge_addrs.items()):
+            while not ip.link_exists(bridge, self.netns) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if addrs and ip.link_exists(bridge, self.netns):
+                ip.ensure_addresses(bridge, addrs, self.netns, exclusive=False)
+                ip.set_up(bridge, self.netns)
+        self._restore_addrs = False
 
     # --- local VLANs ----------------------------------------------------------------------------------------------
 
@@ -161,6 +206,15 @@ class OvsL2Driver:
         changed = lib_ovs.ensure_flows(self.rundir, bridge, flows)
         self._flows_checked[bridge] = (flows, now)
         return changed
+
+    def _await_ofports(self, db: lib_ovs.Ovsdb, devs: set[str]) -> lib_ovs.BridgeInfo | None:
+        """br-int once ovs-vswitchd gave these ports an OpenFlow number (or OFPORT_WAIT went by)."""
+        deadline = time.monotonic() + OFPORT_WAIT
+        while True:
+            br_int = db.bridges().get(BR_INT)
+            if all(_ofport(br_int, d) for d in devs) or time.monotonic() > deadline:
+                return br_int
+            time.sleep(0.01)
 
     def _unplug_stale_hybrid(self, keep: set[str], links: dict) -> bool:
         """Delete qvb (its qvo goes with it) and qbr of ports no longer here; the tap stays with its owner."""
@@ -242,6 +296,8 @@ class OvsL2Driver:
     # --- the Driver interface -------------------------------------------------------------------------------------
 
     def sync(self, view: View) -> SyncResult:
+        self.restarted()                      # also here: a restart between two looks of the watcher
+        self._pids = self._pids or self._daemon_pids()
         db = self._ovsdb()
         have = db.bridges()
         lvids = self.local_vlans(view, have.get(BR_INT))
@@ -250,6 +306,9 @@ class OvsL2Driver:
         changed = False
         cmds = self._bridges(db, have, view, lvids)
         br_int = have.get(BR_INT)
+        guards = {p["id"]: antispoof.guard(p) for p in antispoof.guarded_ports(view)}
+        guarded: dict[str, antispoof.Guard] = {}     # qvo -> its guard
+        held: dict[str, tuple] = {}                  # qvo -> (port id, tag, other_config) until its flows are in
         wanted_ovs: set[str] = set()
         keep_hybrid: set[str] = set()
         plan = [c for p in view["ports"] if p["kind"] == "instance" and p["device"] in links
@@ -284,24 +343,46 @@ class OvsL2Driver:
             ext = {"iface-id": pid, "attached-mac": port["mac_address"], "iface-status": "active"}
             if self._reopen(br_int, ovs_dev, links):
                 changed = True
-            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN,
-                                   other_config=other, external_ids=ext)
+            tag = lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN
+            if pid in guards:
+                guarded[ovs_dev] = guards[pid]
+                if _ofport(br_int, ovs_dev) is None:      # no flows can name it yet: hold it on the dead VLAN
+                    held[ovs_dev] = (pid, tag, other)
+                    tag = lib_ovs.DEAD_VLAN
+            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext)
             wanted_ovs.add(ovs_dev)
             result.ports[pid] = True
         if self.datapath == "netdev":   # see HostConfig.userspace_ovs; verified on every sync (cheap)
             changed |= bool(ethtool.tx_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
+        changed |= self._no_ipv6.ensure([d for p in view["ports"] if p["id"][:names.ID_LEN] in keep_hybrid
+                                         for d in (p["device"], names.qbr(p["id"]), names.qvb(p["id"]),
+                                                   names.qvo(p["id"]))], links, self.netns)
         stale = [n for n, p in (br_int.ports.items() if br_int else ())
                  if "iface-id" in p.external_ids and n not in wanted_ovs]
         cmds += db.del_ports(stale, BR_INT)
         db.commit(cmds)
         changed |= bool(cmds)
+        if held:
+            br_int = self._await_ofports(db, set(held))
+        guard_flows = [f for dev, g in sorted(guarded.items()) if _ofport(br_int, dev)
+                       for f in antispoof.ovs_flows(g, _ofport(br_int, dev))]
         normal = ["table=0,priority=0,actions=NORMAL"]
-        for bridge in [BR_INT, *sorted(set(self.config.bridge_mappings.values()))]:
+        changed |= self._flows(BR_INT, normal + antispoof.OVS_DEFAULTS + guard_flows, fresh_bridges=bool(cmds))
+        for bridge in sorted(set(self.config.bridge_mappings.values())):
             changed |= self._flows(bridge, normal, fresh_bridges=bool(cmds))
+        release = []
+        for dev, (pid, tag, other) in sorted(held.items()):
+            if _ofport(br_int, dev) is None:
+                result.ports[pid] = False                # still unguarded: stays dead, tried again next sync
+            else:
+                release += db.ensure_port(br_int, BR_INT, dev, tag=tag, other_config=other)
+        db.commit(release)
+        changed |= bool(release)
         if self.config.tunnel_ip:
             br_tun = (db.bridges() if cmds else have)[BR_TUN]
             changed |= self._flows(BR_TUN, self._tun_flows(view, lvids, br_tun), fresh_bridges=bool(cmds))
         changed |= self._unplug_stale_hybrid(keep_hybrid, links)
+        self._bridge_devices(have, links)
         result.changed = changed
         return result
 
@@ -324,3 +405,9 @@ def _ok(link: dict | None, master: int | None = None, mtu: int | None = None) ->
     if master is not None and link["master"] != master:
         return False
     return not (mtu and link["mtu"] != mtu)
+
+
+def _ofport(br: lib_ovs.BridgeInfo | None, dev: str) -> int | None:
+    """The OpenFlow port number ovs-vswitchd gave a port, None while it has not opened it."""
+    p = br.ports.get(dev) if br else None
+    return p.ofport if p and p.ofport and p.ofport > 0 else None

@@ -1,0 +1,414 @@
+"""Many hosts without the kernel: simulated agents watch their host views through the real agent protocol.
+
+    python bench/scale.py [--quick] [--hosts 1000] [--ports 50000] [--networks 2000] [--servers 2]
+                          [--rate 20] [--duration 60]
+
+Starts a private PostgreSQL (Debian's, in a temporary directory) and several `neutrino server` processes on it.
+Each simulated agent registers (the report an agent sends), then long-polls its view from one server over that
+server's Unix socket exactly as `neutrino agent` does (`since` = the revision it holds, "unchanged" answers keep the
+view), heartbeats, and fails over to the next server when its own dies. Nothing touches the kernel.
+
+The run: register the agents; create the networks (one subnet each, no DHCP: no network node in the simulation)
+and the ports, bound to random hosts, in bulk; start every watch (the full sync of all agents); then create, update
+(admin_state_up) and delete ports at a steady rate through the servers in turn, each write timed from the moment it
+is sent until the view of the host owning the port shows it; kill -9 one server and time until every agent that
+watched it holds a view from another. Prints latency percentiles (all writes, and those sent through another server
+than the one the owning agent watches), the resync times, server CPU and memory (also per host) and view sizes.
+Ports sit in one security group without remote-group rules (the default group's rule on itself would put all 50,000
+addresses in every view, as it does in Neutron's ipsets).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+import httpx
+import orjson
+
+from neutrino.lib import postgres
+
+TOKEN = "scale-bench"
+CONF = {"l2": "ovs", "firewall": "iptables", "roles": ["l2"], "bridge_mappings": {}, "tunnel_ip": None,
+        "datapath_type": "system", "ovs_hybrid_plug": True}
+HEARTBEAT = 30.0
+POLL_WAIT = 30
+BULK = 250
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def family(pid: int) -> list[int]:
+    """A server process and its workers."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(c) for c in f.read().split())]
+    except OSError:
+        return [pid]
+
+
+def cpu_seconds(pid: int) -> float:
+    total = 0.0
+    for p in family(pid):
+        with open(f"/proc/{p}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def rss_mib(pid: int) -> float:
+    total = 0.0
+    for p in family(pid):
+        with open(f"/proc/{p}/status") as f:
+            total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
+    return total
+
+
+class Server:
+    """One `neutrino server` process on the shared database."""
+
+    def __init__(self, root: str, index: int, db_url: str, workers: int = 1):
+        self.index, self.db_url, self.workers = index, db_url, workers
+        self.state = os.path.join(root, f"server{index}")
+        os.makedirs(self.state, exist_ok=True)
+        self.sock = os.path.join(root, f"s{index}.sock")
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        exe = os.path.join(os.path.dirname(sys.executable), "neutrino")
+        self.proc = subprocess.Popen(
+            [exe, "server", "--auth", "noauth", "--state-dir", self.state, "--port", str(self.port),
+             "--unix-socket", self.sock, "--agent-token", TOKEN, "--db", self.db_url, "--workers", str(self.workers),
+             "--log-level", "warning"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.state, "server.log"), "ab"))
+
+    def wait(self) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"server {self.index} exited; see {self.state}/server.log")
+            try:
+                if os.path.exists(self.sock) and httpx.get(self.url + "/", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        sys.exit(f"server {self.index} did not answer")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Sim:
+    """The simulated agents, the writer and the measurements."""
+
+    def __init__(self, args, servers: list[Server]):
+        self.args, self.servers = args, servers
+        self.hosts = [f"sim{i:04d}" for i in range(args.hosts)]
+        self.rng = random.Random(16)
+        self.clients: list[httpx.AsyncClient] = []       # closed at the end
+        self.apis = [httpx.AsyncClient(base_url=s.url, timeout=120, limits=httpx.Limits(max_connections=64))
+                     for s in servers]
+        self.watching = {h: i % len(servers) for i, h in enumerate(self.hosts)}
+        self.ports: dict[str, dict[str, bool]] = {h: {} for h in self.hosts}     # host -> port id -> admin up
+        self.pending: dict[str, list] = {h: [] for h in self.hosts}
+        self.latency: list[tuple[float, bool]] = []                            # (seconds, cross-server)
+        self.first_view: dict[str, float] = {}
+        self.view_bytes: dict[str, int] = {}
+        self.view_ports: dict[str, int] = {}
+        self.moved: dict[str, float] = {}
+        self.killed: int | None = None
+        self.victims: set[str] = set()          # hosts that watched the killed server
+        self.stopping = False
+
+    # --- agents -------------------------------------------------------------------------------------------------
+
+    def connect(self) -> list[httpx.AsyncClient]:
+        """One connection per server for one agent, as `neutrino agent` keeps (it stays with one worker)."""
+        out = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=s.sock), base_url="http://sim",
+                                 headers={"X-Auth-Token": TOKEN}, timeout=POLL_WAIT + 15,
+                                 limits=httpx.Limits(max_connections=1)) for s in self.servers]
+        self.clients += out
+        return out
+
+    async def report(self, host: str, clients: list[httpx.AsyncClient]) -> None:
+        r = await clients[self.watching[host]].post(f"/agent/v1/hosts/{host}/report", json={"agent": CONF})
+        r.raise_for_status()
+
+    async def agent(self, host: str) -> None:
+        since = 0
+        next_beat = time.monotonic() + self.rng.uniform(0, HEARTBEAT)
+        clients = self.connect()
+        while not self.stopping:
+            server = self.watching[host]
+            try:
+                wait = max(1, min(POLL_WAIT, int(next_beat - time.monotonic())))
+                r = await clients[server].get(f"/agent/v1/hosts/{host}/view", params={"since": since,
+                                                                                      "wait": wait})
+                r.raise_for_status()
+            except (httpx.HTTPError, OSError):
+                if self.stopping:
+                    return
+                self.watching[host] = (server + 1) % len(self.servers)      # fail over, keep `since`
+                continue
+            now = time.monotonic()
+            view = orjson.loads(r.content)
+            since = view["revision"]
+            if host in self.victims and server != self.killed and host not in self.moved:
+                self.moved[host] = now
+            if not view.get("unchanged"):
+                self.first_view.setdefault(host, now)
+                self.view_bytes[host], self.view_ports[host] = len(r.content), len(view["ports"])
+                self._check(host, view, now, server)
+            if now >= next_beat:
+                next_beat = now + HEARTBEAT
+                try:
+                    await self.report(host, clients)
+                except httpx.HTTPError:
+                    pass
+
+    def _check(self, host: str, view: dict, now: float, server: int) -> None:
+        if not self.pending[host]:
+            return
+        by_device = {p["device_id"]: p for p in view["ports"]}
+        by_id = {p["id"]: p for p in view["ports"]}
+        left = []
+        for kind, key, want, t0, via in self.pending[host]:
+            if kind == "create":
+                done = key in by_device
+            elif kind == "update":
+                done = key in by_id and by_id[key]["admin_state_up"] == want
+            else:
+                done = key not in by_id
+            if done:
+                self.latency.append((now - t0, via != server))
+            else:
+                left.append((kind, key, want, t0, via))
+        self.pending[host] = left
+
+    # --- the world ----------------------------------------------------------------------------------------------
+
+    async def api(self, method: str, path: str, body=None, server: int = 0) -> dict:
+        r = await self.apis[server].request(method, path, json=body)
+        if r.status_code >= 300:
+            sys.exit(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+        return r.json() if r.content else {}
+
+    async def populate(self) -> None:
+        a = self.args
+        net0 = (await self.api("POST", "/v2.0/networks", {"network": {"name": "scale-0"}}))["network"]
+        project = net0["project_id"]
+        await self.api("PUT", f"/v2.0/quotas/{project}", {"quota": {k: -1 for k in (
+            "network", "subnet", "port", "security_group", "security_group_rule")}})
+        sg = (await self.api("POST", "/v2.0/security-groups", {"security_group": {"name": "scale"}}))["security_group"]
+        await self.api("POST", "/v2.0/security-group-rules", {"security_group_rule": {
+            "security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
+            "port_range_max": 22, "remote_ip_prefix": "0.0.0.0/0"}})
+        self.sg = sg["id"]
+        nets = [net0["id"]]
+        for start in range(1, a.networks, BULK):
+            body = {"networks": [{"name": f"scale-{i}"} for i in range(start, min(a.networks, start + BULK))]}
+            nets += [n["id"] for n in (await self.api("POST", "/v2.0/networks", body))["networks"]]
+        for start in range(0, a.networks, BULK):
+            body = {"subnets": [{"network_id": nets[i], "ip_version": 4, "enable_dhcp": False,
+                                 "cidr": f"10.{i // 256}.{i % 256}.0/24"}
+                                for i in range(start, min(a.networks, start + BULK))]}
+            await self.api("POST", "/v2.0/subnets", body)
+        self.nets = nets
+        batches = []
+        for start in range(0, a.ports, BULK):
+            batches.append([self._port_body(self.rng.choice(self.hosts)) for _ in range(start, min(a.ports,
+                                                                                                  start + BULK))])
+
+        async def one(i: int, batch: list[dict]) -> None:
+            out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=i % len(self.servers))
+            for p in out["ports"]:
+                self.ports[p["binding:host_id"]][p["id"]] = True
+        for i, batch in enumerate(batches):      # one at a time: concurrent bulks allocate the same addresses
+            await one(i, batch)
+
+    def _port_body(self, host: str, device_id: str = "") -> dict:
+        return {"network_id": self.rng.choice(self.nets), "binding:host_id": host, "device_owner": "compute:nova",
+                "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
+
+    async def write(self, n: int) -> None:
+        """One create, update or delete through server n % servers, timed until the owning agent's view has it."""
+        host = self.rng.choice(self.hosts)
+        server = n % len(self.servers)
+        ops = self.ports[host]
+        kind = self.rng.choice(["create", "update", "delete"]) if ops else "create"
+        t0 = time.monotonic()
+        if kind == "create":
+            body = self._port_body(host, str(uuid.uuid4()))
+            self.pending[host].append(("create", body["device_id"], None, t0, server))
+            p = (await self.api("POST", "/v2.0/ports", {"port": body}, server))["port"]
+            ops[p["id"]] = True
+            return
+        pid = self.rng.choice(list(ops))
+        if kind == "update":
+            ops[pid] = not ops[pid]
+            self.pending[host].append(("update", pid, ops[pid], t0, server))
+            await self.api("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": ops[pid]}}, server)
+        else:
+            del ops[pid]
+            self.pending[host].append(("delete", pid, None, t0, server))
+            await self.api("DELETE", f"/v2.0/ports/{pid}", server=server)
+
+    async def run(self) -> None:
+        a = self.args
+        t = time.monotonic()
+        sem = asyncio.Semaphore(32)
+
+        async def register(h):
+            async with sem:
+                await self.report(h, self.connect())
+        await asyncio.gather(*(register(h) for h in self.hosts))
+        print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s", flush=True)
+        t = time.monotonic()
+        await self.populate()
+        print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s", flush=True)
+
+        t0 = time.monotonic()
+        cpu0 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
+        agents = [asyncio.create_task(self.agent(h)) for h in self.hosts]
+        while len(self.first_view) < len(self.hosts):
+            await asyncio.sleep(0.05)
+        sync = time.monotonic() - t0
+        print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s", flush=True)
+
+        cpu1 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
+        t1 = time.monotonic()
+        writes, n = [], 0
+        while time.monotonic() - t1 < a.duration:
+            writes.append(asyncio.create_task(self.write(n)))
+            n += 1
+            await asyncio.sleep(max(0.0, t1 + n / a.rate - time.monotonic()))
+        await asyncio.gather(*writes)
+        deadline = time.monotonic() + 30
+        while any(self.pending.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        steady = time.monotonic() - t1
+        cpu2 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
+        rss = {s.index: rss_mib(s.proc.pid) for s in self.servers}
+        lost = sum(len(v) for v in self.pending.values())
+
+        victim = self.servers[0]
+        watched = [h for h in self.hosts if self.watching[h] == 0]
+        self.victims, self.killed = set(watched), 0
+        t2 = time.monotonic()
+        victim.kill()
+        while len(self.moved) < len(watched) and time.monotonic() - t2 < 120:
+            await asyncio.sleep(0.05)
+        moved = max(self.moved.values(), default=t2) - t2
+
+        self.stopping = True
+        for task in agents:
+            task.cancel()
+        await asyncio.gather(*agents, return_exceptions=True)
+        self.print_results(n, steady, sync, cpu0, cpu1, cpu2, rss, lost, len(watched), moved)
+
+    def print_results(self, n, steady, sync, cpu0, cpu1, cpu2, rss, lost, watched, moved) -> None:
+        a = self.args
+        ms = [x * 1000 for x, _ in self.latency]
+        cross = [x * 1000 for x, c in self.latency if c]
+        same = [x * 1000 for x, c in self.latency if not c]
+        print(f"\nsteady writes: {n} in {steady:.1f} s ({n / steady:.1f}/s) through {len(self.servers)} servers; "
+              f"{lost} never seen by their agent")
+        print(f"write -> owning agent's view   n={len(ms):<6} p50={pct(ms, 50):7.1f} ms  p99={pct(ms, 99):7.1f} ms  "
+              f"max={max(ms, default=0):7.1f} ms")
+        print(f"  through another server       n={len(cross):<6} p50={pct(cross, 50):7.1f} ms  "
+              f"p99={pct(cross, 99):7.1f} ms")
+        print(f"  through the watched server   n={len(same):<6} p50={pct(same, 50):7.1f} ms  "
+              f"p99={pct(same, 99):7.1f} ms")
+        print(f"full sync of all {a.hosts} agents: {sync:.1f} s; after kill -9 of server 1, its {watched} agents "
+              f"held a view from another server within {moved:.1f} s ({len(self.moved)}/{watched} moved)")
+        for s in self.servers:
+            busy_sync = (cpu1[s.index] - cpu0[s.index]) / sync
+            busy = (cpu2[s.index] - cpu1[s.index]) / steady
+            print(f"server {s.index}: CPU {busy_sync * 100:5.1f}% during the full sync, {busy * 100:5.1f}% steady "
+                  f"({busy * 1e6 / a.hosts:6.1f} µs/s per host); RSS {rss[s.index]:6.1f} MiB "
+                  f"({rss[s.index] * 1024 / a.hosts:5.1f} KiB per host)")
+        sizes, counts = list(self.view_bytes.values()), list(self.view_ports.values())
+        print(f"view size: p50 {pct(sizes, 50) / 1024:.1f} KiB, max {max(sizes) / 1024:.1f} KiB; ports per view "
+              f"p50 {statistics.median(counts):.0f}, max {max(counts)}")
+
+    async def close(self) -> None:
+        for c in self.clients + self.apis:
+            await c.aclose()
+
+
+async def simulate(args, servers: list[Server]) -> None:
+    sim = Sim(args, servers)
+    try:
+        await sim.run()
+    finally:
+        await sim.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="100 hosts, 5,000 ports, 200 networks, 20 s")
+    ap.add_argument("--hosts", type=int, default=1000)
+    ap.add_argument("--ports", type=int, default=50_000)
+    ap.add_argument("--networks", type=int, default=2000)
+    ap.add_argument("--servers", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="worker processes per server")
+    ap.add_argument("--rate", type=float, default=20.0, help="port writes per second")
+    ap.add_argument("--duration", type=float, default=60.0, help="seconds of steady writes")
+    args = ap.parse_args()
+    if args.quick:
+        args.hosts, args.ports, args.networks, args.duration = 100, 5000, 200, 20.0
+    root = tempfile.mkdtemp(prefix="neutrino-scale-")
+    servers: list[Server] = []
+    try:
+        pg = os.path.join(root, "pg")
+        postgres.start(pg)
+        servers = [Server(root, i + 1, postgres.url(pg), args.workers) for i in range(args.servers)]
+        for s in servers:
+            s.start()
+        for s in servers:
+            s.wait()
+        print(f"neutrino scale simulation: {args.hosts} hosts, {args.ports} ports, {args.networks} networks, "
+              f"{args.servers} servers on PostgreSQL, {args.rate:g} writes/s for {args.duration:g} s", flush=True)
+        asyncio.run(simulate(args, servers))
+    finally:
+        for s in servers:
+            s.stop()
+        postgres.stop(os.path.join(root, "pg"))
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

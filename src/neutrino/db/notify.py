@@ -1,0 +1,125 @@
+"""How a server process hears the commits of the others: PostgreSQL LISTEN/NOTIFY between servers (and workers), and
+datagrams between the workers of one server on SQLite.
+
+A write transaction sends `pg_notify(CHANNEL, payload)`; PostgreSQL delivers it at commit, in commit order, to every
+connection LISTENing on the channel. Each server keeps one such connection in a thread (started by the first agent
+watch) that hands each payload to its hub on the event loop. When the connection is lost the hub is reset (changes
+may have been missed: every watch re-checks) and the thread reconnects; until then watches poll the revision.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import threading
+import time
+
+from sqlalchemy import text
+
+LOG = logging.getLogger(__name__)
+CHANNEL = "neutrino_changes"
+RECONNECT = 0.5         # seconds between attempts to reconnect the LISTEN connection
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+
+
+def is_postgres(s) -> bool:
+    return s.get_bind().dialect.name == "postgresql"
+
+
+def send(s, payload: str) -> None:
+    s.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+
+
+def committed(app, change) -> None:
+    """After a commit: wake this process's watches and page streams, and tell the sibling workers (SQLite has no
+    NOTIFY)."""
+    app.changes.publish(*change)
+    app.notify()
+    siblings = getattr(app, "siblings", None)
+    if siblings is not None and app.db.engine.dialect.name != "postgresql":
+        from neutrino.sync.changes import payload
+        siblings.send(payload(*change))
+
+
+def listen(app) -> None:
+    """Start hearing other processes' commits, once, from the event loop (the first watch calls it): on PostgreSQL
+    a LISTEN thread; on SQLite every commit is this process's or a sibling worker's (read from their datagrams)."""
+    hub = app.changes
+    if hub.listener is not None:
+        return
+    loop = asyncio.get_running_loop()
+    if app.db.engine.dialect.name != "postgresql":
+        hub.listener = getattr(app, "siblings", None) or True
+        if hub.listener is not True:
+            hub.listener.attach(loop, hub)
+        hub.listening = True
+        return
+    url = app.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    hub.listener = threading.Thread(target=_run, args=(url, hub, loop), name="pg-listen", daemon=True)
+    hub.listener.start()
+
+
+class Siblings:
+    """Datagram sockets between the worker processes of one server (`neutrino server --workers N`), one per worker
+    in a directory: a worker sends each change it commits to the others' sockets."""
+
+    def __init__(self, directory: str, index: int):
+        self.directory = directory
+        self.path = os.path.join(directory, f"{index}.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+
+    def send(self, text: str) -> None:
+        data = text.encode()
+        for name in os.listdir(self.directory):
+            peer = os.path.join(self.directory, name)
+            if peer != self.path:
+                try:
+                    self.sock.sendto(data, peer)
+                except OSError:          # a worker gone or its queue full: its watches re-check on their own
+                    pass
+
+    def attach(self, loop: asyncio.AbstractEventLoop, hub) -> None:
+        from neutrino.sync.changes import parse
+
+        def read() -> None:
+            while True:
+                try:
+                    data = self.sock.recv(65536)
+                except BlockingIOError:
+                    return
+                hub.publish(*parse(data.decode()))
+        loop.add_reader(self.sock.fileno(), read)
+
+
+def _run(url: str, hub, loop: asyncio.AbstractEventLoop) -> None:
+    import psycopg
+
+    from neutrino.sync.changes import parse
+
+    def on_loop(fn, *args):
+        loop.call_soon_threadsafe(fn, *args)
+
+    while not loop.is_closed():
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"LISTEN {CHANNEL}")
+                on_loop(_connected, hub, True)
+                for n in conn.notifies():
+                    on_loop(hub.publish, *parse(n.payload))
+        except (psycopg.Error, OSError) as e:
+            LOG.warning("LISTEN %s lost (%s); reconnecting", CHANNEL, e)
+        except RuntimeError:        # the loop closed under us: the server is stopping
+            return
+        try:
+            on_loop(_connected, hub, False)
+        except RuntimeError:
+            return
+        time.sleep(RECONNECT)
+
+
+def _connected(hub, up: bool) -> None:
+    hub.listening = up
+    hub.reset()
