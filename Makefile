@@ -3,7 +3,7 @@ VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
 .PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-worst bench-agent bench-vm
+        bench bench-api bench-worst bench-agent bench-vm conformance
 
 setup:
 	@scripts/setup.sh
@@ -51,3 +51,7 @@ bench-agent: setup
 
 bench-vm: setup
 	$(VENV)/python bench/vm.py
+
+# Upstream's network API tests (tempest + neutron-tempest-plugin, own venv) against a throwaway lab; not in `test`.
+conformance: setup
+	scripts/conformance.sh

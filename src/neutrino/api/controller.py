@@ -6,6 +6,7 @@ also bumps the global revision agents watch.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
@@ -38,7 +39,7 @@ class Resource:
     readonly: tuple[str, ...] = ()   # further attributes shown (and filterable) but not writable
     taggable: bool = True
     plural: str = ""
-    sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
+    sql_filters: dict = field(default_factory=dict)   # API attr -> column or fn(values) -> clause, pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
     render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
@@ -51,7 +52,11 @@ class Resource:
 
 
 def json_response(data, status: int = 200) -> Response:
-    return Response(content=orjson.dumps(data), status_code=status, media_type="application/json")
+    try:
+        body = orjson.dumps(data)
+    except TypeError:       # integers past 64 bits (IPv6 address counts): the standard library writes any size
+        body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(content=body, status_code=status, media_type="application/json")
 
 
 def too_deep(value, limit: int = MAX_DEPTH) -> bool:
@@ -86,9 +91,9 @@ async def list_response(request, plural: str, known: set[str], items_of):
     pairs = list(request.query_params.multi_items())
     q = listing.parse(pairs, known, app.settings.pagination_max_limit)
     items = listing.apply_filters(await app.db.call(items_of), q.filters)
-    page, has_next, has_prev = listing.sort_and_page(items, q)
+    page = listing.sort_and_page(items, q)
     body = {plural: listing.select_fields(page, q.fields)}
-    more = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+    more = listing.links(str(request.url).split("?")[0], pairs, page, q)
     if more:
         body[f"{plural}_links"] = more
     return json_response(body)
@@ -148,7 +153,9 @@ class Controller:
                 col = table.c[key]
             if key == "tenant_id":
                 col = table.c.project_id
-            if col is not None:
+            if callable(col):
+                stmt = stmt.where(col(vals))
+            elif col is not None:
                 stmt = stmt.where(col.in_(vals))
             else:
                 rest[key] = vals
@@ -163,9 +170,9 @@ class Controller:
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
         items = await app.db.call(self._list, ctx, q)
-        page, has_next, has_prev = listing.sort_and_page(items, q)
+        page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
-        links = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+        links = listing.links(str(request.url).split("?")[0], pairs, page, q)
         if links:
             body[f"{self.res.plural}_links"] = links
         return json_response(body)

@@ -139,6 +139,8 @@ def create(s, ctx: Context, data: dict, settings) -> str:
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.require_owner(ctx, row, "update_floatingip")
+    if not data:
+        data = {"port_id": None}     # an empty update clears the association (the API's original meaning)
     values = _association(s, ctx, dict(row._mapping), data)
     if row.fixed_port_id and not values["fixed_port_id"]:
         values["status"] = "DOWN"       # nothing to serve any more; the agent reports ACTIVE on re-association
@@ -151,9 +153,21 @@ def delete_floatingip(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_floatingip")
     if s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == row.id).limit(1)).first():
         raise conflict("FipInUseByPortForwarding", f"Floating IP {row.id} in use by Port Forwarding resources.")
+    _remove(s, row)
+
+
+def _remove(s, row) -> None:
     common.delete_tags(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
     ports.remove(s, row.floating_port_id)
+
+
+def delete_unassociated(s, network_id: str) -> None:
+    """An external network is being deleted: its floating IPs that serve nothing go with it (as Neutron); an
+    associated one keeps its port on the network, which stays in use."""
+    for row in s.execute(select(T).where(T.c.floating_network_id == network_id, T.c.fixed_port_id.is_(None),
+                                         T.c.router_id.is_(None))).all():
+        _remove(s, row)
 
 
 def disassociate_port(s, port_id: str) -> None:
