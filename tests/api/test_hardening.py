@@ -192,6 +192,23 @@ def test_bodies_must_be_json(app, client):
     assert client.post("/v2.0/networks", content=body).status_code == 201      # none at all is JSON, as Neutron
 
 
+def test_another_sites_page_cannot_write(app, client):
+    """What a browser sends for a page of another site posting to a noauth server: Origin and Sec-Fetch-Site (a
+    bare body needs no Content-Type, so the 415 alone would not stop it)."""
+    before = _revision(app)
+    body = json.dumps({"network": {"name": "csrf"}})
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-site"}):
+        neutron_error(client.post("/v2.0/networks", content=body, headers=headers), 403, "PolicyNotAuthorized")
+    net = client.post("/v2.0/networks", json={"network": {"name": "mine"}}).json()["network"]
+    neutron_error(client.delete(f"/v2.0/networks/{net['id']}", headers={"Origin": "http://evil.example"}), 403)
+    assert [n["name"] for n in client.get("/v2.0/networks", headers={"Origin": "http://evil.example"})
+            .json()["networks"]] == ["mine"]                      # reading is not refused (nothing changes)
+    assert _revision(app) > before
+    same = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}       # the server's own /ui page
+    assert client.post("/v2.0/networks", content=body, headers=same).status_code == 201
+
+
 def test_control_characters_are_refused_in_names_but_not_newlines_in_descriptions(client):
     for name in ("a\x00b", "tab\there", "\x1b[31mred", "\u0085"):
         neutron_error(client.post("/v2.0/networks", json={"network": {"name": name}}), 400)
