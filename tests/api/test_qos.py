@@ -100,6 +100,16 @@ def test_projects_use_but_do_not_manage_policies(client, project_client):
     err(c.get(f"{POL}/{private['id']}"), 404, "QosPolicyNotFound")
     err(c.delete(f"{POL}/{shared['id']}"), 403)
     err(rule(c, shared["id"], "bandwidth_limit", max_kbps=1), 403)
+    for kind, body in (("bandwidth_limit", {"max_kbps": 1}), ("dscp_marking", {"dscp_mark": 8}),
+                       ("minimum_bandwidth", {"min_kbps": 1})):
+        err(rule(c, "no-such-policy", kind, **body), 403)            # the policy check comes before the lookup
+        err(rule(client, "no-such-policy", kind, **body), 404)
+    own = policy(client, project_id="pa")
+    admin_rule = rule(client, own["id"], "bandwidth_limit", max_kbps=1).json()["bandwidth_limit_rule"]
+    err(c.put(f"{POL}/{own['id']}/bandwidth_limit_rules/{admin_rule['id']}",
+              json={"bandwidth_limit_rule": {"max_kbps": 2}}), 403)      # its own policy: seen, not managed
+    err(c.put(f"{POL}/{private['id']}/bandwidth_limit_rules/{admin_rule['id']}",
+              json={"bandwidth_limit_rule": {"max_kbps": 2}}), 404)      # another project's: not seen
     net = c.post("/v2.0/networks", json={"network": {"name": "n"}}).json()["network"]
     err(c.post("/v2.0/ports", json={"port": {"network_id": net["id"], "qos_policy_id": private["id"]}}), 404,
         "QosPolicyNotFound")
@@ -168,3 +178,15 @@ def test_cli_qos_policy_and_rules(osc):
     assert osc("network", "show", "net1", "-f", "json")["qos_policy_id"] == pol["id"]
     osc("network", "set", "--no-qos-policy", "net1")
     osc("network", "qos", "policy", "delete", "bw")
+
+
+def test_policy_tags_under_neutrons_tag_resource_name(client):
+    """Neutron's tag extension names QoS policies `policies`: /v2.0/policies/{id}/tags is the same tag set."""
+    p = policy(client)
+    assert client.put(f"/v2.0/policies/{p['id']}/tags", json={"tags": ["a", "b"]}).json() == {"tags": ["a", "b"]}
+    assert client.put(f"/v2.0/policies/{p['id']}/tags/c").status_code == 201
+    assert sorted(client.get(f"{POL}/{p['id']}").json()["policy"]["tags"]) == ["a", "b", "c"]
+    assert client.delete(f"/v2.0/policies/{p['id']}/tags/a").status_code == 204
+    err(client.get(f"/v2.0/policies/{p['id']}/tags/a"), 404)
+    assert client.get(f"/v2.0/policies/{p['id']}").status_code == 404     # only the tag API lives there
+    err(client.get("/v2.0/policies/nope/tags"), 404)

@@ -44,6 +44,7 @@ class Resource:
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
     render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
     precise: bool = False         # its writes name every view they change (core.common.affects): wake only those
+    tags_path: str = ""           # Neutron's tag API names some collections otherwise (QoS policies: "policies")
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -323,17 +324,27 @@ class Controller:
             if len(parts) == 1:
                 handler = {"GET": self.show, "PUT": self.update, "DELETE": self.delete}.get(method)
                 args = (rid,)
-            elif self.res.taggable and len(parts) == 2 and parts[1] == "tags":
-                handler = {"GET": self.tags_get, "PUT": self.tags_put, "POST": self.tags_post,
-                           "DELETE": self.tags_delete_all}.get(method)
-                args = (rid,)
-            elif self.res.taggable and len(parts) == 3 and parts[1] == "tags":
-                handler = {"GET": self.tag_check, "PUT": self.tag_put, "DELETE": self.tag_delete}.get(method)
-                args = (rid, parts[2])
             else:
-                raise StarletteHTTPException(404)
+                handler, args = self._tags_handler(parts, method)
         else:
             raise StarletteHTTPException(404)
+        if handler is None:
+            raise StarletteHTTPException(405)
+        return await handler(request, *args)
+
+    def _tags_handler(self, parts: list[str], method: str) -> tuple[Callable | None, tuple]:
+        """The handler of `{id}/tags` or `{id}/tags/{tag}` (parts split from the path); 404 for any other path."""
+        rid = parts[0].removesuffix(".json")
+        if self.res.taggable and len(parts) == 2 and parts[1] == "tags":
+            return {"GET": self.tags_get, "PUT": self.tags_put, "POST": self.tags_post,
+                    "DELETE": self.tags_delete_all}.get(method), (rid,)
+        if self.res.taggable and len(parts) == 3 and parts[1] == "tags":
+            return {"GET": self.tag_check, "PUT": self.tag_put, "DELETE": self.tag_delete}.get(method), (rid, parts[2])
+        raise StarletteHTTPException(404)
+
+    async def dispatch_tags(self, request: Request):
+        """`/v2.0/{tags_path}/{id}/tags[/{tag}]`: the tag API under the name Neutron's tag extension gives the collection."""
+        handler, args = self._tags_handler(request.path_params["rest"].split("/"), request.method)
         if handler is None:
             raise StarletteHTTPException(405)
         return await handler(request, *args)
@@ -341,3 +352,6 @@ class Controller:
     def routes(self, router: APIRouter) -> None:
         router.routes.append(Route(f"/v2.0/{self.res.path}{{rest:path}}", self.dispatch,
                                    methods=["GET", "POST", "PUT", "DELETE"]))
+        if self.res.tags_path:
+            router.routes.append(Route(f"/v2.0/{self.res.tags_path}/{{rest:path}}", self.dispatch_tags,
+                                       methods=["GET", "POST", "PUT", "DELETE"]))

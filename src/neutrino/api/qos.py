@@ -12,7 +12,8 @@ from neutrino.api.controller import Resource, json_response, list_response, read
 from neutrino.core import qos
 from neutrino.errors import Forbidden, bad_request, not_found
 
-POLICY = Resource("policy", "qos/policies", qos, delete=qos.delete_policy, plural="policies", attrs={
+POLICY = Resource("policy", "qos/policies", qos, delete=qos.delete_policy, plural="policies",
+                  tags_path="policies", attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "name": Attr(default="", convert=string(255)),
     "shared": Attr(default=False, convert=boolean),
@@ -54,7 +55,9 @@ async def show_rule(request: Request, rule_type: str, pid: str, rid: str):
 
 
 async def create_rule(request: Request, rule_type: str, pid: str):
+    """Neutron checks the admin-only policy before it looks the policy up: a project gets 403, even for no policy."""
     writer(request.state.ctx)
+    qos.admin_only(request.state.ctx, f"create_policy_{rule_type}_rule")
     data = _body(rule_type, await read_json(request), True, request.state.ctx)
 
     def tx(s, ctx):

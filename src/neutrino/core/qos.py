@@ -55,7 +55,7 @@ def get(s, ctx: Context, policy_id: str):
     return row
 
 
-def _admin(ctx: Context, action: str) -> None:
+def admin_only(ctx: Context, action: str) -> None:
     """Neutron's policy: QoS policies and rules are managed by admins; projects use them."""
     if not ctx.is_admin:
         raise Forbidden(f"(rule:{action}) is disallowed by policy")
@@ -73,7 +73,7 @@ def _set_default(s, project_id: str, policy_id: str, is_default: bool) -> None:
 
 
 def create(s, ctx: Context, data: dict, settings) -> str:
-    _admin(ctx, "create_policy")
+    admin_only(ctx, "create_policy")
     row = common.new_row(ctx, data)
     row.update(name=data.get("name", ""), shared=data.get("shared", False))
     s.execute(insert(T), row)
@@ -82,14 +82,14 @@ def create(s, ctx: Context, data: dict, settings) -> str:
 
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
-    _admin(ctx, "update_policy")
+    admin_only(ctx, "update_policy")
     if "is_default" in data:
         _set_default(s, row.project_id, row.id, data["is_default"])
     common.touch(s, T, row.id, {k: v for k, v in data.items() if k in ("name", "description", "shared")})
 
 
 def delete_policy(s, ctx: Context, row) -> None:
-    _admin(ctx, "delete_policy")
+    admin_only(ctx, "delete_policy")
     for table, kind, col in ((T_PORT, "port", T_PORT.c.port_id), (T_NET, "network", T_NET.c.network_id)):
         user = s.execute(select(col).where(table.c.policy_id == row.id).limit(1)).scalar()
         if user:
@@ -163,7 +163,7 @@ def _check_rule(s, policy, rule_type: str, values: dict, rule_id: str | None) ->
 
 
 def create_rule(s, ctx: Context, policy, rule_type: str, data: dict) -> str:
-    _admin(ctx, f"create_policy_{rule_type}_rule")
+    admin_only(ctx, f"create_policy_{rule_type}_rule")
     values = {p: data[p] for p in RULE_TYPES[rule_type][1] if p in data}
     if rule_type != "dscp_marking":
         values.setdefault("direction", "egress")
@@ -177,7 +177,7 @@ def create_rule(s, ctx: Context, policy, rule_type: str, data: dict) -> str:
 
 
 def update_rule(s, ctx: Context, policy, row, data: dict) -> None:
-    _admin(ctx, f"update_policy_{row.type}_rule")
+    admin_only(ctx, f"update_policy_{row.type}_rule")
     values = {**{p: getattr(row, p) for p in RULE_TYPES[row.type][1]}, **data}
     _check_rule(s, policy, row.type, values, row.id)
     s.execute(T_RULE.update().where(T_RULE.c.id == row.id).values(**data))
@@ -185,7 +185,7 @@ def update_rule(s, ctx: Context, policy, row, data: dict) -> None:
 
 
 def delete_rule(s, ctx: Context, policy, row) -> None:
-    _admin(ctx, f"delete_policy_{row.type}_rule")
+    admin_only(ctx, f"delete_policy_{row.type}_rule")
     s.execute(delete(T_RULE).where(T_RULE.c.id == row.id))
     common.touch(s, T, policy.id)
 
