@@ -23,7 +23,7 @@ def change(c, gid, action, addresses):
 
 def test_create_normalizes_and_add_remove_addresses(project_client):
     c = project_client("pa")
-    g = group(c, ["10.0.0.1", "192.168.0.0/24", "2001:db8::1"], description="d")
+    g = group(c, ["10.0.0.1/32", "192.168.0.9/24", "2001:db8::1/128"], description="d")   # host bits dropped
     assert g["addresses"] == ["10.0.0.1/32", "192.168.0.0/24", "2001:db8::1/128"]
     assert g["project_id"] == "pa" and g["revision_number"] == 0
     g = change(c, g["id"], "add_addresses", ["10.0.0.2", "10.0.0.5/24"]).json()["address_group"]
@@ -41,6 +41,7 @@ def test_create_normalizes_and_add_remove_addresses(project_client):
 
 @pytest.mark.parametrize("body,status", [
     ({"addresses": ["10.0.0.300"]}, 400),
+    ({"addresses": ["10.20.30.40"]}, 400),          # a group's address needs its prefix length (the actions do not)
     ({"addresses": "10.0.0.1"}, 400),
     ({"addresses": [None]}, 400),
     ({"bogus": 1}, 400),
@@ -54,7 +55,7 @@ def test_bad_groups_are_400_and_nothing_stored(project_client, body, status):
 
 def test_bad_actions_and_isolation(project_client):
     a, b = project_client("pa"), project_client("pb")
-    g = group(a, ["10.0.0.1"])
+    g = group(a, ["10.0.0.1/32"])
     err(change(a, g["id"], "add_addresses", ["nope"]), 400)
     err(a.put(f"{AG}/{g['id']}/add_addresses", json={"addresses": ["10.0.0.7"], "extra": 1}), 400)
     err(a.put(f"{AG}/{g['id']}/add_addresses", json={"address_group": {}}), 400)
@@ -67,7 +68,7 @@ def test_bad_actions_and_isolation(project_client):
 
 def test_security_group_rule_with_remote_address_group(client, project_client):
     c = project_client("pa")
-    g = group(c, ["10.0.0.0/24", "10.0.0.7"])
+    g = group(c, ["10.0.0.0/24", "10.0.0.7/32"])
     sg = c.post("/v2.0/security-groups", json={"security_group": {"name": "web"}}).json()["security_group"]
     body = {"security_group_id": sg["id"], "direction": "ingress", "protocol": "tcp", "port_range_min": 22,
             "port_range_max": 22, "remote_address_group_id": g["id"]}
@@ -77,7 +78,7 @@ def test_security_group_rule_with_remote_address_group(client, project_client):
     for extra in ({"remote_ip_prefix": "10.1.0.0/16"}, {"remote_group_id": sg["id"]}):
         err(c.post("/v2.0/security-group-rules", json={"security_group_rule": {**body, **extra}}), 400,
             "SecurityGroupMultipleRemoteEntites")
-    other = group(project_client("pb"), ["10.0.0.9"])
+    other = group(project_client("pb"), ["10.0.0.9/32"])
     err(c.post("/v2.0/security-group-rules", json={"security_group_rule": {**body, "remote_address_group_id":
                                                                             other["id"]}}), 404)
     listed = c.get("/v2.0/security-group-rules", params={"remote_address_group_id": g["id"]}).json()

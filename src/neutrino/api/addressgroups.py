@@ -3,17 +3,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from neutrino.api.attrs import PROJECT_ATTRS, STD_ATTRS, Attr, invalid, ip_or_cidr, list_of, string
+from neutrino.api.attrs import (PROJECT_ATTRS, STD_ATTRS, Attr, invalid, ip_or_cidr, list_of, loose_cidr,
+                                string)
 from neutrino.api.controller import Resource, json_response, read_json, write, writer
 from neutrino.core import addressgroups
 from neutrino.errors import bad_request
 
-_addresses = list_of(ip_or_cidr)
+_addresses = list_of(ip_or_cidr)      # the actions take a bare address as its /32 (/128), as Neutron's plugin
 
 ADDRESS_GROUP = Resource("address_group", "address-groups", addressgroups, delete=addressgroups.delete_group, attrs={
     **PROJECT_ATTRS, **STD_ATTRS,
     "name": Attr(default="", convert=string(255)),
-    "addresses": Attr(put=False, default=[], convert=_addresses),
+    "addresses": Attr(put=False, default=[], convert=list_of(loose_cidr)),   # a prefix length is required
 })
 
 

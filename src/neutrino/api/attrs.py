@@ -143,6 +143,17 @@ def ip_address(name, v):
 
 
 @typed({"type": "string", "maxLength": 64})
+def loose_cidr(name, v):
+    """A CIDR with its prefix length; host bits are dropped (Neutron's validate_subnet lets them through)."""
+    try:
+        if not isinstance(v, str) or "/" not in v or len(v) > 64:
+            raise ValueError
+        return str(ipaddress.ip_network(v, strict=False))
+    except ValueError:
+        raise invalid(name, v, f"'{show(v)}' isn't a recognized IP subnet cidr") from None
+
+
+@typed({"type": "string", "maxLength": 64})
 def cidr(name, v):
     """A network CIDR; host bits set are an error (as Neutron's validate_subnet)."""
     try:
