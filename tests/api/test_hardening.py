@@ -312,7 +312,7 @@ def test_quota_set_accepts_check_limit_and_force(client, project_client):
         _net(p)
     r = client.put("/v2.0/quotas/pq", json={"quota": {"network": 5, "check_limit": True, "force": False}})
     assert r.status_code == 200 and r.json()["quota"]["network"] == 5
-    neutron_error(client.put("/v2.0/quotas/pq", json={"quota": {"network": 2, "check_limit": True}}), 409,
+    neutron_error(client.put("/v2.0/quotas/pq", json={"quota": {"network": 2, "check_limit": True}}), 400,
                   "InvalidQuotaValue")
     assert client.put("/v2.0/quotas/pq", json={"quota": {"network": 2, "force": True}}).status_code == 200
 

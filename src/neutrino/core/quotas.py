@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, insert, select
 
 from neutrino.db import models as m
-from neutrino.errors import OverQuota
+from neutrino.errors import BadRequest, OverQuota
 
 DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10, "floatingip": 50,
             "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
@@ -38,11 +38,12 @@ def check(s, project_id: str, resource: str, adding: int = 1) -> None:
 
 
 def check_limits(s, project_id: str, values: dict[str, int]) -> None:
-    """check_limit: a new limit may not be below what the project already uses (Neutron's InvalidQuotaValue)."""
+    """check_limit: a new limit may not be below what the project already uses: 400, as neutron-tempest-plugin's
+    test_set_network_quota_lower_than_networks_amount expects of Neutron."""
     unders = [f"{res}={lim}" for res, lim in values.items()
               if lim >= 0 and res in TABLES and used(s, project_id, res) > lim]
     if unders:
-        err = OverQuota(f"Change would make usage less than 0 for the following resources: {', '.join(unders)}.")
+        err = BadRequest(f"Change would make usage less than 0 for the following resources: {', '.join(unders)}.")
         err.type_name = "InvalidQuotaValue"
         raise err
 
