@@ -38,3 +38,22 @@ def test_shared_flags_become_policies(tmp_path):
         assert nets["n-shared"]["shared"] and nets["n-ext"]["router:external"] and not nets["n-ext"]["shared"]
         assert other.get("/v2.0/subnetpools/pool").json()["subnetpool"]["shared"] is True
     db.engine.dispose()
+
+
+def test_shared_qos_policy_becomes_a_policy(tmp_path):
+    db = Database(f"sqlite:///{tmp_path}/old.db")
+    migrate(db.engine, "0003_i15b")
+    with db.engine.begin() as c:
+        for pid, shared in (("q-shared", 1), ("q-private", 0)):
+            c.execute(text("INSERT INTO qos_policies (id, project_id, description, created_at, updated_at, "
+                           "revision_number, name, shared) VALUES (:id, 'pa', '', '2025-01-01', '2025-01-01', 0, "
+                           ":id, :shared)"), {"id": pid, "shared": shared})
+    db.setup()
+    with db.engine.connect() as c:
+        rows = c.execute(text("SELECT object_type, object_id, action, target_project FROM rbac_policies")).all()
+        assert "shared" not in {col[1] for col in c.execute(text("PRAGMA table_info(qos_policies)"))}
+    assert [tuple(r) for r in rows] == [("qos_policy", "q-shared", "access_as_shared", "*")]
+    app = create_app(Settings(state_dir=str(tmp_path), auth="noauth"), db)
+    with TestClient(app, headers={"X-Project-Id": "pb", "X-Roles": "member"}) as other:
+        assert [p["id"] for p in other.get("/v2.0/qos/policies").json()["policies"]] == ["q-shared"]
+    db.engine.dispose()

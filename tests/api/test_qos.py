@@ -190,3 +190,36 @@ def test_policy_tags_under_neutrons_tag_resource_name(client):
     err(client.get(f"/v2.0/policies/{p['id']}/tags/a"), 404)
     assert client.get(f"/v2.0/policies/{p['id']}").status_code == 404     # only the tag API lives there
     err(client.get("/v2.0/policies/nope/tags"), 404)
+
+
+def test_policy_shared_through_rbac(client, project_client):
+    """`shared` is the `*` RBAC policy; one project can be granted a policy; a network using it holds its grant."""
+    a, b = project_client("pa"), project_client("pb")
+    p = policy(client)
+    err(a.get(f"{POL}/{p['id']}"), 404, "QosPolicyNotFound")
+    grant = client.post("/v2.0/rbac-policies", json={"rbac_policy": {
+        "object_type": "qos_policy", "object_id": p["id"], "action": "access_as_shared", "target_tenant": "pa"}})
+    assert grant.status_code == 201, grant.text
+    grant = grant.json()["rbac_policy"]
+    assert a.get(f"{POL}/{p['id']}").json()["policy"]["shared"] is True          # shared with pa, as pa sees it
+    assert client.get(f"{POL}/{p['id']}").json()["policy"]["shared"] is False
+    err(b.get(f"{POL}/{p['id']}"), 404)
+    net = a.post("/v2.0/networks", json={"network": {"name": "n", "qos_policy_id": p["id"]}})
+    assert net.status_code == 201, net.text
+    err(client.delete(f"/v2.0/rbac-policies/{grant['id']}"), 409, "RbacPolicyInUse")
+    err(client.put(f"/v2.0/rbac-policies/{grant['id']}", json={"rbac_policy": {"target_tenant": "pb"}}), 409)
+    assert client.put(f"{POL}/{p['id']}", json={"policy": {"shared": True}}).json()["policy"]["shared"] is True
+    wildcard = [r for r in client.get("/v2.0/rbac-policies", params={"object_id": p["id"]}).json()["rbac_policies"]
+                if r["target_tenant"] == "*"]
+    assert [(r["object_type"], r["action"]) for r in wildcard] == [("qos_policy", "access_as_shared")]
+    assert b.get(f"{POL}/{p['id']}").json()["policy"]["shared"] is True
+    assert client.delete(f"/v2.0/rbac-policies/{grant['id']}").status_code == 204        # `*` still grants pa
+    err(client.put(f"{POL}/{p['id']}", json={"policy": {"shared": False}}), 409)       # pa's network uses it
+    assert a.delete(f"/v2.0/networks/{net.json()['network']['id']}").status_code == 204
+    own = client.post("/v2.0/networks", json={"network": {"name": "o", "qos_policy_id": p["id"]}}).json()["network"]
+    err(client.put(f"{POL}/{p['id']}", json={"policy": {"shared": False}}), 409)       # even the owner's own (Neutron)
+    assert client.delete(f"/v2.0/networks/{own['id']}").status_code == 204
+    assert client.put(f"{POL}/{p['id']}", json={"policy": {"shared": False}}).json()["policy"]["shared"] is False
+    err(b.get(f"{POL}/{p['id']}"), 404)
+    assert client.delete(f"{POL}/{p['id']}").status_code == 204
+    assert client.get("/v2.0/rbac-policies", params={"object_id": p["id"]}).json()["rbac_policies"] == []

@@ -1,4 +1,5 @@
-"""`/v2.0/rbac-policies`: share a network, security group, subnet pool or address scope with one project or all."""
+"""`/v2.0/rbac-policies`: share a network, security group, subnet pool, address scope or QoS policy with one
+project or all."""
 from neutrino.api.attrs import PROJECT_ATTRS, REQUIRED, Attr, one_of, string, uuid_str
 from neutrino.api.controller import Resource
 from neutrino.core import rbac

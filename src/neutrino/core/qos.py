@@ -1,13 +1,13 @@
-"""QoS policies and their rules with Neutron's semantics: admin-managed policies visible to their project (or to
-everyone when shared), bandwidth_limit and minimum_bandwidth rules per direction, one dscp_marking rule, a default
-policy per project for its new networks, and the policy of a port (its own, else its network's for ports that are
-not the network's own)."""
+"""QoS policies and their rules with Neutron's semantics: admin-managed policies visible to their project and to
+those an RBAC policy shares them with (`shared` is the `*` one), bandwidth_limit and minimum_bandwidth rules per
+direction, one dscp_marking rule, a default policy per project for its new networks, and the policy of a port (its
+own, else its network's for ports that are not the network's own)."""
 from __future__ import annotations
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import common
+from neutrino.core import common, rbac
 from neutrino.db import services as m
 from neutrino.errors import Forbidden, conflict, not_found
 
@@ -40,19 +40,12 @@ def rule_type_details(rule_type: str) -> dict:
 
 # --- policies -------------------------------------------------------------------------------------------------------
 
-def visible(ctx: Context, row) -> bool:
-    return ctx.is_admin or row.project_id == ctx.project_id or row.shared
-
-
 def scope(ctx: Context):
-    return None if ctx.is_admin else or_(T.c.project_id == ctx.project_id, T.c.shared.is_(True))
+    return rbac.visible_clause(T, "qos_policy", ctx)
 
 
 def get(s, ctx: Context, policy_id: str):
-    row = s.execute(common.by_id(T), {"id": policy_id}).first() if isinstance(policy_id, str) else None
-    if row is None or not visible(ctx, row):
-        raise not_found("QosPolicy", policy_id)
-    return row
+    return rbac.get_visible(s, "qos_policy", policy_id, ctx, "QosPolicy")
 
 
 def admin_only(ctx: Context, action: str) -> None:
@@ -75,8 +68,9 @@ def _set_default(s, project_id: str, policy_id: str, is_default: bool) -> None:
 def create(s, ctx: Context, data: dict, settings) -> str:
     admin_only(ctx, "create_policy")
     row = common.new_row(ctx, data)
-    row.update(name=data.get("name", ""), shared=data.get("shared", False))
+    row.update(name=data.get("name", ""))
     s.execute(insert(T), row)
+    rbac.set_wildcard(s, "qos_policy", row, rbac.SHARED, data.get("shared", False))
     _set_default(s, row["project_id"], row["id"], data.get("is_default", False))
     return row["id"]
 
@@ -85,7 +79,9 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     admin_only(ctx, "update_policy")
     if "is_default" in data:
         _set_default(s, row.project_id, row.id, data["is_default"])
-    common.touch(s, T, row.id, {k: v for k, v in data.items() if k in ("name", "description", "shared")})
+    if "shared" in data:     # unsharing a policy that other projects' (or its own) networks and ports use: 409
+        rbac.set_wildcard(s, "qos_policy", row, rbac.SHARED, data["shared"])
+    common.touch(s, T, row.id, {k: v for k, v in data.items() if k in ("name", "description")})
 
 
 def delete_policy(s, ctx: Context, row) -> None:
@@ -97,6 +93,7 @@ def delete_policy(s, ctx: Context, row) -> None:
     s.execute(delete(T_DEFAULT).where(T_DEFAULT.c.policy_id == row.id))
     s.execute(delete(T_RULE).where(T_RULE.c.qos_policy_id == row.id))
     common.delete_tags(s, row.id)
+    rbac.delete_for(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
 
 
@@ -116,7 +113,8 @@ def render(s, ctx: Context, rows) -> list[dict]:
     defaults = {p for (p,) in common.in_chunks(s, lambda c: select(T_DEFAULT.c.policy_id)
                                                .where(T_DEFAULT.c.policy_id.in_(c)), ids)}
     tags = common.tags_of(s, ids)
-    return [{"id": r.id, "name": r.name, "shared": r.shared, "is_default": r.id in defaults, "rules": rules[r.id],
+    shared = rbac.shared_to(s, "qos_policy", ids, ctx.project_id)
+    return [{"id": r.id, "name": r.name, "shared": r.id in shared, "is_default": r.id in defaults, "rules": rules[r.id],
              "tags": tags[r.id], **common.std(r)} for r in rows]
 
 

@@ -1,5 +1,5 @@
-"""RBAC policies: the one place that says who may use another project's network, security group, subnet pool or
-address scope. `shared` and `router:external` visibility are views over these rows (a `*` target is everyone).
+"""RBAC policies: the one place that says who may use another project's network, security group, subnet pool,
+address scope or QoS policy. `shared` and `router:external` visibility are views over these rows (a `*` target is everyone).
 
 A policy that a project depends on (its ports on the network, its routers' gateways, its subnets from the pool…)
 cannot be removed or retargeted away from it: 409 RbacPolicyInUse, as Neutron.
@@ -11,6 +11,7 @@ from sqlalchemy import delete, insert, select
 from neutrino.context import Context
 from neutrino.core import common, quotas
 from neutrino.db import models as m
+from neutrino.db import services
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
 T = m.RbacPolicy.__table__
@@ -20,7 +21,10 @@ WILDCARD = "*"
 OBJECTS = {"network": (m.Network.__table__, (SHARED, EXTERNAL)),
            "security_group": (m.SecurityGroup.__table__, (SHARED,)),
            "subnetpool": (m.SubnetPool.__table__, (SHARED,)),
-           "address_scope": (m.AddressScope.__table__, (SHARED,))}
+           "address_scope": (m.AddressScope.__table__, (SHARED,)),
+           "qos_policy": (services.QosPolicy.__table__, (SHARED,))}
+# kinds whose owner's own use counts as a dependant too (Neutron's QosPolicy.get_bound_project_ids keeps the owner)
+OWNER_BOUND = ("qos_policy",)
 
 
 # --- who may use what -----------------------------------------------------------------------------------------------
@@ -104,6 +108,11 @@ def _bound_projects(s, kind: str, action: str, obj_id: str) -> set[str]:
             bind.c.security_group_id == obj_id)
     elif kind == "subnetpool":
         stmt = select(sub.c.project_id).where(sub.c.subnetpool_id == obj_id)
+    elif kind == "qos_policy":
+        net, qnet, qport = m.Network.__table__, services.QosNetworkBinding.__table__, services.QosPortBinding.__table__
+        stmt = select(net.c.project_id).join(qnet, qnet.c.network_id == net.c.id).where(
+            qnet.c.policy_id == obj_id).union(select(port.c.project_id).join(
+                qport, qport.c.port_id == port.c.id).where(qport.c.policy_id == obj_id))
     else:
         stmt = select(pool.c.project_id).where(pool.c.address_scope_id == obj_id)
     return {r[0] for r in s.execute(stmt) if r[0]}
@@ -112,14 +121,15 @@ def _bound_projects(s, kind: str, action: str, obj_id: str) -> set[str]:
 def check_release(s, policy, owner: str, in_use_error=None) -> None:
     """Removing `policy` (or moving it off its target) must leave every dependent project still granted."""
     target = policy.target_project
-    if target == owner:
+    exempt = set() if policy.object_type in OWNER_BOUND else {owner}
+    if target in exempt:
         return
     others = {r[0] for r in s.execute(select(T.c.target_project).where(
         T.c.object_type == policy.object_type, T.c.object_id == policy.object_id, T.c.action == policy.action,
         T.c.id != policy.id))}
     if WILDCARD in others:
         return
-    bound = _bound_projects(s, policy.object_type, policy.action, policy.object_id) - {owner}
+    bound = _bound_projects(s, policy.object_type, policy.action, policy.object_id) - exempt
     losing = bound - others if target == WILDCARD else bound & {target}
     if losing:
         raise in_use_error or conflict(

@@ -12,8 +12,7 @@ from neutrino.db.models import ID, Base, StdAttrs
 
 class QosPolicy(StdAttrs, Base):
     __tablename__ = "qos_policies"
-    name: Mapped[str] = mapped_column(String(255), default="")
-    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    name: Mapped[str] = mapped_column(String(255), default="")      # `shared`: a `*` RBAC policy (core.rbac)
 
 
 class QosRule(Base):
