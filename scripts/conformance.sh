@@ -21,6 +21,8 @@ fi
 free_port() { .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 STATE=$(mktemp -d /tmp/neutrino-conformance.XXXXXX)
 export NEUTRINO_STATE_DIR=$STATE
+# the default quotas upstream's neutron-tempest-plugin job gives Neutron ([quotas] in its neutron.conf)
+export NEUTRINO_QUOTAS=${NEUTRINO_QUOTAS:-router=100,floatingip=500,security_group=100,security_group_rule=1000}
 WORK=$STATE/tempest
 DOWN_LOG=$(mktemp /tmp/neutrino-conformance-down.XXXXXX)
 cleanup() {   # a second `down` finishes what a first one could not (a device still busy on a loaded machine)

@@ -69,6 +69,7 @@ class Settings:
     header_timeout: float = 10.0              # seconds a connection may take to send a request's headers
     keepalive_timeout: float = 5.0            # seconds an idle keep-alive connection is kept
     log_format: str = "text"                  # text | json
+    quotas: dict = field(default_factory=dict)  # default limits per resource over Neutron's ({router: 100}; -1: none)
 
     def database_url(self) -> str:
         from neutrino.db.engine import sqlite_url
@@ -84,7 +85,7 @@ class Settings:
 ENV = {"state_dir": "NEUTRINO_STATE_DIR", "db_url": "NEUTRINO_DB_URL", "admin_password": "NEUTRINO_ADMIN_PASSWORD",
        "auth": "NEUTRINO_AUTH", "admin_token": "NEUTRINO_ADMIN_TOKEN", "agent_token": "NEUTRINO_AGENT_TOKEN",
        "public_url": "NEUTRINO_PUBLIC_URL", "identity_public_url": "NEUTRINO_IDENTITY_PUBLIC_URL",
-       "log_format": "NEUTRINO_LOG_FORMAT"}
+       "log_format": "NEUTRINO_LOG_FORMAT", "quotas": "NEUTRINO_QUOTAS"}
 
 
 def load(config_file: str | None = None, **overrides) -> Settings:
@@ -102,6 +103,10 @@ def load(config_file: str | None = None, **overrides) -> Settings:
     unknown = set(values) - known
     if unknown:
         raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+    if isinstance(values.get("quotas"), str):      # the environment's form: "router=100,floatingip=-1"
+        values["quotas"] = dict(item.split("=", 1) for item in values["quotas"].split(",") if "=" in item)
+    if "quotas" in values:
+        values["quotas"] = {str(k): int(v) for k, v in (values["quotas"] or {}).items()}
     for f in fields(Settings):
         if f.name in values and f.type in ("int", "float") and values[f.name] is not None:
             values[f.name] = int(values[f.name]) if f.type == "int" else float(values[f.name])

@@ -317,6 +317,33 @@ def test_quota_set_accepts_check_limit_and_force(client, project_client):
     assert client.put("/v2.0/quotas/pq", json={"quota": {"network": 2, "force": True}}).status_code == 200
 
 
+def test_default_quotas_from_the_config_file_and_environment(tmp_path, monkeypatch, db_url):
+    """The server's default limits are Neutron's with the configured ones over them (Neutron's [quotas] quota_*)."""
+    from neutrino import config
+    from neutrino.core import quotas
+    conf = tmp_path / "neutrino.yaml"
+    conf.write_text("server:\n  quotas: {router: 1, floatingip: -1}\n")
+    assert config.load(str(conf)).quotas == {"router": 1, "floatingip": -1}
+    monkeypatch.setenv("NEUTRINO_QUOTAS", "router=2,network=3")
+    settings = config.load(str(conf), state_dir=str(tmp_path), auth="noauth")
+    assert settings.quotas == {"router": 2, "network": 3}          # the environment over the file
+    db = Database(db_url)
+    db.setup()
+    try:
+        with TestClient(create_app(settings, db)) as c:
+            default = c.get("/v2.0/quotas/pz/default").json()["quota"]
+            assert (default["router"], default["network"], default["floatingip"]) == (2, 3, 50)
+            assert c.get("/v2.0/quotas/pz").json()["quota"]["subnet"] == 100         # Neutron's, not configured
+            for _ in range(2):
+                assert c.post("/v2.0/routers", json={"router": {"project_id": "pz"}}).status_code == 201
+            neutron_error(c.post("/v2.0/routers", json={"router": {"project_id": "pz"}}), 409, "OverQuota")
+        with pytest.raises(ValueError, match="unknown quota resources: widget"):
+            create_app(config.load(None, quotas={"widget": 1}), db)
+    finally:
+        db.engine.dispose()
+        quotas.set_defaults({})          # the next test's server: Neutron's defaults
+
+
 def test_catalog_urls_from_flags_and_environment(monkeypatch):
     from neutrino import config
     from neutrino.identity.catalog import services

@@ -13,6 +13,7 @@ from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability
                           openapi, ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
+from neutrino.core import quotas
 from neutrino.errors import NeutrinoError, NotFound, show
 from neutrino.identity.routes import router as identity_router
 from neutrino.metrics.server import Metrics, MetricsMiddleware
@@ -81,6 +82,7 @@ def create_app(settings, db) -> FastAPI:
     app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.db = db
+    quotas.set_defaults(settings.quotas)
     notifier = Notifier()
     app.state.notifier = notifier
     app.state.notify = notifier.notify

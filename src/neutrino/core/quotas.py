@@ -6,12 +6,22 @@ from sqlalchemy import delete, func, insert, select
 from neutrino.db import models as m
 from neutrino.errors import BadRequest, OverQuota
 
-DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10, "floatingip": 50,
-            "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
+NEUTRON_DEFAULTS = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10, "floatingip": 50,
+                    "security_group": 10, "security_group_rule": 100, "rbac_policy": 10}
+DEFAULTS = dict(NEUTRON_DEFAULTS)     # the server's defaults (its `quotas` setting, as Neutron's [quotas] quota_*)
 TABLES = {"network": m.Network, "subnet": m.Subnet, "subnetpool": m.SubnetPool, "port": m.Port,
           "router": m.Router, "floatingip": m.FloatingIP, "security_group": m.SecurityGroup,
           "security_group_rule": m.SecurityGroupRule, "rbac_policy": m.RbacPolicy}
 T = m.Quota.__table__
+
+
+def set_defaults(overrides: dict[str, int]) -> None:
+    """The server's default limits: Neutron's, with the configured ones over them (one server per process)."""
+    unknown = set(overrides) - set(NEUTRON_DEFAULTS)
+    if unknown:
+        raise ValueError(f"unknown quota resources: {', '.join(sorted(unknown))}")
+    DEFAULTS.clear()
+    DEFAULTS.update(NEUTRON_DEFAULTS, **overrides)
 
 
 def limits(s, project_id: str) -> dict[str, int]:
