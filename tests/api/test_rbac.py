@@ -187,7 +187,7 @@ def test_security_group_shared_with_one_project(abc):
     err(a.delete(f"/v2.0/rbac-policies/{pol['id']}"), 409, "RbacPolicyInUse")
 
 
-def test_subnetpool_and_address_scope_shared(abc):
+def test_subnetpool_and_address_scope_shared(abc, client):
     a, b, c = abc
     scope = a.post("/v2.0/address-scopes", json={"address_scope": {"name": "s", "ip_version": 4}}) \
         .json()["address_scope"]
@@ -211,3 +211,26 @@ def test_subnetpool_and_address_scope_shared(abc):
     err(c.get(f"/v2.0/address-scopes/{scope['id']}"), 404)
     err(a.delete(f"/v2.0/rbac-policies/{scope_pol['id']}"), 409, "RbacPolicyInUse")
     err(b.delete(f"/v2.0/address-scopes/{scope['id']}"), 403)
+    # B's pool in A's scope goes no further than the scope does: not to C, not to everyone; the prefixes are A's
+    bpool = b.get("/v2.0/subnetpools", params={"name": "bp"}).json()["subnetpools"][0]
+    err(share(b, bpool["id"], "pc", object_type="subnetpool", code=400), 400, "RbacPolicyInitError")
+    err(share(client, bpool["id"], "*", object_type="subnetpool", code=400), 400, "RbacPolicyInitError")
+    assert share(b, bpool["id"], "pa", object_type="subnetpool")["target_tenant"] == "pa"    # the scope's owner
+    err(b.put(f"/v2.0/subnetpools/{bpool['id']}", json={"subnetpool": {"prefixes": ["10.60.0.0/15"]}}), 400,
+        "IllegalSubnetPoolUpdate")
+    assert not [p for p in b.get("/v2.0/rbac-policies").json()["rbac_policies"] if p["target_tenant"] == "pc"]
+
+
+def test_external_wildcard_narrowed_to_its_only_user(client, abc):
+    """`*` → one project is allowed when that project is the only one with a gateway on the network (Neutron)."""
+    a, b, _c = abc
+    ext = mknet(client, **{"router:external": True})
+    mksub(client, ext["id"], "172.24.5.0/24", enable_dhcp=False)
+    wildcard = client.get(f"/v2.0/rbac-policies?object_id={ext['id']}").json()["rbac_policies"][0]
+    r = b.post("/v2.0/routers", json={"router": {"name": "r", "external_gateway_info": {"network_id": ext["id"]}}})
+    assert r.status_code == 201, r.text
+    err(client.put(f"/v2.0/rbac-policies/{wildcard['id']}", json={"rbac_policy": {"target_tenant": "pa"}}), 409,
+        "RbacPolicyInUse")                                               # B would lose its gateway's network
+    moved = client.put(f"/v2.0/rbac-policies/{wildcard['id']}", json={"rbac_policy": {"target_tenant": "pb"}})
+    assert moved.status_code == 200 and moved.json()["rbac_policy"]["target_tenant"] == "pb"
+    err(a.get(f"/v2.0/networks/{ext['id']}"), 404)

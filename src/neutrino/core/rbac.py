@@ -23,8 +23,9 @@ OBJECTS = {"network": (m.Network.__table__, (SHARED, EXTERNAL)),
            "subnetpool": (m.SubnetPool.__table__, (SHARED,)),
            "address_scope": (m.AddressScope.__table__, (SHARED,)),
            "qos_policy": (services.QosPolicy.__table__, (SHARED,))}
-# kinds whose owner's own use counts as a dependant too (Neutron's QosPolicy.get_bound_project_ids keeps the owner)
-OWNER_BOUND = ("qos_policy",)
+# kinds on Neutron's RBAC object mixin (QoS policies): the owner's own use counts as a dependant too, and retargeting
+# a policy is judged as removing it (the new target does not count), unlike networks' and pools' checks
+OBJECT_MIXIN = ("qos_policy",)
 
 
 # --- who may use what -----------------------------------------------------------------------------------------------
@@ -118,15 +119,18 @@ def _bound_projects(s, kind: str, action: str, obj_id: str) -> set[str]:
     return {r[0] for r in s.execute(stmt) if r[0]}
 
 
-def check_release(s, policy, owner: str, in_use_error=None) -> None:
-    """Removing `policy` (or moving it off its target) must leave every dependent project still granted."""
+def check_release(s, policy, owner: str, in_use_error=None, new_target: str | None = None) -> None:
+    """Removing `policy` (or moving it off its target to `new_target`) must leave every dependent project still
+    granted."""
     target = policy.target_project
-    exempt = set() if policy.object_type in OWNER_BOUND else {owner}
+    exempt = set() if policy.object_type in OBJECT_MIXIN else {owner}
     if target in exempt:
         return
     others = {r[0] for r in s.execute(select(T.c.target_project).where(
         T.c.object_type == policy.object_type, T.c.object_id == policy.object_id, T.c.action == policy.action,
         T.c.id != policy.id))}
+    if new_target and policy.object_type not in OBJECT_MIXIN:
+        others.add(new_target)
     if WILDCARD in others:
         return
     bound = _bound_projects(s, policy.object_type, policy.action, policy.object_id) - exempt
@@ -181,6 +185,8 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     _no_wildcard_for_users(ctx, target, "create")
     obj = _owned_object(s, ctx, kind, data["object_id"])
     _duplicate(s, kind, obj.id, action, target)
+    if kind == "subnetpool":
+        _scope_reaches(s, obj.id, target)
     row = {"id": common.new_id(), "project_id": data.get("project_id") or ctx.project_id or "",
            "object_type": kind, "object_id": obj.id, "action": action, "target_project": target}
     quotas.check(s, row["project_id"], "rbac_policy")
@@ -199,10 +205,27 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         return
     _no_wildcard_for_users(ctx, target, "update")
     _duplicate(s, row.object_type, row.object_id, row.action, target, exclude=row.id)
+    if row.object_type == "subnetpool":
+        _scope_reaches(s, row.object_id, target)
     if target != WILDCARD:
-        check_release(s, row, _owner(s, row))
+        check_release(s, row, _owner(s, row), new_target=target)
     s.execute(T.update().where(T.c.id == row.id).values(target_project=target))
     _touch_object(s, row.object_type, row.object_id)
+
+
+def _scope_reaches(s, pool_id: str, target: str) -> None:
+    """A pool in an address scope is shared only with projects the scope is shared with (or owned by): 400."""
+    scope_id = s.execute(select(m.SubnetPool.__table__.c.address_scope_id).where(
+        m.SubnetPool.__table__.c.id == pool_id)).scalar()
+    if not scope_id:
+        return
+    owner = s.execute(select(m.AddressScope.__table__.c.project_id).where(
+        m.AddressScope.__table__.c.id == scope_id)).scalar()
+    granted = {r[0] for r in s.execute(select(T.c.target_project).where(
+        T.c.object_type == "address_scope", T.c.object_id == scope_id, T.c.action == SHARED))}
+    if not ({WILDCARD, target} & granted or target == owner):
+        raise bad_request(f"Failed to create RBAC policy on object {pool_id} because the address scope {scope_id} "
+                          f"of the subnet pool is not shared with project {target}.", "RbacPolicyInitError")
 
 
 def _touch_object(s, kind: str, obj_id: str) -> None:

@@ -64,10 +64,22 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
             raise bad_request("Illegal update to prefixes: existing prefixes may only be extended.",
                               "IllegalPrefixUpdate")
         data["prefixes"] = prefixes
+        _scope_owner_only(s, ctx, row)
     data.update(_bounds(data, row.ip_version, row))
     if "prefixes" in data or data.get("address_scope_id", row.address_scope_id) != row.address_scope_id:
         addressscopes.check_pool(s, ctx, {**row._asdict(), **data})
     common.touch(s, T, row.id, data)
+
+
+def _scope_owner_only(s, ctx: Context, row) -> None:
+    """The prefixes of a pool in an address scope someone else owns (shared with this project) are the scope
+    owner's to change: Neutron's IllegalSubnetPoolUpdate (400)."""
+    if not row.address_scope_id or ctx.is_admin:
+        return
+    owner = s.execute(select(addressscopes.T.c.project_id).where(addressscopes.T.c.id == row.address_scope_id)).scalar()
+    if owner != ctx.project_id:
+        raise bad_request(f"Illegal subnetpool update : subnetpool {row.id} cannot be updated when associated with "
+                          f"shared address scope {row.address_scope_id}.", "IllegalSubnetPoolUpdate")
 
 
 def delete_pool(s, ctx: Context, row) -> None:
