@@ -20,10 +20,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from rich.console import Console
 
-from neutrino.api.controller import json_response
 from neutrino.core import common
 from neutrino.errors import BadRequest, Forbidden, NotFound
 from neutrino.hood.where import hood_report, trace_flow
+from neutrino.responses import json_response
 
 router = APIRouter()
 STATIC = os.path.join(os.path.dirname(__file__), "static")
