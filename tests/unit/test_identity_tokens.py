@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from neutrino.db.engine import Database
 from neutrino.identity import tokens
-from neutrino.identity.models import Domain, Project, Role, RoleAssignment, Token, User
+from neutrino.db.identity import Domain, Project, Role, RoleAssignment, Token, User
 
 
 @pytest.fixture

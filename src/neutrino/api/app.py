@@ -82,6 +82,7 @@ def create_app(settings, db) -> FastAPI:
     app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.db = db
+    app.state.resources = RESOURCES
     notifier = Notifier()
     app.state.notifier = notifier
     app.state.notify = notifier.notify

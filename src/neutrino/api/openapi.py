@@ -222,8 +222,7 @@ def document(resources: list[Resource], with_identity: bool) -> dict:
 async def openapi_json(request: Request):
     app = request.app.state
     if getattr(app, "openapi_doc", None) is None:
-        from neutrino.api.app import RESOURCES
-        app.openapi_doc = document(RESOURCES, app.settings.auth == "keystone")
+        app.openapi_doc = document(app.resources, app.settings.auth == "keystone")
     return json_response(app.openapi_doc)
 
 

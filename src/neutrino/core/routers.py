@@ -10,7 +10,7 @@ from sqlalchemy import update as sql_update
 from neutrino.context import Context
 from neutrino.core import common, networks, ports, quotas, rbac, subnets
 from neutrino.db import models as m
-from neutrino.errors import BadRequest, Forbidden, NotFound, bad_request, conflict
+from neutrino.errors import Forbidden, NotFound, bad_request, conflict
 from neutrino.text import canonical_uuid
 
 T = m.Router.__table__
