@@ -4,7 +4,7 @@ PYTEST := $(VENV)/python -m pytest
 
 # `lint` is part of `test`: the package layering (import-linter contracts in pyproject.toml) and ruff, in about a second.
 .PHONY: setup demo down lint test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-worst bench-agent
+        bench bench-api bench-worst bench-agent bench-vm
 
 setup:
 	@scripts/setup.sh
@@ -43,7 +43,7 @@ test-fullstack: setup
 test-acceptance: setup
 	$(PYTEST) -q tests/acceptance
 
-bench: bench-api bench-worst bench-agent
+bench: bench-api bench-worst bench-agent bench-vm
 
 bench-api: setup
 	$(VENV)/python bench/api.py
@@ -53,3 +53,6 @@ bench-worst: setup
 
 bench-agent: setup
 	$(VENV)/python bench/agent.py
+
+bench-vm: setup
+	$(VENV)/python bench/vm.py
