@@ -4,7 +4,7 @@ PYTEST := $(VENV)/python -m pytest
 
 # `lint` is part of `test`: the package layering (import-linter contracts in pyproject.toml) and ruff, in about a second.
 .PHONY: setup demo down lint test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-worst bench-agent bench-vm
+        bench bench-api bench-worst bench-agent bench-vm conformance
 
 setup:
 	@scripts/setup.sh
@@ -56,3 +56,7 @@ bench-agent: setup
 
 bench-vm: setup
 	$(VENV)/python bench/vm.py
+
+# Upstream's network API tests (tempest + neutron-tempest-plugin, own venv) against a throwaway lab; not in `test`.
+conformance: setup
+	scripts/conformance.sh

@@ -44,7 +44,7 @@ def _revision(app) -> int:
 
 def test_odd_if_match_headers_are_400_not_500(client):
     net = _net(client)
-    for value in ("²".encode(), "revision_number=" + "9" * 5000, "revision_number=", "revision_number=-1", "abc"):
+    for value in ("²".encode(), "revision_number=" + "9" * 5000, "revision_number=", "revision_number=--1", "abc"):
         neutron_error(client.put(f"/v2.0/networks/{net['id']}", json={"network": {"name": "x"}},
                                  headers={"If-Match": value}), 400)
         neutron_error(client.delete(f"/v2.0/networks/{net['id']}", headers={"If-Match": value}), 400)
@@ -181,14 +181,32 @@ def test_request_body_limit_is_413_and_stores_nothing(app, client):
 def test_bodies_must_be_json(app, client):
     before = _revision(app)
     body = json.dumps({"network": {"name": "n"}})
-    for ctype in (None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
-        headers = {"Content-Type": ctype} if ctype else {}
-        neutron_error(client.post("/v2.0/networks", content=body, headers=headers), 415, "HTTPUnsupportedMediaType")
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"):
+        neutron_error(client.post("/v2.0/networks", content=body, headers={"Content-Type": ctype}), 415,
+                      "HTTPUnsupportedMediaType")
     r = client.post("/v3/auth/tokens", content=b"{}", headers={"Content-Type": "text/plain"})
     assert r.status_code == 415 and "error" in r.json()           # Keystone's error shape under /v3
     assert _revision(app) == before
     assert client.post("/v2.0/networks", content=body,
                        headers={"Content-Type": "application/json; charset=UTF-8"}).status_code == 201
+    assert client.post("/v2.0/networks", content=body).status_code == 201      # none at all is JSON, as Neutron
+
+
+def test_another_sites_page_cannot_write(app, client):
+    """What a browser sends for a page of another site posting to a noauth server: Origin and Sec-Fetch-Site (a
+    bare body needs no Content-Type, so the 415 alone would not stop it)."""
+    before = _revision(app)
+    body = json.dumps({"network": {"name": "csrf"}})
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"},
+                    {"Origin": "http://127.0.0.1:8080", "Sec-Fetch-Site": "same-site"}):
+        neutron_error(client.post("/v2.0/networks", content=body, headers=headers), 403, "PolicyNotAuthorized")
+    net = client.post("/v2.0/networks", json={"network": {"name": "mine"}}).json()["network"]
+    neutron_error(client.delete(f"/v2.0/networks/{net['id']}", headers={"Origin": "http://evil.example"}), 403)
+    assert [n["name"] for n in client.get("/v2.0/networks", headers={"Origin": "http://evil.example"})
+            .json()["networks"]] == ["mine"]                      # reading is not refused (nothing changes)
+    assert _revision(app) > before
+    same = {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"}       # the server's own /ui page
+    assert client.post("/v2.0/networks", content=body, headers=same).status_code == 201
 
 
 def test_control_characters_are_refused_in_names_but_not_newlines_in_descriptions(client):
@@ -243,9 +261,9 @@ def test_network_owners_only_on_another_projects_shared_network(client, project_
 
 def test_project_id_cannot_be_spoofed(project_client):
     a = project_client("pa")
-    for key in ("project_id", "tenant_id"):
-        neutron_error(a.post("/v2.0/networks", json={"network": {"name": "n", key: "pb"}}), 403)
-        neutron_error(a.post("/v2.0/security-groups", json={"security_group": {"name": "g", key: "pb"}}), 403)
+    for key in ("project_id", "tenant_id"):     # 400, as Neutron (neutron-tempest-plugin checks it on ports)
+        neutron_error(a.post("/v2.0/networks", json={"network": {"name": "n", key: "pb"}}), 400)
+        neutron_error(a.post("/v2.0/security-groups", json={"security_group": {"name": "g", key: "pb"}}), 400)
     neutron_error(a.post("/v2.0/routers", json={"router": {"project_id": "pa", "tenant_id": "pb"}}), 400)
 
 

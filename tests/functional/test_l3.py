@@ -92,6 +92,18 @@ def test_east_west_without_nat(lab):
     assert peer_seen(g1, "10.0.0.3", 5002, g2, "10.0.0.3") == "10.0.1.3"
 
 
+def test_admin_down_router_plugs_its_ports_but_forwards_nothing(lab):
+    g1 = lab.guest("g1", "private", "10.0.0.3")
+    lab.guest("g2", "private2", "10.0.1.3")
+    r = router()
+    r["admin_state_up"] = False
+    result = lab.sync(r)
+    ns = names.qrouter(r["id"])
+    assert all(result.ports.values()) and set(result.ports) >= {p["port_id"] for p in r["interfaces"]}
+    assert proc.output(["sysctl", "-n", "net.ipv4.ip_forward"], netns=ns).strip() == "0"
+    assert proc.run(["ping", "-c1", "-W1", "10.0.1.3"], netns=g1, check=False).returncode != 0
+
+
 def test_default_snat_uses_gateway_ip(lab):
     g1 = lab.guest("g1", "private", "10.0.0.3")
     lab.sync(router())

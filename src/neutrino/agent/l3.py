@@ -26,7 +26,13 @@ LOG = logging.getLogger(__name__)
 PREFIX = names.L3_PREFIX
 METADATA_IP = "169.254.169.254"
 KERNEL_PROTO = 2          # routes the kernel adds for connected subnets
-SYSCTLS = {"net.ipv4.ip_forward": 1, "net.ipv6.conf.all.forwarding": 1}
+
+
+def forwarding(router: Router) -> dict[str, int]:
+    """An admin-down router keeps its namespace and ports (they are plugged and up, as in Neutron: tools wait for
+    a router interface to go ACTIVE whatever the router's state) but forwards nothing."""
+    on = 1 if router.get("admin_state_up", True) else 0
+    return {"net.ipv4.ip_forward": on, "net.ipv6.conf.all.forwarding": on}
 
 
 def _chain(suffix: str) -> str:
@@ -141,7 +147,7 @@ class L3Driver:
     def sync(self, view: View) -> SyncResult:
         result = SyncResult()
         port = view.get("metadata", {}).get("port", self.config.metadata_port)
-        wanted = {r["id"]: r for r in view.get("routers", []) if r.get("admin_state_up", True)}
+        wanted = {r["id"]: r for r in view.get("routers", [])}
         owned = self._owned()
         self._remember(owned | set(wanted))
         for rid in sorted(owned - set(wanted)):
@@ -188,7 +194,7 @@ class L3Driver:
         ns = names.qrouter(router["id"])
         changed = not ip.netns_exists(ns)
         ip.ensure_netns(ns)
-        changed |= sysctl.ensure(SYSCTLS, ns)
+        changed |= sysctl.ensure(forwarding(router), ns)
         ports = list(router.get("interfaces", []))
         gw = router.get("gateway")
         if gw:
@@ -204,7 +210,7 @@ class L3Driver:
         changed |= bool(iptables.apply(l3_scopes.mangle_table(router), PREFIX, ns=ns))
         changed |= self._sync_metering(ns, router)
         for fip in router.get("floating_ips", []):
-            result.floatingips[fip["id"]] = gw is not None
+            result.floatingips[fip["id"]] = gw is not None and router.get("admin_state_up", True)
         return changed
 
     def _sync_metering(self, ns: str, router: Router) -> bool:

@@ -103,7 +103,7 @@ def failure_result(role: str, view: View) -> SyncResult:
     elif role == "dhcp":
         r.ports = {n["port_id"]: False for n in view.get("dhcp", [])}
     elif role in ("l3", "metadata"):
-        routers = [x for x in view.get("routers", []) if x.get("admin_state_up", True)]
+        routers = [x for x in view.get("routers", []) if role == "l3" or x.get("admin_state_up", True)]
         r.routers = {x["id"]: False for x in routers}
         if role == "l3":
             r.ports = {p["port_id"]: False for x in routers for p in [*x["interfaces"], x.get("gateway")] if p}

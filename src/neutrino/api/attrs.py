@@ -283,8 +283,9 @@ def validate_body(attrs: dict[str, Attr], body: Any, resource: str, creating: bo
         if t and p and t != p:
             raise bad_request("'project_id' and 'tenant_id' do not match")
         proj = p or t
-        if proj and ctx.project_id != proj and not ctx.is_admin:
-            raise Forbidden(f"(rule:create_{resource}) is disallowed by policy")
+        if proj and ctx.project_id != proj and not ctx.is_admin:     # 400, as Neutron's API layer answers
+            raise bad_request("Specifying 'project_id' or 'tenant_id' other than the authenticated project in "
+                              "request requires admin privileges")
         out["project_id"] = proj
     return out
 

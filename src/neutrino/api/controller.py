@@ -38,7 +38,7 @@ class Resource:
     readonly: tuple[str, ...] = ()   # further attributes shown (and filterable) but not writable
     taggable: bool = True
     plural: str = ""
-    sql_filters: dict = field(default_factory=dict)   # API attr -> column, for filters pushed into SQL
+    sql_filters: dict = field(default_factory=dict)   # API attr -> column or fn(values) -> clause, pushed into SQL
     reschedule: bool = False      # writes may create DHCP/router work: run the scheduler in the same transaction
     before_list: Callable | None = None   # (s, ctx, filters) run first in a list's transaction (default SG)
     render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
@@ -82,9 +82,9 @@ async def list_response(request, plural: str, known: set[str], items_of):
     pairs = list(request.query_params.multi_items())
     q = listing.parse(pairs, known, app.settings.pagination_max_limit)
     items = listing.apply_filters(await app.db.call(items_of), q.filters)
-    page, has_next, has_prev = listing.sort_and_page(items, q)
+    page = listing.sort_and_page(items, q)
     body = {plural: listing.select_fields(page, q.fields)}
-    more = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+    more = listing.links(str(request.url).split("?")[0], pairs, page, q)
     if more:
         body[f"{plural}_links"] = more
     return json_response(body)
@@ -144,7 +144,9 @@ class Controller:
                 col = table.c[key]
             if key == "tenant_id":
                 col = table.c.project_id
-            if col is not None:
+            if callable(col):
+                stmt = stmt.where(col(vals))
+            elif col is not None:
                 stmt = stmt.where(col.in_(vals))
             else:
                 rest[key] = vals
@@ -159,9 +161,9 @@ class Controller:
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
         items = await app.db.call(self._list, ctx, q)
-        page, has_next, has_prev = listing.sort_and_page(items, q)
+        page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
-        links = listing.links(str(request.url).split("?")[0], pairs, page, q, has_next, has_prev)
+        links = listing.links(str(request.url).split("?")[0], pairs, page, q)
         if links:
             body[f"{self.res.plural}_links"] = links
         return json_response(body)

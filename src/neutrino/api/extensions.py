@@ -62,6 +62,7 @@ EXTENSIONS = {
                                "standard attributes.",
     "stateful-security-group": "Indicates if the security group is stateful or not",
     "subnet_allocation": "Enables allocation of subnets from a subnet pool",
+    "subnet-external-network": "Informs if the subnet is associated to a router:external network",
 }
 
 

@@ -26,7 +26,7 @@ async def list_availabilities(request: Request):
     items = listing.apply_filters(items, q.filters)
     for i in items:
         i["id"] = i["network_id"]          # paging markers are network ids
-    page, _, _ = listing.sort_and_page(items, q)
+    page = listing.sort_and_page(items, q)
     page = [{k: v for k, v in i.items() if k != "id"} for i in page]
     return json_response({"network_ip_availabilities": listing.select_fields(page, q.fields)})
 

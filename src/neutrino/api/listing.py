@@ -112,8 +112,8 @@ def _sort_key(value):
     return (value is None, str(value) if not isinstance(value, (int, float)) or isinstance(value, bool) else value)
 
 
-def sort_and_page(items: list[dict], q: ListQuery) -> tuple[list[dict], bool, bool]:
-    """Sort (then by id), cut at marker and limit; returns (page, has_next, has_previous)."""
+def sort_and_page(items: list[dict], q: ListQuery) -> list[dict]:
+    """Sort (then by id), cut at marker and limit (backwards from the marker with page_reverse)."""
     sorts = q.sorts or ([("id", True)] if q.limit or q.marker else [])
     for key, asc in reversed(sorts + ([("id", True)] if sorts and sorts[-1][0] != "id" else [])):
         items.sort(key=lambda i, k=key: _sort_key(i.get(k)), reverse=not asc)
@@ -123,30 +123,27 @@ def sort_and_page(items: list[dict], q: ListQuery) -> tuple[list[dict], bool, bo
     if q.marker:
         ids = [i["id"] for i in items]
         start = ids.index(q.marker) + 1 if q.marker in ids else 0
-    end = start + q.limit if q.limit else len(items)
-    page = items[start:end]
-    has_next = end < len(items)
-    has_prev = start > 0
+    page = items[start:start + q.limit if q.limit else len(items)]
     if q.page_reverse:
         page.reverse()
-        has_next, has_prev = has_prev, has_next
-    return page, has_next, has_prev
+    return page
 
 
-def links(base_url: str, items: list[tuple[str, str]], page: list[dict], q: ListQuery,
-          has_next: bool, has_prev: bool) -> list[dict]:
-    if not q.limit or not page:
+def links(base_url: str, items: list[tuple[str, str]], page: list[dict], q: ListQuery) -> list[dict]:
+    """Neutron's links: `next` unless a short forward page, `previous` unless a short backward one (a full page
+    always links on: the server does not look ahead). `next` starts after the page's last item, `previous` before
+    its first one, with page_reverse=True."""
+    if not q.limit:
         return []
     keep = [(k, v) for k, v in items if k not in ("marker", "page_reverse")]
+    short = len(page) < q.limit
     out = []
-    if has_next:
-        marker = page[0]["id"] if q.page_reverse else page[-1]["id"]
-        extra = [("page_reverse", "True")] if q.page_reverse else []
-        out.append({"rel": "next", "href": f"{base_url}?{urlencode(keep + [('marker', marker)] + extra)}"})
-    if has_prev:
-        marker = page[-1]["id"] if q.page_reverse else page[0]["id"]
-        extra = [] if q.page_reverse else [("page_reverse", "True")]
-        out.append({"rel": "previous", "href": f"{base_url}?{urlencode(keep + [('marker', marker)] + extra)}"})
+    if not (short and not q.page_reverse):
+        marker = [("marker", page[-1]["id"])] if page else []
+        out.append({"rel": "next", "href": f"{base_url}?{urlencode(keep + marker)}"})
+    if not (short and q.page_reverse):
+        marker = [("marker", page[0]["id"])] if page else []
+        out.append({"rel": "previous", "href": f"{base_url}?{urlencode(keep + marker + [('page_reverse', 'True')])}"})
     return out
 
 

@@ -1,7 +1,7 @@
 """Ports: attribute map wired to the generic controller."""
 from neutrino.api.attrs import (PROJECT_ATTRS, REQUIRED, STD_ATTRS, Attr, Limit, any_dict, boolean, dict_of,
                                 int_choice, ip_address, ip_or_cidr, list_of, mac, nullable, one_of, string, typed,
-                                uuid_str)
+                                unique_list_of, uuid_str)
 from neutrino.api.controller import Resource
 from neutrino.core import ports
 
@@ -29,11 +29,11 @@ PORT = Resource("port", "ports", ports, delete=ports.delete_port, precise=True, 
     "network_id": Attr(put=False, default=REQUIRED, convert=uuid_str),
     "name": Attr(default="", convert=string(255)),
     "admin_state_up": Attr(default=True, convert=boolean),
-    "mac_address": Attr(convert=mac, admin_write=True),
+    "mac_address": Attr(convert=mac),
     "fixed_ips": Attr(convert=list_of(_fixed_ip), limit=FIXED_IPS),
     "device_id": Attr(default="", convert=string(255)),
     "device_owner": Attr(default="", convert=string(255)),
-    "security_groups": Attr(convert=list_of(uuid_str)),
+    "security_groups": Attr(convert=lambda n, v: [] if v is None else unique_list_of(uuid_str)(n, v)),
     "port_security_enabled": Attr(convert=boolean),
     "allowed_address_pairs": Attr(convert=list_of(_pair), limit=PAIRS),
     "extra_dhcp_opts": Attr(convert=list_of(_dhcp_opt)),

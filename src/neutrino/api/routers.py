@@ -17,6 +17,11 @@ _route = dict_of({"destination": cidr, "nexthop": ip_address}, required=("destin
 ROUTE_LIST = unique_list_of(_route)
 ROUTES = Limit("max_routes", "RoutesExhausted", "Unable to complete operation for router. The number of routes "
                                                 "exceeds the maximum {quota}.")
+
+
+def _routes(name, v):
+    """routes: null is the empty list (Neutron's convert_none_to_empty_list)."""
+    return [] if v is None else ROUTE_LIST(name, v)
 _gw = dict_of({"network_id": uuid_str, "enable_snat": boolean,
                "external_fixed_ips": list_of(dict_of({"subnet_id": uuid_str, "ip_address": ip_address}))},
               required=("network_id",))
@@ -33,7 +38,7 @@ ROUTER = Resource("router", "routers", routers, delete=routers.delete_router, at
     "name": Attr(default="", convert=string(255)),
     "admin_state_up": Attr(default=True, convert=boolean),
     "external_gateway_info": Attr(convert=_gateway),
-    "routes": Attr(post=False, convert=ROUTE_LIST, limit=ROUTES),
+    "routes": Attr(post=False, convert=_routes, limit=ROUTES),
 }, readonly=("status", "distributed", "ha", "availability_zone_hints", "availability_zones", "flavor_id"),
     reschedule=True)
 

@@ -88,7 +88,7 @@ SECURITY_GROUP_RULE = Resource(
         "port_range_min": Attr(put=False, default=None, convert=port),
         "port_range_max": Attr(put=False, default=None, convert=port),
         "remote_ip_prefix": Attr(put=False, default=None, convert=ip_prefix),
-        "remote_group_id": Attr(put=False, default=None, convert=nullable(uuid_str)),
+        "remote_group_id": Attr(put=False, default=None, convert=nullable(string(255))),   # unknown: 404
         "remote_address_group_id": Attr(put=False, default=None, convert=nullable(uuid_str)),
     },
     readonly=("belongs_to_default_sg", "normalized_cidr"),

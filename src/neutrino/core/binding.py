@@ -57,7 +57,9 @@ def bind(s, port_id: str, settings) -> None:
 
 
 def clear(s, port_id: str, entity: str) -> None:
-    """An entity finished provisioning the port; ACTIVE when no block is left."""
+    """An entity finished provisioning the port; ACTIVE when no block is left and the port is bound (as Neutron: a
+    port on no host stays DOWN whatever the DHCP agent reports)."""
     s.execute(delete(T_PB).where(T_PB.c.port_id == port_id, T_PB.c.entity == entity))
     if not s.execute(select(T_PB.c.port_id).where(T_PB.c.port_id == port_id).limit(1)).first():
-        s.execute(update(T).where(T.c.id == port_id, T.c.status != "ACTIVE").values(status="ACTIVE"))
+        s.execute(update(T).where(T.c.id == port_id, T.c.status != "ACTIVE", T.c.host_id != "",
+                                  T.c.vif_type.not_in(("unbound", "binding_failed"))).values(status="ACTIVE"))

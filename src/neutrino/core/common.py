@@ -86,7 +86,8 @@ def check_if_match(row, if_match: str | None) -> None:
     if not if_match:
         return
     want = if_match.removeprefix("revision_number=").strip().strip('"')
-    if not (want.isascii() and want.isdigit() and len(want) <= 19):
+    digits = want.removeprefix("-")       # any integer: -1 is simply stale (412), as Neutron answers it
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= 19):
         raise bad_request("If-Match header is only supported in the form revision_number=<integer>.")
     if int(want) != row.revision_number:
         raise PreconditionFailed(f"Constrained to {want}, but current revision is {row.revision_number}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import insert, select
 
 from neutrino.context import Context
 from neutrino.core import common, networks, ports, quotas, rbac
@@ -138,6 +138,8 @@ def create(s, ctx: Context, data: dict, settings) -> str:
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.require_owner(ctx, row, "update_floatingip")
+    if not data:
+        data = {"port_id": None}     # an empty update clears the association (the API's original meaning)
     values = _association(s, ctx, dict(row._mapping), data)
     if row.fixed_port_id and not values["fixed_port_id"]:
         values["status"] = "DOWN"       # nothing to serve any more; the agent reports ACTIVE on re-association
@@ -150,9 +152,7 @@ def delete_floatingip(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_floatingip")
     if s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == row.id).limit(1)).first():
         raise conflict("FipInUseByPortForwarding", f"Floating IP {row.id} in use by Port Forwarding resources.")
-    common.delete_tags(s, row.id)
-    s.execute(delete(T).where(T.c.id == row.id))
-    ports.remove(s, row.floating_port_id)
+    ports.remove_floating_ip(s, row.id, row.floating_port_id)
 
 
 # --- rendering ------------------------------------------------------------------------------------------------------

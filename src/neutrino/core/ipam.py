@@ -34,8 +34,6 @@ def default_gateway(net: Net) -> str:
 
 def default_pools(net: Net, gateway: str | None) -> list[dict]:
     lo, hi = first_last(net)
-    if net.version == 6 and net.prefixlen <= 64:
-        hi = min(hi, lo + (1 << 32))  # keep pools of huge IPv6 subnets representable and fast to walk
     gw = int(ipaddress.ip_address(gateway)) if gateway else None
     ranges = [(lo, hi)]
     if gw is not None and lo <= gw <= hi:

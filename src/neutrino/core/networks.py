@@ -56,9 +56,16 @@ def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | Non
             raise conflict("FlatNetworkInUse", f"Unable to create the flat network. Physical network {physnet} "
                                                "is in use.")
     elif ntype == "vlan":
-        if not physnet or seg is None:
-            raise bad_request("Invalid input for operation: physical_network and segmentation_id required for vlan "
-                              "provider network.", "InvalidInput")
+        if not physnet:
+            raise bad_request("Invalid input for operation: physical_network required for vlan provider network.",
+                              "InvalidInput")
+        if seg is None:     # the lowest free VLAN of the physical network, as ML2 allocates from its range
+            used = {r[0] for r in s.execute(select(T.c.segmentation_id).where(
+                T.c.network_type == "vlan", T.c.physical_network == physnet))}
+            seg = next((v for v in range(1, 4095) if v not in used), None)
+            if seg is None:
+                raise conflict("NoNetworkAvailable", f"Unable to create the network. No VLAN left on physical "
+                                                     f"network {physnet}.")
         if not 1 <= seg <= 4094:
             raise bad_request(f"Invalid input for operation: segmentation_id {seg} out of range (1 through 4094).",
                               "InvalidInput")
@@ -87,14 +94,30 @@ def _segment(s, data: dict, external: bool, default_mtu: int, exclude: str | Non
     return {"network_type": ntype, "physical_network": physnet, "segmentation_id": seg, "default_mtu": mtu}
 
 
+MIN_MTU = {4: 68, 6: 1280}
+
+
+def _check_max_mtu(mtu: int, max_mtu: int) -> None:
+    if mtu > max_mtu:
+        raise bad_request(f"Invalid input for operation: Requested MTU is too big, maximum is {max_mtu}.",
+                          "InvalidInput")
+
+
+def check_mtu_for_subnet(mtu: int, ip_version: int, net_id: str) -> None:
+    """A network takes any MTU; its IPv4 subnets need 68, its IPv6 subnets 1280 (409 as Neutron, on subnet create
+    and on the MTU update that would go below)."""
+    if mtu < MIN_MTU[ip_version]:
+        raise conflict("NetworkMtuTooSmall", f"Network {net_id} has MTU {mtu}: an IPv{ip_version} subnet needs at "
+                                             f"least {MIN_MTU[ip_version]}.")
+
+
 def create(s, ctx: Context, data: dict, settings) -> str:
     row = common.new_row(ctx, data)
     quotas.check(s, row["project_id"], "network")
     seg = _segment(s, data, data.get("router:external", False), settings.default_mtu)
-    mtu = data.get("mtu") or seg.pop("default_mtu")
-    seg.pop("default_mtu", None)
-    if mtu < 68:
-        raise bad_request(f"Invalid input for mtu. Reason: '{mtu}' is too small.", "InvalidInput")
+    max_mtu = seg.pop("default_mtu")
+    mtu = data.get("mtu") or max_mtu
+    _check_max_mtu(mtu, max_mtu)
     row.update(name=data.get("name", ""), admin_state_up=data.get("admin_state_up", True), status="ACTIVE",
                external=data.get("router:external", False),
                is_default=data.get("is_default", False), mtu=mtu,
@@ -129,8 +152,11 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         else:
             rbac.unset_external(s, row)
             del data["router:external"]
-    if "mtu" in data and data["mtu"] < 68:
-        raise bad_request(f"Invalid input for mtu. Reason: '{data['mtu']}' is too small.", "InvalidInput")
+    if "mtu" in data:
+        _check_max_mtu(data["mtu"], settings.default_mtu if row.network_type in ("vxlan", "geneve") else 1500)
+        versions = {v for (v,) in s.execute(select(T_SUB.c.ip_version).where(T_SUB.c.network_id == row.id))}
+        for version in versions:
+            check_mtu_for_subnet(data["mtu"], version, row.id)
     if "qos_policy_id" in data:
         qos.bind(s, ctx, "network", row.id, data.pop("qos_policy_id"))
     names = {"router:external": "external"}
@@ -138,8 +164,19 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.touch(s, T, row.id, {**values, **seg})
 
 
+def _delete_free_floating_ips(s, network_id: str) -> None:
+    """An external network is being deleted: its floating IPs that serve nothing go with it (as Neutron); an
+    associated one keeps its port on the network, which stays in use."""
+    fip = m.FloatingIP.__table__
+    for row in s.execute(select(fip.c.id, fip.c.floating_port_id).where(
+            fip.c.floating_network_id == network_id, fip.c.fixed_port_id.is_(None), fip.c.router_id.is_(None))).all():
+        ports.remove_floating_ip(s, row.id, row.floating_port_id)
+
+
 def delete_network(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_network")
+    if row.external:
+        _delete_free_floating_ips(s, row.id)
     busy = s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
                                                T_PORT.c.device_owner != "network:dhcp").limit(1)).first()
     if busy:

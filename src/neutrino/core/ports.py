@@ -103,33 +103,43 @@ def _auto_v6(sub) -> bool:
     return sub.ip_version == 6 and sub.ipv6_address_mode in ("slaac", "dhcpv6-stateless")
 
 
+def _first_free(s, subnets: list, net_id: str) -> dict | None:
+    """One address from the first of these subnets with room (Neutron: one per address family); 409 if all full."""
+    for sub in subnets:
+        ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
+        if ip:
+            return {"subnet_id": sub.id, "ip_address": ip}
+    if subnets:
+        raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net_id}.")
+    return None
+
+
 def allocate(s, net_id: str, mac: str, requested: list[dict] | None, device_owner: str,
              keep: list[dict] = ()) -> list[dict]:
-    """Addresses for a port: the requested ones (checked) or one IPv4 from the first subnet with room plus SLAAC
-    addresses; `keep` are addresses the port already holds (on update)."""
+    """Addresses for a port: the requested ones (checked), or one IPv4 and one DHCPv6-stateful address from the
+    first subnets with room; either way, as Neutron, plus the EUI-64 address of every SLAAC/DHCPv6-stateless subnet
+    unless the port is a router interface. `keep` are addresses the port already holds (on update)."""
     subnets = _subnets(s, net_id)
+    out: list[dict] = []
+    if requested is None:
+        for family in ([x for x in subnets if x.ip_version == 4],
+                       [x for x in subnets if x.ip_version == 6 and not _auto_v6(x)]):
+            if (ip := _first_free(s, family, net_id)) is not None:
+                out.append(ip)
+    else:
+        out = _requested(s, net_id, subnets, mac, requested, device_owner, keep)
+    if device_owner not in ROUTER_INTERFACE_OWNERS:
+        have = {o["subnet_id"] for o in out}
+        out += [{"subnet_id": x.id, "ip_address": ipam.eui64(x.cidr, mac)} for x in subnets
+                if _auto_v6(x) and x.id not in have]
+    return out
+
+
+def _requested(s, net_id: str, subnets: list, mac: str, requested: list[dict], device_owner: str,
+               keep: list[dict]) -> list[dict]:
     by_id = {sub.id: sub for sub in subnets}
     held = {(k["subnet_id"], k["ip_address"]) for k in keep}
     out: list[dict] = []
-    if requested is None:
-        v4 = [sub for sub in subnets if sub.ip_version == 4]
-        for sub in v4:
-            ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
-            if ip:
-                out.append({"subnet_id": sub.id, "ip_address": ip})
-                break
-        else:
-            if v4:
-                raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net_id}.")
-        for sub in subnets:
-            if sub.ip_version == 6:
-                if _auto_v6(sub):
-                    out.append({"subnet_id": sub.id, "ip_address": ipam.eui64(sub.cidr, mac)})
-                else:
-                    ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
-                    if ip:
-                        out.append({"subnet_id": sub.id, "ip_address": ip})
-        return out
     for req in requested:
         sub_id, ip = req.get("subnet_id"), req.get("ip_address")
         if sub_id is None and ip is None:
@@ -147,8 +157,9 @@ def allocate(s, net_id: str, mac: str, requested: list[dict] | None, device_owne
                     raise bad_request(f"Invalid input for operation: Failed to create port on network {net_id}, "
                                       f"because fixed_ips included invalid subnet {sub_id}.", "InvalidInput")
                 raise not_found("Subnet", sub_id)
+        auto = _auto_v6(sub) and device_owner not in ROUTER_INTERFACE_OWNERS
         if ip is None:
-            ip = (ipam.eui64(sub.cidr, mac) if _auto_v6(sub)
+            ip = (ipam.eui64(sub.cidr, mac) if auto
                   else ipam.next_free(sub.allocation_pools, _used(s, sub.id) | {
                       o["ip_address"] for o in out if o["subnet_id"] == sub.id}))
             if ip is None:
@@ -157,6 +168,10 @@ def allocate(s, net_id: str, mac: str, requested: list[dict] | None, device_owne
             if ipaddress.ip_address(ip) not in ipam.network(sub.cidr):
                 raise bad_request(f"Invalid input for operation: IP address {ip} is not a valid IP for the specified "
                                   "subnet.", "InvalidInput")
+            if auto and ip != ipam.eui64(sub.cidr, mac):
+                raise bad_request(f"IPv6 address {ip} cannot be directly assigned to a port on subnet {sub.id} "
+                                  "since the subnet is configured for automatic addresses.",
+                                  "AllocationOnAutoAddressSubnet")
             if ip == sub.gateway_ip and device_owner not in ("network:router_interface", "network:router_gateway"):
                 raise conflict("IpAddressInUse", f"Unable to complete operation for network {net_id}. The IP "
                                                  f"address {ip} is in use.")
@@ -210,6 +225,21 @@ def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, po
 
 # --- create / update / delete -------------------------------------------------------------------------------------
 
+NET_OWNER_ATTRS = ("mac_address", "port_security_enabled", "allowed_address_pairs")
+
+
+def _check_net_owner_attrs(ctx: Context, net, data: dict, action: str) -> None:
+    """Neutron's policy: only an admin or the network's owner may set a port's MAC (on create), port security,
+    address pairs or a fixed IP address; a member using another project's shared network gets 403."""
+    if ctx.is_admin or net.project_id == ctx.project_id:
+        return
+    names = [k for k in NET_OWNER_ATTRS if k in data]
+    if any("ip_address" in f for f in data.get("fixed_ips") or []):
+        names.append("fixed_ips:ip_address")
+    if names:
+        raise Forbidden(f"(rule:{action}:{names[0]}) is disallowed by policy")
+
+
 def _affects(s, network_id: str, hosts: list, groups: list[str]) -> None:
     """A port changes the views of its hosts, of the hosts that see the other ports of its network (its DHCP host,
     hosts with tunnels: l2pop) and of hosts whose rules name its groups as remote groups."""
@@ -237,6 +267,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     net = rbac.get_visible(s, "network", data["network_id"], ctx, "Network", rbac.NETWORK_ACTIONS)
     if not rbac.usable(s, ctx, "network", net, rbac.SHARED):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
+    _check_net_owner_attrs(ctx, net, data, "create_port")
     row = common.new_row(ctx, data)
     check_device(s, ctx, net.project_id, data.get("device_owner", ""), data.get("device_id", ""), row["project_id"],
                  "create")
@@ -289,6 +320,11 @@ def create_internal(s, ctx: Context, network_id: str, device_owner: str, device_
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     if not (ctx.is_admin or row.project_id == ctx.project_id or _owns_network(s, ctx, row.network_id)):
         raise Forbidden("(rule:update_port) is disallowed by policy")
+    if "mac_address" in data and not ctx.is_admin:
+        raise Forbidden("(rule:update_port:mac_address) is disallowed by policy")
+    _check_net_owner_attrs(ctx, s.execute(common.by_id(T_NET), {"id": row.network_id}).first(),
+                           {k: v for k, v in data.items() if k != "fixed_ips" or v != fixed_ips(s, row.id)},
+                           "update_port")
     before = groups_of(s, [row.id])[row.id]
     if "device_owner" in data or "device_id" in data:
         net_project = s.execute(select(T_NET.c.project_id).where(T_NET.c.id == row.network_id)).scalar_one()
@@ -363,6 +399,13 @@ def remove(s, port_id: str) -> None:
     s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))
     common.delete_tags(s, port_id)
     s.execute(delete(T).where(T.c.id == port_id))
+
+
+def remove_floating_ip(s, fip_id: str, port_id: str) -> None:
+    """Delete a floating IP and its own port (on the external network, holding its address)."""
+    common.delete_tags(s, fip_id)
+    s.execute(delete(T_FIP).where(T_FIP.c.id == fip_id))
+    remove(s, port_id)
 
 
 def _free_floating_ips(s, port_id: str) -> None:

@@ -167,14 +167,18 @@ def before_list(s, ctx: Context, filters: dict) -> None:
 
 
 def check_ids(s, ctx: Context, ids: list[str]) -> list[str]:
-    """The given group ids, deduplicated, if the caller may use them all; 404 SecurityGroupNotFound otherwise."""
+    """The given group ids, deduplicated, if the caller may use them all (404 SecurityGroupNotFound otherwise) and
+    they are all stateful or all stateless (409, as Neutron: one port cannot mix them)."""
     wanted = list(dict.fromkeys(ids))
-    rows = common.in_chunks(s, lambda c: select(T.c.id, T.c.project_id).where(T.c.id.in_(c)),
+    rows = common.in_chunks(s, lambda c: select(T.c.id, T.c.project_id, T.c.stateful).where(T.c.id.in_(c)),
                             [i for i in wanted if isinstance(i, str)])
-    ok = {r.id for r in rows if rbac.usable(s, ctx, "security_group", r)}
+    ok = {r.id: r.stateful for r in rows if rbac.usable(s, ctx, "security_group", r)}
     missing = [str(i) for i in wanted if i not in ok]
     if missing:
         raise not_found("SecurityGroup", ", ".join(missing))
+    if len(set(ok.values())) > 1:
+        raise conflict("SecurityGroupConflict", "Error Cannot apply both stateful and stateless security groups on "
+                                                "the same port at the same time while attempting the operation.")
     return wanted
 
 
@@ -267,7 +271,7 @@ def get_rule(s, ctx: Context, rule_id: str):
 
 def create_rule(s, ctx: Context, data: dict, settings) -> str:
     rule = normalize_rule(data)
-    if rule.get("remote_group_id"):
+    if rule.get("remote_group_id") is not None:
         get(s, ctx, rule["remote_group_id"])
     if rule.get("remote_address_group_id"):
         addressgroups.get(s, ctx, rule["remote_address_group_id"])

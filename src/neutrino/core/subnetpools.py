@@ -80,11 +80,12 @@ def delete_pool(s, ctx: Context, row) -> None:
 
 
 def render(s, ctx: Context, rows) -> list[dict]:
+    """Prefix lengths are strings, as Neutron's _make_subnetpool_dict shows them."""
     ids = [r.id for r in rows]
     tags = common.tags_of(s, ids)
     shared = rbac.shared_to(s, "subnetpool", ids, ctx.project_id)
     return [{"id": r.id, "name": r.name, "ip_version": r.ip_version, "prefixes": r.prefixes,
-             "min_prefixlen": r.min_prefixlen, "max_prefixlen": r.max_prefixlen,
-             "default_prefixlen": r.default_prefixlen, "default_quota": r.default_quota, "shared": r.id in shared,
+             "min_prefixlen": str(r.min_prefixlen), "max_prefixlen": str(r.max_prefixlen),
+             "default_prefixlen": str(r.default_prefixlen), "default_quota": r.default_quota, "shared": r.id in shared,
              "is_default": r.is_default, "address_scope_id": r.address_scope_id, "tags": tags[r.id],
              **common.std(r)} for r in rows]

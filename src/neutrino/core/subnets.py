@@ -6,7 +6,7 @@ import ipaddress
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import addressscopes, common, ipam, networks, quotas, subnetpools
+from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac, subnetpools
 from neutrino.db import models as m
 from neutrino.errors import NotFound, bad_request, conflict, not_found
 
@@ -21,6 +21,14 @@ def scope(ctx: Context):
     if ctx.is_admin:
         return None
     return (T.c.project_id == ctx.project_id) | T.c.network_id.in_(select(T_NET.c.id).where(networks.scope(ctx)))
+
+
+def shared_filter(values: list[str]):
+    """`shared` filters subnets by their network's sharing with everyone (a filter only: Neutron does not show
+    it)."""
+    wanted = {v.lower() in ("true", "1") for v in values}
+    shared = T.c.network_id.in_(rbac.granted_ids("network", rbac.WILDCARD))
+    return shared if wanted == {True} else ~shared if wanted == {False} else T.c.id.is_not(None)
 
 
 def get(s, ctx: Context, subnet_id: str):
@@ -95,6 +103,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     if data.get("ip_version", version) != version:
         raise bad_request("Invalid input for operation: Cidr and ip_version do not match.", "InvalidInput")
     net_ = ipam.network(cidr)
+    networks.check_mtu_for_subnet(net.mtu, version, net.id)
     _check_v6(data, version)
     _check_routes_dns(data, version)
     addressscopes.check_network(s, net.id, version, data.get("subnetpool_id"))
@@ -111,7 +120,18 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                host_routes=data.get("host_routes", []), service_types=data.get("service_types", []),
                dns_publish_fixed_ip=data.get("dns_publish_fixed_ip", False))
     s.execute(insert(T), row)
+    common.touch(s, T_NET, net.id)        # the network's subnets changed: a new revision, as Neutron
     return row["id"]
+
+
+def _check_gateway_not_routed(s, row) -> None:
+    """A router interface holding the current gateway address pins it (409 GatewayIpInUse, as Neutron)."""
+    port = s.execute(select(T_PORT.c.id).join(T_IP, T_IP.c.port_id == T_PORT.c.id).where(
+        T_IP.c.subnet_id == row.id, T_IP.c.ip_address == row.gateway_ip,
+        T_PORT.c.device_owner.like("network:router_interface%"))).first()
+    if port:
+        raise conflict("GatewayIpInUse", f"Current gateway ip {row.gateway_ip} already in use by port {port.id}. "
+                                         "Unable to update.")
 
 
 def update(s, ctx: Context, row, data: dict, settings) -> None:
@@ -120,6 +140,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     _check_routes_dns(data, row.ip_version)
     gateway = data.get("gateway_ip", row.gateway_ip) if "gateway_ip" in data else row.gateway_ip
     ipam.validate_gateway(net_, gateway)
+    if gateway != row.gateway_ip and row.gateway_ip:
+        _check_gateway_not_routed(s, row)
     if "allocation_pools" in data:
         data["allocation_pools"] = ipam.validate_pools(net_, data["allocation_pools"], gateway)
     elif "gateway_ip" in data:
@@ -128,15 +150,23 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
 
 
 def delete_subnet(s, ctx: Context, row) -> None:
+    """Ports keep a subnet in use, except the DHCP port and, on a SLAAC/DHCPv6-stateless subnet, any port but a router
+    interface: their automatic addresses go with the subnet (as Neutron). The network gets a new revision."""
     common.require_owner(ctx, row, "delete_subnet")
     users = select(T_PORT.c.id).join(T_IP, T_IP.c.port_id == T_PORT.c.id).where(
-        T_IP.c.subnet_id == row.id, T_PORT.c.device_owner != "network:dhcp").limit(1)
-    if s.execute(users).first():
+        T_IP.c.subnet_id == row.id, T_PORT.c.device_owner != "network:dhcp")
+    if row.ip_version == 6 and row.ipv6_address_mode in ("slaac", "dhcpv6-stateless"):
+        users = users.where(T_PORT.c.device_owner.like("network:router_interface%"))
+    if s.execute(users.limit(1)).first():
         raise conflict("SubnetInUse", f"Unable to complete operation on subnet {row.id}: One or more ports have an "
                                       "IP allocation from this subnet.")
+    holders = {p for (p,) in s.execute(select(T_IP.c.port_id).where(T_IP.c.subnet_id == row.id))}
     s.execute(delete(T_IP).where(T_IP.c.subnet_id == row.id))
+    for port_id in holders:
+        common.touch(s, T_PORT, port_id)
     common.delete_tags(s, row.id)
     s.execute(delete(T).where(T.c.id == row.id))
+    common.touch(s, T_NET, row.network_id)
 
 
 def render(s, ctx: Context, rows) -> list[dict]:
