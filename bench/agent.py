@@ -224,7 +224,7 @@ def dhcp_and_l3(hosts: int, fips: int) -> None:
 
 # --- end to end: a temporary lab ------------------------------------------------------------------------------------
 
-def e2e(l2: str, firewall: str) -> None:
+def e2e(l2: str, firewall: str, boots: int = 50) -> None:
     from neutrino.instances import guest, manager
     from neutrino.lab import hosts, lifecycle
     from neutrino.lab.paths import Lab
@@ -251,11 +251,12 @@ def e2e(l2: str, firewall: str) -> None:
             got = guest.configure(lab, name, timeout=10)
             return active, time.perf_counter() - t if got else float("inf")
 
-        active, leases = zip(*(boot(f"b{i}") for i in range(50)))
-        line("port create -> ACTIVE (50 ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
-        line("port create -> guest has a DHCP lease (50)", f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
+        active, leases = zip(*(boot(f"b{i}") for i in range(boots)))
+        line(f"port create -> ACTIVE ({boots} ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
+        line(f"port create -> guest has a DHCP lease ({boots})",
+             f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
         churn, reused = [], 0
-        for i in range(10, 50):     # churn: delete an instance, boot another one, which gets the freed address
+        for i in range(boots // 5, boots):     # churn: delete an instance, boot another one, which gets the freed address
             old = manager.find_port(clouds, f"b{i}")
             clouds.user.network.delete_port(old)
             guest.unplug(lab, f"b{i}")
@@ -266,7 +267,7 @@ def e2e(l2: str, firewall: str) -> None:
 
         public = clouds.user.network.find_network("public", ignore_missing=False)
         reach = []
-        for i in range(10):
+        for i in range(boots // 5):         # the ports the churn left in place
             port = manager.find_port(clouds, f"b{i}")
             t = time.perf_counter()
             fip = clouds.user.network.create_ip(floating_network_id=public.id, port_id=port.id)
@@ -274,7 +275,7 @@ def e2e(l2: str, firewall: str) -> None:
             while time.perf_counter() < deadline and not hosts.ping(host_ns, fip.floating_ip_address, timeout=0.2):
                 pass
             reach.append(time.perf_counter() - t)
-        line("floating IP associate -> ping from outside (10)", f"p50 {ms(statistics.median(reach))}")
+        line(f"floating IP associate -> ping from outside ({boots // 5})", f"p50 {ms(statistics.median(reach))}")
 
         nat = iperf(host_ns, "172.24.4.1", lab.guest_ns("vm1"))
         bare = bare_veth()
@@ -331,6 +332,8 @@ def main() -> None:
     ap.add_argument("--ovs-ports", type=int, default=200)
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-lab", action="store_true")
+    ap.add_argument("--boots", type=int, default=50, help="ports booted per lab for ACTIVE/lease percentiles")
+    ap.add_argument("--backends", default="ovs+iptables,linuxbridge+nftables")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/agent.py needs root (it makes network namespaces)")
@@ -338,8 +341,8 @@ def main() -> None:
         scale(args.ports, args.rules, args.ovs_ports)
         dhcp_and_l3(500, 1000)
     if not args.skip_lab:
-        e2e("ovs", "iptables")
-        e2e("linuxbridge", "nftables")
+        for backend in args.backends.split(","):
+            e2e(*backend.split("+"), boots=args.boots)
 
 
 if __name__ == "__main__":

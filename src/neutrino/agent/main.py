@@ -36,6 +36,9 @@ LOG = logging.getLogger(__name__)
 ROLES = ("l2", "dhcp", "l3", "metadata")
 # dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
 ORDER = ("dhcp", "l3", "l2", "firewall", "qos", "metadata")
+# the view keys a driver reads, for drivers that read only part of it: on a view change or an arrived device they run
+# only when their part changed (a port booting must not pay for re-reading every router); the resync runs them all
+READS = {"dhcp": ("dhcp",), "l3": ("routers", "metadata"), "metadata": ("routers", "dhcp", "metadata")}
 DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
 WATCH_INTERVAL = 0.1  # seconds between looks at the daemons the drivers depend on
 
@@ -53,6 +56,7 @@ class Slot:
     failed: bool = False
     retry_at: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
+    digest: str | None = None       # the part of the view (READS) this driver last ran on without failing
 
 
 def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tuple[str, Driver]]:
@@ -86,9 +90,9 @@ def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tup
     return [(role, made[role]) for role in ORDER if role in made]
 
 
-def view_digest(view: View) -> str:
-    """Identity of a view's content: everything but the revision."""
-    body = {k: v for k, v in view.items() if k != "revision"}
+def view_digest(view: View, keys: tuple[str, ...] | None = None) -> str:
+    """Identity of a view's content: everything but the revision, or only `keys`."""
+    body = {k: v for k, v in view.items() if k != "revision" and (keys is None or k in keys)}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -312,14 +316,19 @@ class Agent:
 
     def apply(self, reason: str, roles: set[str] | None = None) -> SyncResult:
         """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones,
-        a watch only the drivers in `roles` (the others' work still stands)."""
+        a watch only the drivers in `roles` (the others' work still stands); on a view change or an arrived device,
+        a driver whose part of the view (READS) is what it last ran on is skipped."""
         view = self.view
         start = self.clock()
         timings = []
         for slot in self.slots:
             if reason == "retry" and slot.failed and slot.retry_at > start or roles and slot.role not in roles:
                 continue
+            part = view_digest(view, READS[slot.role]) if slot.role in READS else None
+            if reason in ("view", "device") and part is not None and part == slot.digest and not slot.failed:
+                continue
             timings.append(self._run_slot(slot, view, reason))
+            slot.digest = None if slot.failed else part
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
         if not roles:                                      # a watch leaves the view's other parts to the loop
