@@ -194,6 +194,35 @@ def test_a_port_waiting_for_its_device_runs_the_drivers_as_soon_as_it_appears(mo
     assert log == ["l2", "firewall"]     # only the drivers of the unchanged view that wire devices
 
 
+def test_an_announced_device_is_wired_and_reported_by_the_device_thread(monkeypatch):
+    """The kernel's link announcement, not the loop's timer, runs the drivers for an awaited tap; an announcement of
+    an unrelated link runs nothing."""
+    from neutrino.lib import ip
+    present: set[str] = set()
+    monkeypatch.setattr(ip, "link_exists", lambda dev, ns=None: dev in present)
+    agent, server, _, log, _ = make_agent(watch_devices=True)
+    agent.step()
+    announced = [{"eth9"}, {"tapp1"}]
+
+    class Events:
+        def wait(self, timeout):
+            if not announced:
+                agent.stop()
+                return set()
+            names = announced.pop(0)
+            present.update(names)
+            return names
+
+        def close(self):
+            pass
+    monkeypatch.setattr(ip, "LinkEvents", Events)
+    log.clear()
+    reports = len(server.reports)
+    agent._devices()
+    assert log == ["l2", "firewall"]
+    assert len(server.reports) == reports + 1     # reported at once, not after the long-poll
+
+
 def test_long_poll_waits_until_the_next_local_deadline_at_most_poll_wait():
     agent, server, _, _, clock = make_agent()
     agent.step()

@@ -39,7 +39,7 @@ ORDER = ("dhcp", "l3", "l2", "firewall", "qos", "metadata")
 # the view keys a driver reads, for drivers that read only part of it: on a view change or an arrived device they run
 # only when their part changed (a port booting must not pay for re-reading every router); the resync runs them all
 READS = {"dhcp": ("dhcp",), "l3": ("routers", "metadata"), "metadata": ("routers", "dhcp", "metadata")}
-DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
+DEVICE_POLL = 1.0   # seconds between looks for awaited devices, should a link announcement be lost (see _devices)
 WATCH_INTERVAL = 0.1  # seconds between looks at the daemons the drivers depend on
 
 
@@ -192,6 +192,8 @@ class Agent:
         watched = [s for s in self.slots if hasattr(s.driver, "restarted")]
         if watched:
             threading.Thread(target=self._watch, args=(watched,), name="watch", daemon=True).start()
+        if self.watch_devices:
+            threading.Thread(target=self._devices, name="devices", daemon=True).start()
         try:
             while not self.stopped:
                 self.step()
@@ -298,6 +300,26 @@ class Agent:
             finally:
                 self._apply_lock.release()
 
+    def _devices(self) -> None:
+        """The device thread: when the kernel announces an awaited device (an instance's tap just made), run the
+        drivers and report at once, while the loop may sit in a long-poll (Neutron's OVS agent learns the same from
+        its OVSDB monitor)."""
+        from neutrino.lib import ip
+        events = ip.LinkEvents()
+        try:
+            while not self.stopped:
+                arrived = events.wait(WATCH_INTERVAL)
+                if not arrived or not arrived.intersection(self._awaited()):
+                    continue
+                with self._apply_lock:
+                    if not self.stopped and arrived.intersection(self._awaited()):
+                        self.apply("device")
+                        self.report()
+        except Exception:                                   # noqa: BLE001 - the loop's timer look still works
+            LOG.exception("device watch ended; awaited devices are looked for every %.1f s", DEVICE_POLL)
+        finally:
+            events.close()
+
     def _work(self) -> None:
         now = self.clock()
         with self._apply_lock:
@@ -318,6 +340,7 @@ class Agent:
         """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones,
         a watch only the drivers in `roles` (the others' work still stands); on a view change or an arrived device,
         a driver whose part of the view (READS) is what it last ran on is skipped."""
+        digest = self.view_digest       # before the view: the device thread may run while the loop takes a new one
         view = self.view
         start = self.clock()
         timings = []
@@ -332,7 +355,7 @@ class Agent:
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
         if not roles:                                      # a watch leaves the view's other parts to the loop
-            self.digest = self.view_digest
+            self.digest = digest
             self.applied_revision = int(view.get("revision", 0))
         if reason not in ("retry", "watch"):
             self.next_resync = self.clock() + self.resync_interval
