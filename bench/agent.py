@@ -26,7 +26,7 @@ import uuid
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig
-from neutrino.lib import ip, ovs
+from neutrino.lib import ip, ovs, proc
 
 
 def pct(values: list[float], p: float) -> float:
@@ -278,9 +278,12 @@ def e2e(l2: str, firewall: str, boots: int = 50) -> None:
         line(f"floating IP associate -> ping from outside ({boots // 5})", f"p50 {ms(statistics.median(reach))}")
 
         nat = iperf(host_ns, "172.24.4.1", lab.guest_ns("vm1"))
+        plain = bare_nat(net.mtu)
         bare = bare_veth()
         line("TCP guest -> external through the router's NAT", f"{nat:8.2f} Gbit/s")
+        line("TCP same path, no neutrino rules (1 MASQUERADE)", f"{plain:8.2f} Gbit/s")
         line("TCP bare veth pair (same run)", f"{bare:8.2f} Gbit/s")
+        line("ratio NAT / same path without neutrino's rules", f"{nat / plain:8.2f}")
         line("ratio NAT / bare veth", f"{nat / bare:8.2f}")
     finally:
         lifecycle.down(lab, say=lambda _m: None)
@@ -323,6 +326,32 @@ def bare_veth() -> float:
     finally:
         ip.delete_netns(a)
         ip.delete_netns(b)
+
+
+def bare_nat(mtu: int) -> float:
+    """The lab's NAT path without neutrino's rules: guest -veth- bridge -veth- router namespace (plain forwarding and
+    one MASQUERADE) -veth- external bridge holding the server's address; same hops, bridges and namespaces."""
+    tag = uuid.uuid4().hex[:6]
+    host, guest_ns, router = f"nb{tag}-h", f"nb{tag}-g", f"nb{tag}-r"
+    try:
+        for ns in (host, guest_ns, router):
+            ip.ensure_netns(ns)
+        ip.batch(["link add brp type bridge", f"link set brp mtu {mtu} up", "link add brx type bridge",
+                  "link set brx up", "addr add 172.31.4.1/24 dev brx",
+                  f"link add tapg mtu {mtu} type veth peer name eth0 netns {guest_ns}",
+                  f"link add rqr mtu {mtu} type veth peer name qr netns {router}",
+                  "link add rqg type veth peer name qg netns " + router,
+                  *(f"link set {d} master {b} up" for d, b in (("tapg", "brp"), ("rqr", "brp"), ("rqg", "brx")))],
+                 host)
+        ip.batch(["addr add 10.31.0.5/24 dev eth0", "link set eth0 up", "route add default via 10.31.0.1"], guest_ns)
+        ip.batch(["addr add 10.31.0.1/24 dev qr", "link set qr up", "addr add 172.31.4.10/24 dev qg",
+                  "link set qg up"], router)
+        proc.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=router)
+        proc.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "qg", "-j", "MASQUERADE"], netns=router)
+        return iperf(host, "172.31.4.1", guest_ns)
+    finally:
+        for ns in (guest_ns, router, host):
+            ip.delete_netns(ns)
 
 
 def main() -> None:
