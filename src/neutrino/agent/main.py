@@ -308,11 +308,10 @@ class Agent:
         events = ip.LinkEvents()
         try:
             while not self.stopped:
-                arrived = events.wait(WATCH_INTERVAL)
-                if not arrived or not arrived.intersection(self._awaited()):
+                if not events.wait(WATCH_INTERVAL):
                     continue
-                with self._apply_lock:
-                    if not self.stopped and arrived.intersection(self._awaited()):
+                with self._apply_lock:     # after a run in progress, which may have missed a tap made meanwhile
+                    if not self.stopped and self._devices_arrived():
                         self.apply("device")
                         self.report()
         except Exception:                                   # noqa: BLE001 - the loop's timer look still works
