@@ -308,10 +308,12 @@ class Agent:
         events = ip.LinkEvents()
         try:
             while not self.stopped:
-                if not events.wait(WATCH_INTERVAL):
+                announced = events.wait(WATCH_INTERVAL)
+                if not announced:
                     continue
                 with self._apply_lock:     # after a run in progress, which may have missed a tap made meanwhile
-                    if not self.stopped and self._devices_arrived():
+                    arrived = announced.intersection(self._awaited())
+                    if not self.stopped and any(ip.link_exists(dev) for dev in arrived):
                         self.apply("device")
                         self.report()
         except Exception:                                   # noqa: BLE001 - the loop's timer look still works
