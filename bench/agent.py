@@ -1,14 +1,15 @@
 """Agent benchmark, all inside throwaway namespaces (never the root namespace).
 
-    python bench/agent.py [--ports 1000] [--rules 10] [--skip-scale] [--skip-lab]
+    python bench/agent.py [--ports 1000] [--rules 10] [--ovs-ports 200] [--skip-scale] [--skip-lab] [--boots 50]
+                          [--backends ovs+iptables,linuxbridge+nftables]
 
 Scale (drivers on one emulated host, hand-built views): cold sync of N instance ports with R rules each and one
 N-member remote group, idle resync (same view, kernel re-read), one port added at N, for ovs+iptables (at
 --ovs-ports), linuxbridge+iptables and linuxbridge+nftables. End to end (a temporary `neutrino up` lab): up → vm1
-reachable, port create → ACTIVE (p50/p99 over 50 ports), port create → guest has a DHCP lease, the same during churn
-(delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP associate →
-reachable, and TCP throughput guest → external through the router's NAT as a ratio of a bare veth pair measured in
-the same run.
+reachable, port create → ACTIVE (p50/p99 over --boots ports), port create → guest has a DHCP lease, the same during
+churn (delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP
+associate → reachable, and TCP throughput guest → external through the router's NAT as a ratio of the same hops
+built by hand without neutrino's rules (plain forwarding, one MASQUERADE) and of a bare veth pair, in the same run.
 """
 from __future__ import annotations
 
@@ -256,7 +257,7 @@ def e2e(l2: str, firewall: str, boots: int = 50) -> None:
         line(f"port create -> guest has a DHCP lease ({boots})",
              f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
         churn, reused = [], 0
-        for i in range(boots // 5, boots):     # churn: delete an instance, boot another one, which gets the freed address
+        for i in range(boots // 5, boots):     # churn: delete an instance, boot one that gets the freed address
             old = manager.find_port(clouds, f"b{i}")
             clouds.user.network.delete_port(old)
             guest.unplug(lab, f"b{i}")
