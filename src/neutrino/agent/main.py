@@ -10,7 +10,10 @@ keeps flowing. SIGTERM ends the loop and leaves every device, rule and process i
 
 A watcher thread looks every WATCH_INTERVAL at what drivers depend on outside the kernel's tables (a driver's
 `restarted()`: ovs-vswitchd and ovsdb-server by pid, the metadata listeners): when one died or came back, every
-driver runs at once (flows, bridges and listeners back within a second), not at the next resync.
+driver runs at once (flows, bridges and listeners back within a second), not at the next resync. A device thread
+listens to the kernel's link announcements: the tap of a port waiting for it is wired and reported the moment the
+hypervisor makes it, while the loop sits in its long-poll. On a view change the DHCP, L3 and metadata drivers run
+only when their part of the view changed (a port booting does not re-read every router).
 """
 from __future__ import annotations
 
