@@ -3,7 +3,7 @@ VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
 .PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
-        bench bench-api bench-worst bench-agent
+        bench bench-api bench-worst bench-agent bench-vm
 
 setup:
 	@scripts/setup.sh
@@ -38,7 +38,7 @@ test-fullstack: setup
 test-acceptance: setup
 	$(PYTEST) -q tests/acceptance
 
-bench: bench-api bench-worst bench-agent
+bench: bench-api bench-worst bench-agent bench-vm
 
 bench-api: setup
 	$(VENV)/python bench/api.py
@@ -48,3 +48,6 @@ bench-worst: setup
 
 bench-agent: setup
 	$(VENV)/python bench/agent.py
+
+bench-vm: setup
+	$(VENV)/python bench/vm.py

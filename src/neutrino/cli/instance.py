@@ -1,4 +1,5 @@
-"""`neutrino instance create|list|show|delete|exec`: lightweight guests (a port + a namespace with real DHCP)."""
+"""`neutrino instance create|list|show|delete|exec|console`: guests on ports — lightweight namespaces with real
+DHCP (the default), or QEMU VMs booted from Debian's kernel (`--kind vm`)."""
 from __future__ import annotations
 
 import json
@@ -56,6 +57,7 @@ def register(app: typer.Typer) -> None:
                host: str = typer.Option("host1", help="emulated host to bind to"),
                user_data: typer.FileText = typer.Option(None, "--user-data", help="file served as user data"),
                key: list[str] = typer.Option(None, "--key", help="NAME=PUBLIC_KEY_FILE served as a public key"),
+               kind: str = typer.Option("namespace", "--kind", help="namespace | vm (a QEMU guest on tap<port>)"),
                state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD, as_json: bool = typer.Option(False, "--json")):
         """Create (or complete) an instance: port bound to HOST, guest namespace, DHCP, tcp/22 service; its
         metadata (hostname, keys, user data) is served at 169.254.169.254."""
@@ -71,7 +73,7 @@ def register(app: typer.Typer) -> None:
         summary = _run(manager.create, lab, name, network, security_groups=security_group or [],
                        floating_ip=floating_ip, host=host, clouds=_clouds(lab, os_cloud),
                        user_data=user_data.read() if user_data else "",
-                       public_keys=keys, progress=lambda m: None if as_json else console.print(m))
+                       public_keys=keys, progress=lambda m: None if as_json else console.print(m), kind=kind)
         _print(summary, as_json)
 
     @group.command("list")
@@ -83,9 +85,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             console.print_json(json.dumps(items))
             return
-        table = Table("name", "id", "host", "status", "fixed IP", "floating IP", "guest")
+        table = Table("name", "kind", "id", "host", "status", "fixed IP", "floating IP", "guest")
         for i in items:
-            table.add_row(i["name"], i["id"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
+            table.add_row(i["name"], i["kind"], i["id"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
                           ", ".join(i["floating_ips"]), "up" if i["guest_alive"] else "[red]down[/]")
         console.print(table)
 
@@ -117,15 +119,34 @@ def register(app: typer.Typer) -> None:
     @group.command("exec", context_settings={"ignore_unknown_options": True})
     def exec_(name: str, command: list[str] = typer.Argument(..., help="command to run inside the guest"),
               state_dir: str = STATE_DIR, os_cloud: str = OS_CLOUD):
-        """Run a command inside the instance's guest (its resolv.conf, busybox tools on PATH). With --os-cloud or
-        OS_CLOUD, only an instance that cloud's project can see."""
-        from neutrino.instances import guest, manager
-        from neutrino.lib import ip, proc
+        """Run a command inside the instance's guest (its resolv.conf, busybox tools on PATH); on a VM, over ssh with
+        the lab's key from inside its emulated host (to its floating IP, else to its fixed IP from the network's
+        qdhcp- namespace). With --os-cloud or OS_CLOUD, only an instance that cloud's project can see."""
+        from neutrino.instances import guest, manager, vm
+        from neutrino.lib import ip, proc, ssh
         lab = _run(Lab(state_dir).require)
-        if os_cloud:
-            _run(manager.summary, lab, name, _clouds(lab, os_cloud))
+        if os_cloud or manager.kind_of(lab, name) == vm.KIND:
+            found = _run(manager.summary, lab, name, _clouds(lab, os_cloud))
+            if found["kind"] == vm.KIND:
+                ns, address = vm.ssh_route(lab, found["host"], found["network_id"], found["fixed_ips"][0],
+                                           (found["floating_ips"] or [None])[0])
+                proc.exec_in(ssh.argv(vm.lab_key(lab)[0], address, list(command)), netns=ns)
         ns = lab.guest_ns(name)
         if not ip.netns_exists(ns):
             console.print(f"[red]no guest for instance {name}[/red] in lab {lab.id}")
             raise typer.Exit(1)
         proc.exec_in(list(command), netns=ns, env=guest.exec_env(lab))
+
+    @group.command("console")
+    def console_(name: str, state_dir: str = STATE_DIR,
+                 follow: bool = typer.Option(False, "--follow", "-f", help="keep printing as the guest writes")):
+        """A VM's serial console log (kept as console.log in the instance's state directory)."""
+        from neutrino.instances import manager, vm
+        from neutrino.lib import proc
+        lab = Lab(state_dir)
+        if manager.kind_of(lab, name) != vm.KIND:
+            console.print(f"[red]instance {name} is not a VM[/red] (only VMs have a serial console)")
+            raise typer.Exit(1)
+        if follow:
+            proc.exec_in(["tail", "-n", "+1", "-f", vm.console_log(lab, name)])
+        print(vm.console(lab, name), end="")

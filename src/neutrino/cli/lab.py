@@ -96,7 +96,8 @@ def register(app: typer.Typer) -> None:
            port: int = typer.Option(None, help="Networking API port (default 9696, or a free one if taken)"),
            identity_port: int = typer.Option(None, help="Identity port (default 5000, or a free one if taken)"),
            servers: int = typer.Option(1, help="server processes on one database (more than 1: --db postgresql)"),
-           db: str = typer.Option("sqlite", help="sqlite | postgresql (the lab's own cluster in its state dir)")):
+           db: str = typer.Option("sqlite", help="sqlite | postgresql (the lab's own cluster in its state dir)"),
+           vm: bool = typer.Option(False, "--vm", help="make vm1 a real QEMU VM (default: a namespace guest)")):
         """Start the server(s), emulated host(s) and agents, and build the seed page's world with vm1 reachable."""
         from neutrino.lab import lifecycle
         if hosts < 1 or hosts > 250:
@@ -112,7 +113,8 @@ def register(app: typer.Typer) -> None:
                     console.print(msg)
                     status.update(msg)
                 result = lifecycle.up(lab, hosts=hosts, l2=l2, firewall=firewall, port=port,
-                                      identity_port=identity_port, say=say, servers=servers, db=db)
+                                      identity_port=identity_port, say=say, servers=servers, db=db,
+                                      vm_kind="vm" if vm else "namespace")
         except (NeutrinoError, OSError) as e:
             _fail(e)
         ok = all(result.reachable)
@@ -174,6 +176,10 @@ def register(app: typer.Typer) -> None:
             agents.add_row(a.host, a.agent_type, "[green]:-)[/]" if a.is_alive else "[red]XXX[/]",
                            str(agent_pid or "-"), sockets.get(server, server))
         console.print(agents)
+        from neutrino.instances import vm as vm_guest
+        accel = vm_guest.known_accel(lab)
+        if accel:
+            console.print(f"VMs: QEMU with {accel['accel'].upper()} ({accel['why']})")
         net = clouds.admin.network
         counts = Table("resource", "count", title="resources")
         for label, items in (("networks", net.networks()), ("subnets", net.subnets()), ("ports", net.ports()),
@@ -181,9 +187,10 @@ def register(app: typer.Typer) -> None:
                              ("security groups", net.security_groups())):
             counts.add_row(label, str(sum(1 for _ in items)))
         console.print(counts)
-        instances = Table("instance", "host", "status", "fixed IP", "floating IP", "guest", title="instances")
+        instances = Table("instance", "kind", "host", "status", "fixed IP", "floating IP", "guest",
+                          title="instances")
         for i in manager.list_all(lab, clouds):
-            instances.add_row(i["name"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
+            instances.add_row(i["name"], i["kind"], i["host"] or "", i["status"], ", ".join(i["fixed_ips"]),
                               ", ".join(i["floating_ips"]), "up" if i["guest_alive"] else "[red]down[/]")
         console.print(instances)
 

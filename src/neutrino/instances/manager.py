@@ -12,14 +12,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Callable
 
+from neutrino import names
 from neutrino.errors import NeutrinoError
-from neutrino.instances import guest
+from neutrino.instances import guest, vm
 from neutrino.lab.clouds import DEFAULT_CLOUD, cloud_name, connect, project_cloud
 from neutrino.lab.paths import Lab
 from neutrino.lab.processes import agent_token, server_answers, server_sockets
 from neutrino.sync.client import ServerUnavailable, SyncClient
 
 DEVICE_OWNER = "compute:nova"
+KINDS = ("namespace", vm.KIND)
 EXTERNAL_NETWORK = "public"
 
 
@@ -150,16 +152,28 @@ def _compute_side(lab: Lab, method: str, device_id: str, body: dict | None = Non
 
 def create(lab: Lab, name: str, network: str, security_groups: list[str] | None = None, floating_ip: bool = False,
            host: str = "host1", clouds: Clouds | None = None, user_data: str = "",
-           public_keys: dict[str, str] | None = None, progress: Callable[[str], None] = lambda _msg: None) -> dict:
-    """Port + binding + metadata + guest + DHCP + tcp/22 service (+ floating IP); the instance's summary."""
+           public_keys: dict[str, str] | None = None, progress: Callable[[str], None] = lambda _msg: None,
+           kind: str = "namespace") -> dict:
+    """Port + binding + metadata + guest + DHCP + tcp/22 service (+ floating IP); the instance's summary.
+    kind "vm": the guest is a QEMU VM on the port's tap, booted until its sshd answers (see instances.vm)."""
     settings = lab.load()
     if host not in [lab.host_name(i) for i in range(1, settings.hosts + 1)]:
         raise InstanceError(f"no emulated host {host!r} in this lab")
+    if kind not in KINDS:
+        raise InstanceError(f"unknown instance kind {kind!r} (one of {', '.join(KINDS)})")
+    known = settings.instances.get(name, {}).get("kind", kind)
+    if known != kind:
+        raise InstanceError(f"instance {name} exists as a {known}")
     clouds = clouds or Clouds.of(lab)
     net = find_network(lab, clouds, network)
     port = _port(lab, clouds, name, net, security_groups or [])
-    _compute_side(lab, "PUT", port.device_id, {"hostname": hostname(name), "public_keys": public_keys or {},
+    keys = dict(public_keys or {})
+    if kind == vm.KIND:
+        keys.setdefault("neutrino-lab", vm.lab_key(lab)[1])
+    _compute_side(lab, "PUT", port.device_id, {"hostname": hostname(name), "public_keys": keys,
                                                 "user_data": user_data})
+    if kind == vm.KIND:
+        return _create_vm(lab, name, host, port, clouds, floating_ip, progress)
     ready = guest.alive(lab, name) and guest.address(lab, name) is not None
     guest.plug(lab, name, host, port.id, port.mac_address, net.mtu)
     if clouds.admin.network.get_port(port.id).binding_host_id != host:     # binding:* is admin-only
@@ -172,11 +186,41 @@ def create(lab: Lab, name: str, network: str, security_groups: list[str] | None 
         if not guest.configure(lab, name):
             raise InstanceError(f"{name} got no DHCP lease (port {port.id}; see the agent log of {host})")
         guest.start_service(lab, name)
-    with lab.edit() as settings:
-        settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
-                                    "fip_id": fip.id if fip else None}
+    _remember(lab, name, port, host, fip, "namespace")
     progress(f"{name} is {guest.address(lab, name)}" + (f", floating IP {fip.floating_ip_address}" if fip else ""))
     return summary(lab, name, clouds)
+
+
+def _remember(lab: Lab, name: str, port, host: str, fip, kind: str) -> None:
+    with lab.edit() as settings:
+        settings.instances[name] = {"port_id": port.id, "device_id": port.device_id, "host": host,
+                                    "fip_id": fip.id if fip else None, "kind": kind}
+
+
+def _create_vm(lab: Lab, name: str, host: str, port, clouds: Clouds, floating_ip: bool, progress) -> dict:
+    """Tap + binding, QEMU, floating IP; then wait for the guest to say it is ready (lease, metadata, sshd)."""
+    _remember(lab, name, port, host, None, vm.KIND)
+    pid = vm.start(lab, name, host, port.id)
+    progress(f"{name}: QEMU pid {pid} ({vm.accel(lab)['accel']}) on {names.tap(port.id)} in {host}, console "
+             f"{vm.console_log(lab, name)}")
+    fip = _floating_ip(clouds, port) if floating_ip else None
+    _remember(lab, name, port, host, fip, vm.KIND)
+    said = vm.wait_ready(lab, name)
+    progress(f"{name}: " + "; ".join(said))
+    return summary(lab, name, clouds)
+
+
+def kind_of(lab: Lab, name: str) -> str:
+    return lab.load().instances.get(name, {}).get("kind", "namespace")
+
+
+def remove_guest(lab: Lab, name: str) -> None:
+    """Stop the instance's guest, whatever its kind, and remove its NIC (veth, or tap + QEMU)."""
+    local = lab.load().instances.get(name, {})
+    if local.get("kind") == vm.KIND:
+        vm.unplug(lab, name, local["host"], local["port_id"])
+    else:
+        guest.unplug(lab, name)
 
 
 def summary(lab: Lab, name: str, clouds: Clouds | None = None) -> dict:
@@ -187,12 +231,21 @@ def summary(lab: Lab, name: str, clouds: Clouds | None = None) -> dict:
         raise _missing(lab, clouds, name)
     fips = list(clouds.user.network.ips(port_id=port.id))
     local = lab.load().instances.get(name, {})
-    return {"name": name, "id": port.device_id, "port_id": port.id, "status": port.status,
+    is_vm = local.get("kind") == vm.KIND
+    return {"name": name, "kind": local.get("kind", "namespace"), "id": port.device_id, "port_id": port.id,
+            "status": port.status,
             "host": clouds.admin.network.get_port(port.id).binding_host_id or local.get("host"), "mac_address": port.mac_address,
             "fixed_ips": [f["ip_address"] for f in port.fixed_ips],
             "floating_ips": [f.floating_ip_address for f in fips], "network_id": port.network_id,
-            "security_group_ids": list(port.security_group_ids or []), "guest_netns": lab.guest_ns(name),
-            "guest_address": guest.address(lab, name), "guest_alive": guest.alive(lab, name)}
+            "security_group_ids": list(port.security_group_ids or []),
+            **(_vm_fields(lab, name) if is_vm else {"guest_netns": lab.guest_ns(name)}),
+            "guest_address": (vm if is_vm else guest).address(lab, name),
+            "guest_alive": (vm if is_vm else guest).alive(lab, name)}
+
+
+def _vm_fields(lab: Lab, name: str) -> dict:
+    return {"qemu_pid": vm.pid(lab, name), "accel": (vm.known_accel(lab) or {}).get("accel"),
+            "console_log": vm.console_log(lab, name)}
 
 
 def list_all(lab: Lab, clouds: Clouds | None = None) -> list[dict]:
@@ -208,11 +261,11 @@ def delete(lab: Lab, name: str, clouds: Clouds | None = None) -> None:
     if port is None and (name not in lab.load().instances and not guest.alive(lab, name)
                          or list(clouds.admin.network.ports(name=name, device_owner=DEVICE_OWNER))):
         raise _missing(lab, clouds, name)
+    remove_guest(lab, name)         # a VM's QEMU and tap go first, while its port still exists
     if port is not None:
         for fip in list(clouds.user.network.ips(port_id=port.id)):
             clouds.user.network.delete_ip(fip, ignore_missing=True)
         clouds.user.network.delete_port(port, ignore_missing=True)
         _compute_side(lab, "DELETE", port.device_id)
-    guest.unplug(lab, name)
     with lab.edit() as settings:
         settings.instances.pop(name, None)

@@ -37,12 +37,23 @@ configure() {
     fi
 }
 
+announce() {
+    # RFC 5227 ARP announcement of the new address, as OSes do after configuring one: a router that still maps it to
+    # the MAC of the port that had it before (deleted, the address handed on) updates at once instead of after its
+    # neighbour entry times out.
+    busybox arping -U -c 1 -I "$interface" -s "$ip" "$ip" >/dev/null 2>&1 || true
+}
+
 case "$1" in
     deconfig)
         ip -4 addr flush dev "$interface" scope global
         ip link set dev "$interface" up
         ;;
-    bound|renew)
+    bound)
+        configure
+        announce
+        ;;
+    renew)
         configure
         ;;
 esac

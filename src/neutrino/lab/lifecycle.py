@@ -21,7 +21,7 @@ from neutrino.agent.dhcp import DhcpDriver
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.l3 import L3Driver
 from neutrino.errors import NeutrinoError
-from neutrino.instances import guest, manager
+from neutrino.instances import manager
 from neutrino.lab import hosts as lab_hosts
 from neutrino.lab import processes, topology
 from neutrino.lab.clouds import write_clouds_yaml
@@ -112,7 +112,8 @@ def wait_reachable(lab: Lab, host: str, address: str, timeout: float = 30) -> tu
 
 
 def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", port: int | None = None,
-       identity_port: int | None = None, say: Say = print, servers: int = 1, db: str = "sqlite") -> UpResult:
+       identity_port: int | None = None, say: Say = print, servers: int = 1, db: str = "sqlite",
+       vm_kind: str = "namespace") -> UpResult:
     start = time.monotonic()
 
     def step(msg: str) -> None:
@@ -141,7 +142,7 @@ def up(lab: Lab, hosts: int = 1, l2: str = "ovs", firewall: str = "iptables", po
     topology.security_group(clouds, step)
     lab_hosts.wait_br_ex(lab, host_names[0])
     step("br-ex in host1 carries 172.24.4.1/24")
-    result.vm = topology.instance(lab, clouds, step)
+    result.vm = topology.instance(lab, clouds, step, kind=vm_kind)
     fip = result.vm["floating_ips"][0]
     result.reachable = wait_reachable(lab, host_names[0], fip)
     result.seconds = time.monotonic() - start
@@ -246,7 +247,7 @@ def down(lab: Lab, keep_data: bool = False, say: Say = print) -> list[str]:
             return False
 
     for name in _known_instances(lab):
-        if attempt(f"instance {name}", guest.unplug, lab, name):
+        if attempt(f"instance {name}", manager.remove_guest, lab, name):
             say(f"instance {name}: guest removed")
     hosts = _known_hosts(lab)
     for host in hosts:

@@ -81,7 +81,7 @@ def security_group(clouds: manager.Clouds, say: Progress) -> str:
     return sg.id
 
 
-def instance(lab: Lab, clouds: manager.Clouds, say: Progress) -> dict:
-    """vm1 on private, default group, floating IP on public, bound to host1."""
+def instance(lab: Lab, clouds: manager.Clouds, say: Progress, kind: str = "namespace") -> dict:
+    """vm1 on private, default group, floating IP on public, bound to host1 (a namespace guest, or a QEMU VM)."""
     return manager.create(lab, VM, PRIVATE, security_groups=["default"], floating_ip=True, host="host1",
-                          clouds=clouds, progress=say)
+                          clouds=clouds, progress=say, kind=kind)
