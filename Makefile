@@ -2,7 +2,8 @@
 VENV := .venv/bin
 PYTEST := $(VENV)/python -m pytest
 
-.PHONY: setup demo down test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
+# `lint` is part of `test`: the package layering (import-linter contracts in pyproject.toml) and ruff, in about a second.
+.PHONY: setup demo down lint test test-unit test-api test-pg test-functional test-fullstack test-acceptance \
         bench bench-api bench-worst bench-agent bench-vm conformance
 
 setup:
@@ -14,7 +15,11 @@ demo: setup
 down:
 	$(VENV)/neutrino down
 
-test: setup
+lint: setup
+	$(VENV)/lint-imports --no-cache
+	$(VENV)/ruff check --no-cache src tests bench
+
+test: setup lint
 	$(PYTEST) -q tests/unit tests/api tests/functional tests/fullstack tests/acceptance
 	$(MAKE) --no-print-directory test-pg
 

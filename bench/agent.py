@@ -1,14 +1,15 @@
 """Agent benchmark, all inside throwaway namespaces (never the root namespace).
 
-    python bench/agent.py [--ports 1000] [--rules 10] [--skip-scale] [--skip-lab]
+    python bench/agent.py [--ports 1000] [--rules 10] [--ovs-ports 200] [--skip-scale] [--skip-lab] [--boots 50]
+                          [--backends ovs+iptables,linuxbridge+nftables]
 
 Scale (drivers on one emulated host, hand-built views): cold sync of N instance ports with R rules each and one
 N-member remote group, idle resync (same view, kernel re-read), one port added at N, for ovs+iptables (at
 --ovs-ports), linuxbridge+iptables and linuxbridge+nftables. End to end (a temporary `neutrino up` lab): up → vm1
-reachable, port create → ACTIVE (p50/p99 over 50 ports), port create → guest has a DHCP lease, the same during churn
-(delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP associate →
-reachable, and TCP throughput guest → external through the router's NAT as a ratio of a bare veth pair measured in
-the same run.
+reachable, port create → ACTIVE (p50/p99 over --boots ports), port create → guest has a DHCP lease, the same during
+churn (delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP
+associate → reachable, and TCP throughput guest → external through the router's NAT as a ratio of the same hops
+built by hand without neutrino's rules (plain forwarding, one MASQUERADE) and of a bare veth pair, in the same run.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import uuid
 
 from neutrino import names
 from neutrino.agent.driver import HostConfig
-from neutrino.lib import ip, ovs
+from neutrino.lib import ip, ovs, proc
 
 
 def pct(values: list[float], p: float) -> float:
@@ -224,7 +225,7 @@ def dhcp_and_l3(hosts: int, fips: int) -> None:
 
 # --- end to end: a temporary lab ------------------------------------------------------------------------------------
 
-def e2e(l2: str, firewall: str) -> None:
+def e2e(l2: str, firewall: str, boots: int = 50) -> None:
     from neutrino.instances import guest, manager
     from neutrino.lab import hosts, lifecycle
     from neutrino.lab.paths import Lab
@@ -251,11 +252,12 @@ def e2e(l2: str, firewall: str) -> None:
             got = guest.configure(lab, name, timeout=10)
             return active, time.perf_counter() - t if got else float("inf")
 
-        active, leases = zip(*(boot(f"b{i}") for i in range(50)))
-        line("port create -> ACTIVE (50 ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
-        line("port create -> guest has a DHCP lease (50)", f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
+        active, leases = zip(*(boot(f"b{i}") for i in range(boots)))
+        line(f"port create -> ACTIVE ({boots} ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
+        line(f"port create -> guest has a DHCP lease ({boots})",
+             f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
         churn, reused = [], 0
-        for i in range(10, 50):     # churn: delete an instance, boot another one, which gets the freed address
+        for i in range(boots // 5, boots):     # churn: delete an instance, boot one that gets the freed address
             old = manager.find_port(clouds, f"b{i}")
             clouds.user.network.delete_port(old)
             guest.unplug(lab, f"b{i}")
@@ -266,7 +268,7 @@ def e2e(l2: str, firewall: str) -> None:
 
         public = clouds.user.network.find_network("public", ignore_missing=False)
         reach = []
-        for i in range(10):
+        for i in range(boots // 5):         # the ports the churn left in place
             port = manager.find_port(clouds, f"b{i}")
             t = time.perf_counter()
             fip = clouds.user.network.create_ip(floating_network_id=public.id, port_id=port.id)
@@ -274,12 +276,15 @@ def e2e(l2: str, firewall: str) -> None:
             while time.perf_counter() < deadline and not hosts.ping(host_ns, fip.floating_ip_address, timeout=0.2):
                 pass
             reach.append(time.perf_counter() - t)
-        line("floating IP associate -> ping from outside (10)", f"p50 {ms(statistics.median(reach))}")
+        line(f"floating IP associate -> ping from outside ({boots // 5})", f"p50 {ms(statistics.median(reach))}")
 
         nat = iperf(host_ns, "172.24.4.1", lab.guest_ns("vm1"))
+        plain = bare_nat(net.mtu)
         bare = bare_veth()
         line("TCP guest -> external through the router's NAT", f"{nat:8.2f} Gbit/s")
+        line("TCP same path, no neutrino rules (1 MASQUERADE)", f"{plain:8.2f} Gbit/s")
         line("TCP bare veth pair (same run)", f"{bare:8.2f} Gbit/s")
+        line("ratio NAT / same path without neutrino's rules", f"{nat / plain:8.2f}")
         line("ratio NAT / bare veth", f"{nat / bare:8.2f}")
     finally:
         lifecycle.down(lab, say=lambda _m: None)
@@ -324,6 +329,32 @@ def bare_veth() -> float:
         ip.delete_netns(b)
 
 
+def bare_nat(mtu: int) -> float:
+    """The lab's NAT path without neutrino's rules: guest -veth- bridge -veth- router namespace (plain forwarding and
+    one MASQUERADE) -veth- external bridge holding the server's address; same hops, bridges and namespaces."""
+    tag = uuid.uuid4().hex[:6]
+    host, guest_ns, router = f"nb{tag}-h", f"nb{tag}-g", f"nb{tag}-r"
+    try:
+        for ns in (host, guest_ns, router):
+            ip.ensure_netns(ns)
+        ip.batch(["link add brp type bridge", f"link set brp mtu {mtu} up", "link add brx type bridge",
+                  "link set brx up", "addr add 172.31.4.1/24 dev brx",
+                  f"link add tapg mtu {mtu} type veth peer name eth0 netns {guest_ns}",
+                  f"link add rqr mtu {mtu} type veth peer name qr netns {router}",
+                  "link add rqg type veth peer name qg netns " + router,
+                  *(f"link set {d} master {b} up" for d, b in (("tapg", "brp"), ("rqr", "brp"), ("rqg", "brx")))],
+                 host)
+        ip.batch(["addr add 10.31.0.5/24 dev eth0", "link set eth0 up", "route add default via 10.31.0.1"], guest_ns)
+        ip.batch(["addr add 10.31.0.1/24 dev qr", "link set qr up", "addr add 172.31.4.10/24 dev qg",
+                  "link set qg up"], router)
+        proc.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=router)
+        proc.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "qg", "-j", "MASQUERADE"], netns=router)
+        return iperf(host, "172.31.4.1", guest_ns)
+    finally:
+        for ns in (guest_ns, router, host):
+            ip.delete_netns(ns)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--ports", type=int, default=1000)
@@ -331,6 +362,8 @@ def main() -> None:
     ap.add_argument("--ovs-ports", type=int, default=200)
     ap.add_argument("--skip-scale", action="store_true")
     ap.add_argument("--skip-lab", action="store_true")
+    ap.add_argument("--boots", type=int, default=50, help="ports booted per lab for ACTIVE/lease percentiles")
+    ap.add_argument("--backends", default="ovs+iptables,linuxbridge+nftables")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/agent.py needs root (it makes network namespaces)")
@@ -338,8 +371,8 @@ def main() -> None:
         scale(args.ports, args.rules, args.ovs_ports)
         dhcp_and_l3(500, 1000)
     if not args.skip_lab:
-        e2e("ovs", "iptables")
-        e2e("linuxbridge", "nftables")
+        for backend in args.backends.split(","):
+            e2e(*backend.split("+"), boots=args.boots)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,7 @@ class Settings:
     quotas: dict = field(default_factory=dict)  # default limits per resource over Neutron's ({router: 100}; -1: none)
 
     def database_url(self) -> str:
-        from neutrino.db.engine import sqlite_url
-        return self.db_url or sqlite_url(self.state_dir)
+        return self.db_url or f"sqlite:///{os.path.join(self.state_dir, 'neutrino.db')}"
 
     def network_url(self) -> str:
         return self.public_url or f"http://{self.bind}:{self.port}"

@@ -51,6 +51,13 @@ def test_vm1_answers_on_its_floating_ip(world):
     assert world.shell("nc", "-w", "2", world.fip, "22").startswith("SSH-2.0-")
 
 
+def test_hood_and_trace_refuse_these_backends_with_their_own_status(world):
+    """They read the ovs + iptables wiring only: an error (3), never taken for drift (1) or a drop (2)."""
+    for args in (("hood", "vm1"), ("trace", "external", world.fip, "--proto", "tcp", "--port", "22")):
+        res = neutrino(*args, state_dir=world.state_dir, check=False)
+        assert res.returncode == 3 and "ovs + iptables" in res.stdout, res.stdout + res.stderr
+
+
 def test_security_group_drops_what_it_does_not_allow(world):
     # tcp/80 is not in the default group: dropped (a timeout), not refused by the guest's kernel
     res = world.run("nc", "-z", "-v", "-w", "1", world.fip, "80", check=False)

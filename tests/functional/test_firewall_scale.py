@@ -13,7 +13,7 @@ from neutrino.agent.firewall.nftables import NftablesFirewallDriver
 from neutrino.lib import ip
 
 if os.geteuid() != 0 or not os.environ.get("NEUTRINO_FW_SCALE"):
-    pytest.skip("set NEUTRINO_FW_SCALE=1 (as root) to run the scale benchmark", allow_module_level=True)
+    pytest.skip("opt-in: set NEUTRINO_FW_SCALE=1 (as root) to run the scale benchmark", allow_module_level=True)
 
 from netfix_fw import group, nsname, port, rid, rule, view  # noqa: E402
 

@@ -225,7 +225,10 @@ def iperf(server_ns: str, server_ip: str, client_ns: str, dst: str) -> float:
     srv = subprocess.Popen(proc.netns_argv(["iperf3", "-s", "-1", "-B", server_ip, "-p", "5201"], server_ns),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10
+        while not proc.output(["ss", "-Hltn", "sport = :5201"], netns=server_ns).strip():
+            assert time.monotonic() < deadline, "the iperf3 server did not listen"
+            time.sleep(0.02)
         out = proc.output(["iperf3", "-c", dst, "-p", "5201", "-t", "3", "-J"], netns=client_ns, timeout=20)
         return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e9
     finally:

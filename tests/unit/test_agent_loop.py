@@ -155,16 +155,26 @@ def test_same_content_with_new_revision_runs_nothing_but_reports_the_revision():
     assert server.reports[-1]["revision"] == 7
 
 
-def test_changed_view_runs_every_driver_and_reports_at_once():
-    agent, server, _, log, _ = make_agent()
+def test_changed_view_runs_the_drivers_of_its_changed_parts_and_reports_at_once():
+    agent, server, _, log, clock = make_agent()
     agent.step()
     log.clear()
     server.script.append(a_view(2, ports=("p1", "p2")))
     agent.step()
-    assert log == ["dhcp", "l3", "l2", "firewall", "metadata"]
+    assert log == ["l2", "firewall"]        # a port changed: no router or DHCP server is re-read
     assert server.reports[-1]["revision"] == 2
     assert set(server.reports[-1]["ports"]) == {"p1", "p2"}
     assert server.polls[-1][0] == 1          # long-polled with the last revision seen
+    log.clear()
+    view = a_view(3, ports=("p1", "p2"))
+    view["routers"] = [{"id": "r1", "interfaces": [], "gateway": None, "floating_ips": []}]
+    server.script.append(view)
+    agent.step()
+    assert log == ["l3", "l2", "firewall", "metadata"]   # DHCP untouched; the drivers of ports always run
+    log.clear()
+    clock.t = agent.next_resync
+    agent.step()
+    assert log == ["dhcp", "l3", "l2", "firewall", "metadata"]   # the resync runs every driver
 
 
 def test_a_port_waiting_for_its_device_runs_the_drivers_as_soon_as_it_appears(monkeypatch):
@@ -181,7 +191,36 @@ def test_a_port_waiting_for_its_device_runs_the_drivers_as_soon_as_it_appears(mo
     assert log == []
     present.add("tapp1")
     agent.step()
-    assert log == ["dhcp", "l3", "l2", "firewall", "metadata"]
+    assert log == ["l2", "firewall"]     # only the drivers of the unchanged view that wire devices
+
+
+def test_an_announced_device_is_wired_and_reported_by_the_device_thread(monkeypatch):
+    """The kernel's link announcement, not the loop's timer, runs the drivers for an awaited tap; an announcement of
+    an unrelated link runs nothing."""
+    from neutrino.lib import ip
+    present: set[str] = set()
+    monkeypatch.setattr(ip, "link_exists", lambda dev, ns=None: dev in present)
+    agent, server, _, log, _ = make_agent(watch_devices=True)
+    agent.step()
+    announced = [{"eth9"}, {"tapp1"}]
+
+    class Events:
+        def wait(self, timeout):
+            if not announced:
+                agent.stop()
+                return set()
+            names = announced.pop(0)
+            present.update(names)
+            return names
+
+        def close(self):
+            pass
+    monkeypatch.setattr(ip, "LinkEvents", Events)
+    log.clear()
+    reports = len(server.reports)
+    agent._devices()
+    assert log == ["l2", "firewall"]
+    assert len(server.reports) == reports + 1     # reported at once, not after the long-poll
 
 
 def test_long_poll_waits_until_the_next_local_deadline_at_most_poll_wait():

@@ -1,16 +1,17 @@
-"""Which watches a change wakes and when a view must be compiled (sync/changes.py), without a server."""
+"""Which watches a change wakes and when a view must be compiled (api/changes.py), without a server."""
 from __future__ import annotations
 
-from neutrino.sync import changes
-from neutrino.sync.changes import Hub
+from neutrino.api import changes
+from neutrino.db import notify
+from neutrino.api.changes import Hub
 from neutrino.sync.schema import empty_view
 
 
 def test_payload_round_trip_and_overflow_means_everything():
-    assert changes.parse(changes.payload(7, frozenset({"net-a", "host:h1"}))) == (7, frozenset({"net-a", "host:h1"}))
-    assert changes.parse(changes.payload(8, None)) == (8, None)
+    assert notify.parse(notify.payload(7, frozenset({"net-a", "host:h1"}))) == (7, frozenset({"net-a", "host:h1"}))
+    assert notify.parse(notify.payload(8, None)) == (8, None)
     many = frozenset(f"{i:036d}" for i in range(400))
-    assert changes.parse(changes.payload(9, many)) == (9, None)
+    assert notify.parse(notify.payload(9, many)) == (9, None)
 
 
 def test_view_keys_name_the_host_its_networks_groups_routers_dhcp_and_tunnel_peers():

@@ -10,7 +10,10 @@ keeps flowing. SIGTERM ends the loop and leaves every device, rule and process i
 
 A watcher thread looks every WATCH_INTERVAL at what drivers depend on outside the kernel's tables (a driver's
 `restarted()`: ovs-vswitchd and ovsdb-server by pid, the metadata listeners): when one died or came back, every
-driver runs at once (flows, bridges and listeners back within a second), not at the next resync.
+driver runs at once (flows, bridges and listeners back within a second), not at the next resync. A device thread
+listens to the kernel's link announcements: the tap of a port waiting for it is wired and reported the moment the
+hypervisor makes it, while the loop sits in its long-poll. On a view change the DHCP, L3 and metadata drivers run
+only when their part of the view changed (a port booting does not re-read every router).
 """
 from __future__ import annotations
 
@@ -36,7 +39,10 @@ LOG = logging.getLogger(__name__)
 ROLES = ("l2", "dhcp", "l3", "metadata")
 # dhcp and l3 create the ns- veth ends that l2 plugs; the firewall filters plugged taps; metadata needs the namespaces
 ORDER = ("dhcp", "l3", "l2", "firewall", "qos", "metadata")
-DEVICE_POLL = 0.1   # seconds between looks for the devices of ports not yet in place
+# the view keys a driver reads, for drivers that read only part of it: on a view change or an arrived device they run
+# only when their part changed (a port booting must not pay for re-reading every router); the resync runs them all
+READS = {"dhcp": ("dhcp",), "l3": ("routers", "metadata"), "metadata": ("routers", "dhcp", "metadata")}
+DEVICE_POLL = 1.0   # seconds between looks for awaited devices, should a link announcement be lost (see _devices)
 WATCH_INTERVAL = 0.1  # seconds between looks at the daemons the drivers depend on
 
 
@@ -53,6 +59,7 @@ class Slot:
     failed: bool = False
     retry_at: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
+    digest: str | None = None       # the part of the view (READS) this driver last ran on without failing
 
 
 def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tuple[str, Driver]]:
@@ -86,9 +93,9 @@ def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tup
     return [(role, made[role]) for role in ORDER if role in made]
 
 
-def view_digest(view: View) -> str:
-    """Identity of a view's content: everything but the revision."""
-    body = {k: v for k, v in view.items() if k != "revision"}
+def view_digest(view: View, keys: tuple[str, ...] | None = None) -> str:
+    """Identity of a view's content: everything but the revision, or only `keys`."""
+    body = {k: v for k, v in view.items() if k != "revision" and (keys is None or k in keys)}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -188,6 +195,8 @@ class Agent:
         watched = [s for s in self.slots if hasattr(s.driver, "restarted")]
         if watched:
             threading.Thread(target=self._watch, args=(watched,), name="watch", daemon=True).start()
+        if self.watch_devices:
+            threading.Thread(target=self._devices, name="devices", daemon=True).start()
         try:
             while not self.stopped:
                 self.step()
@@ -294,6 +303,27 @@ class Agent:
             finally:
                 self._apply_lock.release()
 
+    def _devices(self) -> None:
+        """The device thread: when the kernel announces an awaited device (an instance's tap just made), run the
+        drivers and report at once, while the loop may sit in a long-poll (Neutron's OVS agent learns the same from
+        its OVSDB monitor)."""
+        from neutrino.lib import ip
+        events = ip.LinkEvents()
+        try:
+            while not self.stopped:
+                announced = events.wait(WATCH_INTERVAL)
+                if not announced:
+                    continue
+                with self._apply_lock:     # after a run in progress, which may have missed a tap made meanwhile
+                    arrived = announced.intersection(self._awaited())
+                    if not self.stopped and any(ip.link_exists(dev) for dev in arrived):
+                        self.apply("device")
+                        self.report()
+        except Exception:                                   # noqa: BLE001 - the loop's timer look still works
+            LOG.exception("device watch ended; awaited devices are looked for every %.1f s", DEVICE_POLL)
+        finally:
+            events.close()
+
     def _work(self) -> None:
         now = self.clock()
         with self._apply_lock:
@@ -312,18 +342,24 @@ class Agent:
 
     def apply(self, reason: str, roles: set[str] | None = None) -> SyncResult:
         """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones,
-        a watch only the drivers in `roles` (the others' work still stands)."""
+        a watch only the drivers in `roles` (the others' work still stands); on a view change or an arrived device,
+        a driver whose part of the view (READS) is what it last ran on is skipped."""
+        digest = self.view_digest       # before the view: the device thread may run while the loop takes a new one
         view = self.view
         start = self.clock()
         timings = []
         for slot in self.slots:
             if reason == "retry" and slot.failed and slot.retry_at > start or roles and slot.role not in roles:
                 continue
+            part = view_digest(view, READS[slot.role]) if slot.role in READS else None
+            if reason in ("view", "device") and part is not None and part == slot.digest and not slot.failed:
+                continue
             timings.append(self._run_slot(slot, view, reason))
+            slot.digest = None if slot.failed else part
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
         if not roles:                                      # a watch leaves the view's other parts to the loop
-            self.digest = self.view_digest
+            self.digest = digest
             self.applied_revision = int(view.get("revision", 0))
         if reason not in ("retry", "watch"):
             self.next_resync = self.clock() + self.resync_interval

@@ -9,17 +9,18 @@ from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from neutrino.api import (addressgroups, admin, auth, extensions, ipavailability, meta, metering, networks,
+from neutrino.api import (addressgroups, admin, extensions, ipavailability, meta, metering, networks,
                           openapi, ports, qos, rbac, routers, secgroups)
 from neutrino.api.controller import Controller, json_response
 from neutrino.api.middleware import RequestMiddleware
 from neutrino.core import quotas
 from neutrino.errors import NeutrinoError, NotFound, show
+from neutrino.identity.seam import authenticate
 from neutrino.identity.routes import router as identity_router
 from neutrino.metrics.server import Metrics, MetricsMiddleware
 from neutrino.metrics.server import router as metrics_router
-from neutrino.sync.changes import Hub
-from neutrino.sync.server import router as sync_router
+from neutrino.api.changes import Hub
+from neutrino.api.agents import router as agents_router
 from neutrino.ui.routes import router as ui_router
 
 LOG = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ RESOURCES = [ports.PORT, networks.NETWORK, networks.SUBNET, networks.SUBNETPOOL,
 
 class Notifier:
     """Wakes this process's page event streams right after its own commits (they also re-read the revision every
-    second); agents' watches are woken by the change hub (sync/changes.py), on every server."""
+    second); agents' watches are woken by the change hub (api/changes.py), on every server."""
 
     def __init__(self):
         self.cond: asyncio.Condition | None = None
@@ -70,7 +71,7 @@ class AuthMiddleware:
             path = scope["path"]
             if path not in OPEN_PATHS and not path.startswith(OPEN_PREFIXES):
                 try:
-                    ctx = auth.authenticate(Headers(scope=scope), self.settings, self.db)
+                    ctx = authenticate(Headers(scope=scope), self.settings, self.db)
                 except NeutrinoError as e:
                     await json_response(e.body(), e.code)(scope, receive, send)
                     return
@@ -82,6 +83,7 @@ def create_app(settings, db) -> FastAPI:
     app = FastAPI(title="neutrino", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.settings = settings
     app.state.db = db
+    app.state.resources = RESOURCES
     quotas.set_defaults(settings.quotas)
     notifier = Notifier()
     app.state.notifier = notifier
@@ -129,7 +131,7 @@ def create_app(settings, db) -> FastAPI:
     ipavailability.add_routes(router)
     admin.add_routes(router)
     mounted = [router, identity_router] if settings.auth == "keystone" else [router]
-    mounted += [sync_router, metrics_router, ui_router]
+    mounted += [agents_router, metrics_router, ui_router]
     for r in mounted:
         app.include_router(r)
     app.state.metrics.learn(*mounted)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 import orjson
 
 from neutrino.errors import bad_request, show
+from neutrino.text import CONTROL, CONTROL_BUT_WHITESPACE, canonical_uuid
 
 REQUIRED = object()
 UNSET = object()
@@ -22,8 +22,6 @@ UNSET = object()
 
 INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1     # what an Integer column holds on every database
 MAX_LIST = 1000                               # any list attribute without a tighter limit
-CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-CONTROL_BUT_WHITESPACE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 ASCII_INT = re.compile(r"\s*[-+]?[0-9]{1,20}\s*", re.ASCII)
 
 
@@ -124,12 +122,10 @@ def integer(lo: int = INT_MIN, hi: int = INT_MAX):
 
 @typed({"type": "string", "format": "uuid"})
 def uuid_str(name, v):
-    try:
-        if isinstance(v, str) and len(v) <= 64:
-            return str(uuid.UUID(v))
-    except ValueError:
-        pass
-    raise invalid(name, v, f"'{show(v)}' is not a valid UUID")
+    out = canonical_uuid(v)
+    if out is None:
+        raise invalid(name, v, f"'{show(v)}' is not a valid UUID")
+    return out
 
 
 @typed({"type": "string", "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]})

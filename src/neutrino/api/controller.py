@@ -6,7 +6,6 @@ also bumps the global revision agents watch.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Callable
@@ -18,12 +17,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from sqlalchemy import select
 
-from neutrino.api import listing
+from neutrino.api import changes, listing
 from neutrino.api.attrs import Attr, string, validate_body
 from neutrino.core import common, scheduling
 from neutrino.db import notify
 from neutrino.errors import BadRequest, Forbidden, bad_request
-from neutrino.sync import changes
+from neutrino.responses import json_response
 
 MAX_TAGS = 50
 MAX_DEPTH = 32          # nesting of a request body (Neutron's bodies need 4)
@@ -50,14 +49,6 @@ class Resource:
         self.plural = self.plural or self.path.replace("-", "_")
         self.known = set(self.attrs) | set(self.readonly) | {"id", "tenant_id", "project_id", "tags",
                                                                "created_at", "updated_at", "revision_number"}
-
-
-def json_response(data, status: int = 200) -> Response:
-    try:
-        body = orjson.dumps(data)
-    except TypeError:       # integers past 64 bits (IPv6 address counts): the standard library writes any size
-        body = json.dumps(data, separators=(",", ":")).encode()
-    return Response(content=body, status_code=status, media_type="application/json")
 
 
 def too_deep(value, limit: int = MAX_DEPTH) -> bool:
@@ -107,7 +98,7 @@ def writer(ctx) -> None:
 
 async def write(request: Request, fn: Callable, reschedule: bool = False, precise: bool = False):
     """fn(session, ctx) in one transaction (on the database's writer thread) that also runs the scheduler (when
-    writes may create DHCP/router work) and records the change (sync/changes.py); then the agents it concerns are
+    writes may create DHCP/router work) and records the change (api/changes.py); then the agents it concerns are
     woken, on every server — all of them unless `precise` (fn's core names every view it changes). Callers check
     `writer` before parsing the body."""
     app, ctx = request.app.state, request.state.ctx

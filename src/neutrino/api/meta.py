@@ -2,6 +2,7 @@
 from fastapi import APIRouter, Request
 
 from neutrino.api.controller import json_response
+from neutrino.identity.discovery import version
 
 COLLECTIONS = ("networks", "subnets", "subnetpools", "address-scopes", "ports", "routers", "floatingips",
                "security-groups", "security-group-rules", "rbac-policies", "network-ip-availabilities", "quotas",
@@ -25,7 +26,6 @@ async def versions(request: Request):
     """The Networking API's versions; on the identity port, Keystone's version discovery (300 Multiple Choices),
     so an auth_url without /v3 (DevStack's clouds.yaml) finds v3."""
     if on_identity_port(request):
-        from neutrino.identity.discovery import version
         v3 = version(request)["version"]
         return json_response({"versions": {"values": [v3]}}, 300)
     return json_response({"versions": [{"id": "v2.0", "status": "CURRENT",

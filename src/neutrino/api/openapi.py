@@ -8,8 +8,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.openapi.utils import get_openapi
 
+from neutrino.api import addressgroups, admin, qos, routers
 from neutrino.api.attrs import REQUIRED, Attr, schema_of
 from neutrino.api.controller import MAX_TAGS, Resource, json_response
+from neutrino.core import qos as qos_core
+from neutrino.identity.routes import router as identity_router
 
 ERROR = {"type": "object", "required": ["NeutronError"], "properties": {"NeutronError": {
     "type": "object", "required": ["type", "message", "detail"],
@@ -133,8 +136,6 @@ def sub_paths(coll: str, params: list[str], member_param: str, singular: str, pl
 def extra_paths() -> dict:
     """What the generic controller does not serve: router and address group actions, port forwardings, QoS rules,
     quotas, agents, extensions."""
-    from neutrino.api import addressgroups, admin, qos, routers
-    from neutrino.core import qos as qos_core
     r = "/v2.0/routers/{id}"
     any_obj = {"type": "object"}
     routes = envelope("router", {"type": "object", "properties": {"routes": schema_of(routers.ROUTE_LIST)},
@@ -191,8 +192,7 @@ def extra_paths() -> dict:
 
 def identity_paths() -> dict:
     """The Keystone v3 subset, from its routes (its bodies are Keystone's, checked by its handlers)."""
-    from neutrino.identity.routes import router
-    doc = get_openapi(title="identity", version="3.14", routes=router.routes)
+    doc = get_openapi(title="identity", version="3.14", routes=identity_router.routes)
     for item in doc["paths"].values():
         for operation in item.values():
             operation["responses"] = {code: {"description": r.get("description", "")}
@@ -222,8 +222,7 @@ def document(resources: list[Resource], with_identity: bool) -> dict:
 async def openapi_json(request: Request):
     app = request.app.state
     if getattr(app, "openapi_doc", None) is None:
-        from neutrino.api.app import RESOURCES
-        app.openapi_doc = document(RESOURCES, app.settings.auth == "keystone")
+        app.openapi_doc = document(app.resources, app.settings.auth == "keystone")
     return json_response(app.openapi_doc)
 
 

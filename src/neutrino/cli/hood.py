@@ -25,9 +25,12 @@ OVS_RUNDIR = typer.Option(None, "--ovs-rundir", help="the host's OVS run directo
 JSON = typer.Option(False, "--json", help="print data instead of tables")
 
 
+ERROR = 3       # could not look (no lab, server down, unsupported backends): neither drift (1) nor a drop (2)
+
+
 def _fail(e: Exception) -> None:
     console.print(f"[red]error:[/red] {e}")
-    raise typer.Exit(1)
+    raise typer.Exit(ERROR)
 
 
 def register(app: typer.Typer) -> None:
@@ -36,7 +39,7 @@ def register(app: typer.Typer) -> None:
              server: str = SERVER, token: str = TOKEN, host: str = HOST, host_ns: str = HOST_NS,
              ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
         """Show the kernel objects realizing an instance, port, router or network, with drift against the view
-        (exit status 1 when there is drift)."""
+        (exit status 1 when there is drift, 3 when it cannot look)."""
         from neutrino.hood import show
         from neutrino.hood.where import Where, hood_report
         try:
@@ -59,7 +62,7 @@ def register(app: typer.Typer) -> None:
               state_dir: str = STATE_DIR, server: str = SERVER, token: str = TOKEN, host: str = HOST,
               host_ns: str = HOST_NS, ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
         """Walk one packet (the first of its flow) through the realized state: delivered, or dropped where and by
-        which rule (exit status 0 delivered, 2 dropped)."""
+        which rule (exit status 0 delivered, 2 dropped, 3 when it cannot look)."""
         from neutrino.hood.trace import render
         from neutrino.hood.where import PROTOS, Where, trace_flow
         if proto not in PROTOS:

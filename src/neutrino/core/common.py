@@ -40,7 +40,7 @@ def bump(s) -> int:
 
 def affects(s, *keys: str) -> None:
     """Name what this transaction changes for agents ("host:NAME", "ports:NETWORK_ID", "members:GROUP_ID", ...:
-    sync/changes.py), so only the agents whose views depend on one of them are woken. A write that names nothing
+    api/changes.py), so only the agents whose views depend on one of them are woken. A write that names nothing
     wakes all."""
     s.info.setdefault("affects", set()).update(k for k in keys if k)
 

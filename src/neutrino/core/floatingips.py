@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy import update as sql_update
+from sqlalchemy import insert, select
 
 from neutrino.context import Context
 from neutrino.core import common, networks, ports, quotas, rbac
@@ -153,37 +152,7 @@ def delete_floatingip(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_floatingip")
     if s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == row.id).limit(1)).first():
         raise conflict("FipInUseByPortForwarding", f"Floating IP {row.id} in use by Port Forwarding resources.")
-    _remove(s, row)
-
-
-def _remove(s, row) -> None:
-    common.delete_tags(s, row.id)
-    s.execute(delete(T).where(T.c.id == row.id))
-    ports.remove(s, row.floating_port_id)
-
-
-def delete_unassociated(s, network_id: str) -> None:
-    """An external network is being deleted: its floating IPs that serve nothing go with it (as Neutron); an
-    associated one keeps its port on the network, which stays in use."""
-    for row in s.execute(select(T).where(T.c.floating_network_id == network_id, T.c.fixed_port_id.is_(None),
-                                         T.c.router_id.is_(None))).all():
-        _remove(s, row)
-
-
-def disassociate_port(s, port_id: str) -> None:
-    """A port is going away: its floating IPs are freed and its port forwardings removed (a floating IP left with no
-    forwarding no longer belongs to a router)."""
-    associated = s.execute(select(T.c.id).where(T.c.fixed_port_id == port_id)).all()
-    for (fid,) in associated:
-        common.touch(s, T, fid, {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None,
-                                 "status": "DOWN"})
-    fips = {f for (f,) in s.execute(select(T_PF.c.floatingip_id).where(T_PF.c.internal_port_id == port_id))}
-    if associated or fips:
-        common.affects_all(s)               # a router's NAT changes: its host is named by no key of the port
-    s.execute(delete(T_PF).where(T_PF.c.internal_port_id == port_id))
-    for fid in fips:
-        if not s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == fid).limit(1)).first():
-            s.execute(sql_update(T).where(T.c.id == fid).values(router_id=None))
+    ports.remove_floating_ip(s, row.id, row.floating_port_id)
 
 
 # --- rendering ------------------------------------------------------------------------------------------------------

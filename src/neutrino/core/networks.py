@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import addressscopes, common, qos, quotas, rbac
+from neutrino.core import addressscopes, common, ports, qos, quotas, rbac
 from neutrino.db import models as m
 from neutrino.errors import bad_request, conflict
 
@@ -15,17 +15,16 @@ MAX_VNI = 2 ** 24 - 1
 PROVIDER = ("provider:network_type", "provider:physical_network", "provider:segmentation_id")
 
 
-NET_ACTIONS = (rbac.SHARED, rbac.EXTERNAL)
 
 
 def scope(ctx: Context):
     """SQL clause for the rows a caller may list (None = everything): own networks and those an RBAC policy
     shares with the caller or offers it as external."""
-    return rbac.visible_clause(T, "network", ctx, NET_ACTIONS)
+    return rbac.visible_clause(T, "network", ctx, rbac.NETWORK_ACTIONS)
 
 
 def get(s, ctx: Context, net_id: str):
-    return rbac.get_visible(s, "network", net_id, ctx, "Network", NET_ACTIONS)
+    return rbac.get_visible(s, "network", net_id, ctx, "Network", rbac.NETWORK_ACTIONS)
 
 
 def usable(s, ctx: Context, net, action: str = rbac.SHARED) -> bool:
@@ -131,20 +130,6 @@ def create(s, ctx: Context, data: dict, settings) -> str:
     return row["id"]
 
 
-def unset_external(s, row) -> None:
-    """router:external off (by the attribute, or when its last external policy goes): refused while routers or
-    floating IPs use it; all external policies go."""
-    gw = select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
-                                   T_PORT.c.device_owner.in_(["network:router_gateway", "network:floatingip"]))
-    if s.execute(gw.limit(1)).first():
-        raise conflict("ExternalNetworkInUse", f"External network {row.id} cannot be updated, as it is used by one "
-                                               "or more router gateways or floating IPs.")
-    rbac_t = rbac.T
-    s.execute(delete(rbac_t).where(rbac_t.c.object_type == "network", rbac_t.c.object_id == row.id,
-                                   rbac_t.c.action == rbac.EXTERNAL))
-    common.touch(s, T, row.id, {"external": False})
-
-
 def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.require_owner(ctx, row, "update_network")
     if any(k in data for k in PROVIDER):
@@ -165,7 +150,7 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         if data["router:external"]:
             rbac.set_wildcard(s, "network", row, rbac.EXTERNAL, True)
         else:
-            unset_external(s, row)
+            rbac.unset_external(s, row)
             del data["router:external"]
     if "mtu" in data:
         _check_max_mtu(data["mtu"], settings.default_mtu if row.network_type in ("vxlan", "geneve") else 1500)
@@ -179,17 +164,24 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
     common.touch(s, T, row.id, {**values, **seg})
 
 
+def _delete_free_floating_ips(s, network_id: str) -> None:
+    """An external network is being deleted: its floating IPs that serve nothing go with it (as Neutron); an
+    associated one keeps its port on the network, which stays in use."""
+    fip = m.FloatingIP.__table__
+    for row in s.execute(select(fip.c.id, fip.c.floating_port_id).where(
+            fip.c.floating_network_id == network_id, fip.c.fixed_port_id.is_(None), fip.c.router_id.is_(None))).all():
+        ports.remove_floating_ip(s, row.id, row.floating_port_id)
+
+
 def delete_network(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_network")
     if row.external:
-        from neutrino.core import floatingips
-        floatingips.delete_unassociated(s, row.id)
+        _delete_free_floating_ips(s, row.id)
     busy = s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id,
                                                T_PORT.c.device_owner != "network:dhcp").limit(1)).first()
     if busy:
         raise conflict("NetworkInUse", f"Unable to complete operation on network {row.id}. There are one or more "
                                        "ports still in use on the network.")
-    from neutrino.core import ports
     for (pid,) in s.execute(select(T_PORT.c.id).where(T_PORT.c.network_id == row.id)).all():
         ports.remove(s, pid)
     for (sid,) in s.execute(select(T_SUB.c.id).where(T_SUB.c.network_id == row.id)).all():

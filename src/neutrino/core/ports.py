@@ -5,9 +5,10 @@ import ipaddress
 import random
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
-from neutrino.core import binding, common, dns, ipam, networks, qos, quotas
+from neutrino.core import binding, common, dns, ipam, qos, quotas, rbac, secgroups
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -17,6 +18,8 @@ T_SUB = m.Subnet.__table__
 T_NET = m.Network.__table__
 T_SG = m.PortSecurityGroup.__table__
 T_ROUTER = m.Router.__table__
+T_FIP = m.FloatingIP.__table__
+T_PF = m.PortForwarding.__table__
 ROUTER_INTERFACE_OWNERS = ("network:router_interface", "network:router_interface_distributed",
                            "network:ha_router_replicated_interface")
 PROTECTED_OWNERS = ("network:router_interface", "network:router_gateway", "network:floatingip",
@@ -208,7 +211,6 @@ def _set_groups(s, port_id: str, sg_ids: list[str], new: bool = False) -> None:
 
 
 def _groups_for_new(s, ctx: Context, data: dict, project_id: str, owner: str, port_security: bool) -> list[str]:
-    from neutrino.core import secgroups
     if "security_groups" in data:
         ids = secgroups.check_ids(s, ctx, data["security_groups"])
         if ids and not port_security:
@@ -262,8 +264,8 @@ def check_device(s, ctx: Context, net_project: str, owner: str, device_id: str, 
 
 
 def create(s, ctx: Context, data: dict, settings) -> str:
-    net = networks.get(s, ctx, data["network_id"])
-    if not networks.usable(s, ctx, net):
+    net = rbac.get_visible(s, "network", data["network_id"], ctx, "Network", rbac.NETWORK_ACTIONS)
+    if not rbac.usable(s, ctx, "network", net, rbac.SHARED):
         raise Forbidden(f"(rule:create_port) is disallowed by policy: network {net.id} is not yours")
     _check_net_owner_attrs(ctx, net, data, "create_port")
     row = common.new_row(ctx, data)
@@ -346,7 +348,6 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))
         _store_ips(s, row.id, row.network_id, new)
     if "security_groups" in data:
-        from neutrino.core import secgroups
         groups = secgroups.check_ids(s, ctx, data["security_groups"])
         _set_groups(s, row.id, groups)
     else:
@@ -389,16 +390,38 @@ def delete_port(s, ctx: Context, row) -> None:
 
 def remove(s, port_id: str) -> None:
     """Delete a port and everything hanging off it (IPs, group bindings, FIP associations, tags)."""
-    from neutrino.core import floatingips
     row = s.execute(select(T.c.network_id, T.c.host_id).where(T.c.id == port_id)).first()
     if row is not None:
         _affects(s, row.network_id, [row.host_id], groups_of(s, [port_id])[port_id])
-    floatingips.disassociate_port(s, port_id)
+    _free_floating_ips(s, port_id)
     s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
     s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))
     common.delete_tags(s, port_id)
     s.execute(delete(T).where(T.c.id == port_id))
+
+
+def remove_floating_ip(s, fip_id: str, port_id: str) -> None:
+    """Delete a floating IP and its own port (on the external network, holding its address)."""
+    common.delete_tags(s, fip_id)
+    s.execute(delete(T_FIP).where(T_FIP.c.id == fip_id))
+    remove(s, port_id)
+
+
+def _free_floating_ips(s, port_id: str) -> None:
+    """A port is going away: its floating IPs are freed and its port forwardings removed (a floating IP left with no
+    forwarding no longer belongs to a router)."""
+    associated = s.execute(select(T_FIP.c.id).where(T_FIP.c.fixed_port_id == port_id)).all()
+    for (fid,) in associated:
+        common.touch(s, T_FIP, fid, {"fixed_port_id": None, "fixed_ip_address": None, "router_id": None,
+                                     "status": "DOWN"})
+    fips = {f for (f,) in s.execute(select(T_PF.c.floatingip_id).where(T_PF.c.internal_port_id == port_id))}
+    if associated or fips:
+        common.affects_all(s)               # a router's NAT changes: its host is named by no key of the port
+    s.execute(delete(T_PF).where(T_PF.c.internal_port_id == port_id))
+    for fid in fips:
+        if not s.execute(select(T_PF.c.id).where(T_PF.c.floatingip_id == fid).limit(1)).first():
+            s.execute(sql_update(T_FIP).where(T_FIP.c.id == fid).values(router_id=None))
 
 
 # --- rendering ----------------------------------------------------------------------------------------------------

@@ -16,9 +16,10 @@ from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
 T = m.RbacPolicy.__table__
 SHARED, EXTERNAL = "access_as_shared", "access_as_external"
+NETWORK_ACTIONS = (SHARED, EXTERNAL)
 WILDCARD = "*"
 # object type -> (table, actions it supports)
-OBJECTS = {"network": (m.Network.__table__, (SHARED, EXTERNAL)),
+OBJECTS = {"network": (m.Network.__table__, NETWORK_ACTIONS),
            "security_group": (m.SecurityGroup.__table__, (SHARED,)),
            "subnetpool": (m.SubnetPool.__table__, (SHARED,)),
            "address_scope": (m.AddressScope.__table__, (SHARED,)),
@@ -240,14 +241,27 @@ def _owner(s, policy) -> str:
     return s.execute(select(table.c.project_id).where(table.c.id == policy.object_id)).scalar() or ""
 
 
+def unset_external(s, row) -> None:
+    """router:external off (by the attribute, or when its last external policy goes): refused while routers or
+    floating IPs use it; all external policies go."""
+    port = m.Port.__table__
+    gw = select(port.c.id).where(port.c.network_id == row.id,
+                                 port.c.device_owner.in_(["network:router_gateway", "network:floatingip"]))
+    if s.execute(gw.limit(1)).first():
+        raise conflict("ExternalNetworkInUse", f"External network {row.id} cannot be updated, as it is used by one "
+                                               "or more router gateways or floating IPs.")
+    s.execute(delete(T).where(T.c.object_type == "network", T.c.object_id == row.id, T.c.action == EXTERNAL))
+    common.touch(s, m.Network.__table__, row.id, {"external": False})
+
+
 def delete_policy(s, ctx: Context, row) -> None:
     common.require_owner(ctx, row, "delete_rbac_policy")
     check_release(s, row, _owner(s, row))
     s.execute(delete(T).where(T.c.id == row.id))
     if row.object_type == "network" and row.action == EXTERNAL and not s.execute(select(T.c.id).where(
             T.c.object_id == row.object_id, T.c.action == EXTERNAL).limit(1)).first():
-        from neutrino.core import networks          # the last external policy gone: no longer external (Neutron)
-        networks.unset_external(s, s.execute(common.by_id(networks.T), {"id": row.object_id}).first())
+        net = m.Network.__table__                  # the last external policy gone: no longer external (Neutron)
+        unset_external(s, s.execute(common.by_id(net), {"id": row.object_id}).first())
     else:
         _touch_object(s, row.object_type, row.object_id)
 

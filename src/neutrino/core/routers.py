@@ -10,7 +10,8 @@ from sqlalchemy import update as sql_update
 from neutrino.context import Context
 from neutrino.core import common, networks, ports, quotas, rbac, subnets
 from neutrino.db import models as m
-from neutrino.errors import BadRequest, Forbidden, NotFound, bad_request, conflict
+from neutrino.errors import Forbidden, NotFound, bad_request, conflict
+from neutrino.text import canonical_uuid
 
 T = m.Router.__table__
 T_PORT = m.Port.__table__
@@ -208,16 +209,14 @@ def delete_router(s, ctx: Context, row) -> None:
 # --- interfaces -----------------------------------------------------------------------------------------------------
 
 def _interface_args(body, removing: bool) -> tuple[str | None, str | None]:
-    from neutrino.api.attrs import uuid_str
     if not isinstance(body, dict) or not ({"port_id", "subnet_id"} & set(body)):
         raise bad("Either subnet_id or port_id must be specified")
     out = []
     for key in ("port_id", "subnet_id"):
         if key in body:
-            try:
-                out.append(uuid_str(key, body[key]))
-            except BadRequest:
-                raise bad(f"'{body[key]}' is not a valid UUID") from None
+            out.append(canonical_uuid(body[key]))
+            if out[-1] is None:
+                raise bad(f"'{body[key]}' is not a valid UUID")
         else:
             out.append(None)
     if not removing and out[0] and out[1]:

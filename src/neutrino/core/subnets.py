@@ -6,7 +6,7 @@ import ipaddress
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac
+from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac, subnetpools
 from neutrino.db import models as m
 from neutrino.errors import NotFound, bad_request, conflict, not_found
 
@@ -45,7 +45,6 @@ def get(s, ctx: Context, subnet_id: str):
 
 def _from_pool(s, ctx: Context, data: dict) -> tuple[str, int]:
     """Carve the first free prefix of the wanted length out of the subnet pool."""
-    from neutrino.core import subnetpools
     pool = subnetpools.get(s, ctx, data["subnetpool_id"])
     plen = data.get("prefixlen") or pool.default_prefixlen
     if not pool.min_prefixlen <= plen <= pool.max_prefixlen:

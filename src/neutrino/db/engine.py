@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import os
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +20,6 @@ from neutrino.errors import DeadlineExceeded
 # time.monotonic() by which the current request's database work must be done (set by the API's request middleware)
 DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("neutrino_deadline", default=None)
 PROGRESS_STEPS = 100000     # SQLite VM instructions between two deadline checks
-
-
-def sqlite_url(state_dir: str) -> str:
-    return f"sqlite:///{os.path.join(state_dir, 'neutrino.db')}"
 
 
 def _json_dumps(value) -> str:

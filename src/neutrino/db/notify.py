@@ -19,6 +19,9 @@ from sqlalchemy import text
 
 LOG = logging.getLogger(__name__)
 CHANNEL = "neutrino_changes"
+ALL = "*"                 # in a payload: every agent
+MAX_PAYLOAD = 7900        # NOTIFY payloads are capped at 8000 bytes: more keys than fit mean "everything"
+Keys = frozenset[str] | None    # what a change names; None: the change may touch every view
 RECONNECT = 0.5         # seconds between attempts to reconnect the LISTEN connection
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
@@ -31,6 +34,18 @@ def send(s, payload: str) -> None:
     s.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
 
+def payload(revision: int, keys: Keys) -> str:
+    """The NOTIFY payload of a change: "REV key key ..." or "REV *"."""
+    out = f"{revision} " + (ALL if keys is None else " ".join(sorted(keys)))
+    return out if len(out) <= MAX_PAYLOAD else f"{revision} {ALL}"
+
+
+def parse(message: str) -> tuple[int, Keys]:
+    rev, _, rest = message.partition(" ")
+    keys = rest.split()
+    return int(rev), (None if ALL in keys else frozenset(keys))
+
+
 def committed(app, change) -> None:
     """After a commit: wake this process's watches and page streams, and tell the sibling workers (SQLite has no
     NOTIFY)."""
@@ -38,7 +53,6 @@ def committed(app, change) -> None:
     app.notify()
     siblings = getattr(app, "siblings", None)
     if siblings is not None and app.db.engine.dialect.name != "postgresql":
-        from neutrino.sync.changes import payload
         siblings.send(payload(*change))
 
 
@@ -82,7 +96,6 @@ class Siblings:
                     pass
 
     def attach(self, loop: asyncio.AbstractEventLoop, hub) -> None:
-        from neutrino.sync.changes import parse
 
         def read() -> None:
             while True:
@@ -97,7 +110,6 @@ class Siblings:
 def _run(url: str, hub, loop: asyncio.AbstractEventLoop) -> None:
     import psycopg
 
-    from neutrino.sync.changes import parse
 
     def on_loop(fn, *args):
         loop.call_soon_threadsafe(fn, *args)

@@ -11,7 +11,7 @@ from neutrino.identity.crud import fetch
 from neutrino.identity.errors import not_found
 from neutrino.identity.fields import truthy
 from neutrino.identity.http import Json, collection, link, read, require_admin, self_or_admin, write
-from neutrino.identity.models import Domain, Project, Role, RoleAssignment, User
+from neutrino.db.identity import Domain, Project, Role, RoleAssignment, User
 from neutrino.identity.roles import ROLES
 
 

@@ -12,7 +12,7 @@ from neutrino.identity import tokens
 from neutrino.identity.catalog import catalog
 from neutrino.identity.errors import AUTH_FAILED, KeystoneError, bad
 from neutrino.identity.http import Json, caller, collection, database, member, read, settings
-from neutrino.identity.models import Domain, Project, User
+from neutrino.db.identity import Domain, Project, User
 from neutrino.identity.passwords import verify_password
 from neutrino.identity.projects import user_projects
 

@@ -12,7 +12,7 @@ import uuid
 from sqlalchemy import select
 
 from neutrino.db.engine import serialize_setup
-from neutrino.identity.models import Domain, Project, Role, RoleAssignment, User
+from neutrino.db.identity import Domain, Project, Role, RoleAssignment, User
 from neutrino.identity.passwords import hash_password
 
 DEFAULT_DOMAIN_ID = "default"

@@ -14,7 +14,7 @@ from neutrino.identity.bootstrap import DEFAULT_DOMAIN_ID, new_id
 from neutrino.identity.errors import KeystoneError, not_found
 from neutrino.identity.fields import truthy, valid_bool, valid_name, valid_text
 from neutrino.identity.http import Json, collection, member, read, require_admin, write
-from neutrino.identity.models import Domain
+from neutrino.db.identity import Domain
 
 
 def fetch(s, model, ident: str, kind: str):

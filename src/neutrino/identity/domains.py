@@ -7,7 +7,7 @@ from neutrino.identity.bootstrap import new_id
 from neutrino.identity.crud import DESCRIPTION, ENABLED, Collection
 from neutrino.identity.errors import KeystoneError
 from neutrino.identity.http import Json, link
-from neutrino.identity.models import Domain
+from neutrino.db.identity import Domain
 
 
 class Domains(Collection):

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from neutrino.api.attrs import CONTROL, CONTROL_BUT_WHITESPACE, show
+from neutrino.errors import show
 from neutrino.identity.errors import bad
 from neutrino.identity.passwords import hash_password
+from neutrino.text import CONTROL, CONTROL_BUT_WHITESPACE
 
 FALSE = {"0", "false", "f", "no", "n", "off"}
 

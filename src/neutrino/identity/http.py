@@ -1,14 +1,14 @@
 """Request plumbing shared by the identity routes: the app's Database and Settings (`request.app.state`), who is
 calling and whether they may act, one transaction per read or write, and Keystone's link/collection/body shapes.
 
-Callers are authenticated by the same seam as the network API (neutrino.api.auth)."""
+Callers are authenticated by the same seam as the network API (neutrino.identity.seam)."""
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import Request
 
-from neutrino.api.auth import authenticate
+from neutrino.identity.seam import authenticate
 from neutrino.context import Context
 from neutrino.identity import tokens
 from neutrino.identity.errors import bad, forbidden

@@ -11,7 +11,7 @@ from neutrino.identity.crud import DESCRIPTION, ENABLED, Collection, fetch
 from neutrino.identity.errors import bad, forbidden
 from neutrino.identity.fields import truthy
 from neutrino.identity.http import Json, caller, link
-from neutrino.identity.models import Domain, Project, RoleAssignment
+from neutrino.db.identity import Domain, Project, RoleAssignment
 
 
 class Projects(Collection):

@@ -9,7 +9,7 @@ from neutrino.identity import tokens
 from neutrino.identity.crud import DESCRIPTION, Collection
 from neutrino.identity.errors import bad
 from neutrino.identity.http import Json, link
-from neutrino.identity.models import Role, RoleAssignment
+from neutrino.db.identity import Role, RoleAssignment
 
 
 class Roles(Collection):

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import delete, select, update
 
 from neutrino.context import Context
-from neutrino.identity.models import Domain, Project, Role, RoleAssignment, Token, User
+from neutrino.db.identity import Domain, Project, Role, RoleAssignment, Token, User
 
 TTL = timedelta(hours=12)
 CACHE_SECONDS = 5.0

@@ -11,7 +11,7 @@ from neutrino.identity.crud import DESCRIPTION, ENABLED, Collection, Field, fetc
 from neutrino.identity.errors import AUTH_FAILED, KeystoneError, bad
 from neutrino.identity.fields import password_hash
 from neutrino.identity.http import Json, collection, link, member, read, self_or_admin, write
-from neutrino.identity.models import Project, User
+from neutrino.db.identity import Project, User
 from neutrino.identity.passwords import verify_password
 from neutrino.identity.projects import user_projects
 

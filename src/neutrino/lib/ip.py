@@ -10,10 +10,14 @@ import errno
 import ipaddress
 import json
 import os
+import select
+import socket
 import threading
 
 from pyroute2 import IPRoute, NetNS, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl import RTMGRP_LINK
+from pyroute2.netlink.rtnl.marshal import MarshalRtnl
 
 from neutrino.errors import KernelError
 from neutrino.lib import proc
@@ -96,6 +100,38 @@ def delete_netns(name: str) -> None:
 
 
 # --- links --------------------------------------------------------------------------------------------------------
+
+class LinkEvents:
+    """Links as the kernel announces them in this process's namespace (RTMGRP_LINK): what lets the agent wire a tap
+    the moment the hypervisor makes it instead of looking for it on a timer. A plain netlink socket read whole on
+    each wake (pyroute2's own reader buffers announcements where select() no longer sees them)."""
+
+    def __init__(self):
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self._sock.bind((0, RTMGRP_LINK))
+        self._marshal = MarshalRtnl()
+
+    def wait(self, timeout: float) -> set[str]:
+        """Names of links created or changed within timeout (empty when none)."""
+        names: set[str] = set()
+        if not select.select([self._sock], [], [], timeout)[0]:
+            return names
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return names
+            except OSError as e:                # ENOBUFS: announcements lost; the agent's timer look covers them
+                if e.errno == errno.ENOBUFS:
+                    return names
+                raise
+            names.update(m.get_attr("IFLA_IFNAME") for m in self._marshal.parse(data)
+                         if m.get("event") == "RTM_NEWLINK")
+
+    def close(self) -> None:
+        self._sock.close()
+
 
 def link_index(name: str, ns: str | None = None) -> int | None:
     found = sock(ns).link_lookup(ifname=name)

@@ -26,7 +26,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import event, func, select
 from starlette.routing import Match
 
-from neutrino.core import common
+from neutrino.core import common, metering
 from neutrino.db import models as m
 
 OBJECTS = {"network": m.Network, "subnet": m.Subnet, "subnetpool": m.SubnetPool, "address_scope": m.AddressScope,
@@ -149,7 +149,6 @@ class _Metering:
         self.db = db
 
     def collect(self):
-        from neutrino.core import metering
         labels = ["label", "label_id", "router_id", "host", "project_id"]
         fams = {k: CounterMetricFamily(f"neutrino_metering_{k}", f"{k.capitalize()} a metering label counted on a "
                                        "router", labels=labels) for k in ("packets", "bytes")}

@@ -20,10 +20,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, StreamingResponse
 from rich.console import Console
 
-from neutrino.api.controller import json_response
 from neutrino.core import common
 from neutrino.errors import BadRequest, Forbidden, NotFound
 from neutrino.hood.where import hood_report, trace_flow
+from neutrino.responses import json_response
+from neutrino.ui.source import ServerWhere
 
 router = APIRouter()
 STATIC = os.path.join(os.path.dirname(__file__), "static")
@@ -40,7 +41,6 @@ def _html(*renderables) -> HTMLResponse:
 
 
 def _where(request: Request):
-    from neutrino.ui.source import ServerWhere
     app = request.app.state
     return ServerWhere(app.db, app.settings, request.state.ctx)
 

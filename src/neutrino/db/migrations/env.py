@@ -5,7 +5,7 @@ from alembic import context
 from sqlalchemy import create_engine
 
 import neutrino.db.services  # noqa: F401  (service extension tables too)
-import neutrino.identity.models  # noqa: F401  (identity tables share the metadata)
+import neutrino.db.identity  # noqa: F401  (identity tables share the metadata)
 from neutrino.db.models import Base
 
 target_metadata = Base.metadata

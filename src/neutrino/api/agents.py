@@ -17,13 +17,13 @@ from fastapi.responses import Response
 from sqlalchemy import select, update
 
 from neutrino.api.attrs import Attr, any_dict, string, validate_body
+from neutrino.api import changes
 from neutrino.api.controller import json_response, read_json
 from neutrino.context import Context
 from neutrino.core import agents, binding, common, metadata, metering, scheduling, views
 from neutrino.db import models as m
 from neutrino.db import notify
 from neutrino.db.engine import DEADLINE as DB_DEADLINE
-from neutrino.sync import changes
 from neutrino.sync.schema import unchanged_view
 from neutrino.errors import Unauthorized, bad_request
 
@@ -45,7 +45,7 @@ def _check_token(request: Request) -> None:
 
 @router.get("/agent/v1/hosts/{host}/view")
 async def view(request: Request, host: str, since: int = 0, wait: float = 0):
-    """The host's view once a change after `since` touches it (sync/changes.py), else "unchanged" at the deadline."""
+    """The host's view once a change after `since` touches it (api/changes.py), else "unchanged" at the deadline."""
     _check_token(request)
     app = request.app.state
     hub = app.changes

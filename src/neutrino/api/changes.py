@@ -21,13 +21,11 @@ from typing import NamedTuple
 
 from neutrino.core import common
 from neutrino.db import notify
+from neutrino.db.notify import Keys
 
-ALL = "*"                 # in a payload: every agent
 AGENTS = "agents"         # the set of live agents changed (tunnel peers)
 LOG_SIZE = 50_000         # changes remembered; a watch further behind compiles its view
-MAX_PAYLOAD = 7900        # NOTIFY payloads are capped at 8000 bytes: more keys than fit mean "everything"
 
-Keys = frozenset[str] | None    # None: the change may touch every view
 
 
 class Change(NamedTuple):
@@ -42,20 +40,8 @@ def record(s, precise: bool = False) -> Change:
     named; any other wakes all, whatever helpers it called named (a floating IP's port names no router)."""
     change = Change(common.bump(s), common.affected(s) if precise else None)
     if notify.is_postgres(s):
-        notify.send(s, payload(*change))
+        notify.send(s, notify.payload(*change))
     return change
-
-
-def payload(revision: int, keys: Keys) -> str:
-    """The NOTIFY payload of a change: "REV key key ..." or "REV *"."""
-    text = f"{revision} " + (ALL if keys is None else " ".join(sorted(keys)))
-    return text if len(text) <= MAX_PAYLOAD else f"{revision} {ALL}"
-
-
-def parse(text: str) -> tuple[int, Keys]:
-    rev, _, rest = text.partition(" ")
-    keys = rest.split()
-    return int(rev), (None if ALL in keys else frozenset(keys))
 
 
 def view_keys(view: dict) -> frozenset[str]:
@@ -125,8 +111,8 @@ class Hub:
             return True
         keys = held[1]
         for rev in range(since + 1, current + 1):
-            changed = self.log.get(rev, ALL)      # not (yet) heard of: assume it matters
-            if changed is None or changed == ALL or keys & changed:
+            changed = self.log.get(rev, notify.ALL)      # not (yet) heard of: assume it matters
+            if changed is None or changed == notify.ALL or keys & changed:
                 return True
         return False
 

@@ -1,4 +1,5 @@
-"""The auth seam: turn a request's headers into a Context, by the configured mode.
+"""The auth seam of the network API and the identity routes: turn a request's headers into a Context, by the
+configured mode.
 
 - a static admin token (settings.admin_token) is always accepted as admin (`--os-auth-type admin_token`);
 - `noauth`: project from X-Project-Id (roles from X-Roles), admin when no project is given;
@@ -11,6 +12,8 @@ import hmac
 
 from neutrino.context import Context
 from neutrino.errors import Unauthorized
+from neutrino.identity.external import validate_external
+from neutrino.identity.tokens import validate
 
 NOAUTH_PROJECT = "admin"
 
@@ -28,10 +31,8 @@ def authenticate(headers, settings, db) -> Context:
     if not token:
         raise Unauthorized("The request you have made requires authentication.")
     if settings.auth == "keystone":
-        from neutrino.identity.tokens import validate
         ctx = validate(db, token)
     elif settings.auth == "external":
-        from neutrino.identity.external import validate_external
         ctx = validate_external(settings, token)
     else:
         ctx = None
