@@ -75,11 +75,11 @@ def test_second_sync_changes_nothing(lab):
     r["routes"] = [{"destination": "192.168.7.0/24", "nexthop": "10.0.0.254"}]
     assert lab.sync(r).changed
     ns = names.qrouter(r["id"])
-    before = {t: iptables.save(t, ns) for t in ("nat", "filter")}
+    before = {t: iptables.parse(iptables.save(t, ns)) for t in ("nat", "filter")}    # rules, not the timestamp
     result = lab.sync(r)
     assert not result.changed
     assert result.floatingips == {r["floating_ips"][0]["id"]: True}
-    assert {t: iptables.save(t, ns) for t in ("nat", "filter")} == before
+    assert {t: iptables.parse(iptables.save(t, ns)) for t in ("nat", "filter")} == before
 
 
 def test_east_west_without_nat(lab):
