@@ -87,26 +87,38 @@ ENV = {"state_dir": "NEUTRINO_STATE_DIR", "db_url": "NEUTRINO_DB_URL", "admin_pa
        "log_format": "NEUTRINO_LOG_FORMAT", "quotas": "NEUTRINO_QUOTAS"}
 
 
-def load(config_file: str | None = None, **overrides) -> Settings:
-    """Build Settings: file values, then environment variables, then non-None overrides (flags)."""
+def layered(cls, config_file: str | None, section: str, env: dict[str, str], overrides: dict,
+            error: type[Exception] = ValueError) -> dict:
+    """The values of a settings dataclass, each layer over the one before: a YAML file (its `section` mapping, or
+    the whole file; `-` in names read as `_`), environment variables (`env`: field -> variable), then overrides that
+    are not None (flags). Every name must be a field of cls; int and float fields are converted. The server's and
+    the agent's settings both load this way."""
     values: dict = {}
     if config_file:
         with open(config_file) as f:
             data = yaml.safe_load(f) or {}
-        values.update((data.get("server") or data))
-    for name, var in ENV.items():
+        if not isinstance(data, dict):
+            raise error(f"{config_file}: expected a mapping of settings")
+        values.update({str(k).replace("-", "_"): v for k, v in (data.get(section) or data).items()})
+    for name, var in env.items():
         if os.environ.get(var):
             values[name] = os.environ[var]
     values.update({k: v for k, v in overrides.items() if v is not None})
-    known = {f.name for f in fields(Settings)}
-    unknown = set(values) - known
+    unknown = set(values) - {f.name for f in fields(cls)}
     if unknown:
-        raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        raise error(f"unknown {section} settings: {', '.join(sorted(unknown))}")
+    for f in fields(cls):
+        if f.name in values and f.type in ("int", "float") and values[f.name] is not None:
+            values[f.name] = int(values[f.name]) if f.type == "int" else float(values[f.name])
+    return values
+
+
+def load(config_file: str | None = None, **overrides) -> Settings:
+    """Build Settings: file values (the `server:` section or the whole file), then environment variables, then
+    non-None overrides (flags)."""
+    values = layered(Settings, config_file, "server", ENV, overrides)
     if isinstance(values.get("quotas"), str):      # the environment's form: "router=100,floatingip=-1"
         values["quotas"] = dict(item.split("=", 1) for item in values["quotas"].split(",") if "=" in item)
     if "quotas" in values:
         values["quotas"] = {str(k): int(v) for k, v in (values["quotas"] or {}).items()}
-    for f in fields(Settings):
-        if f.name in values and f.type in ("int", "float") and values[f.name] is not None:
-            values[f.name] = int(values[f.name]) if f.type == "int" else float(values[f.name])
     return Settings(**values)

@@ -101,8 +101,19 @@ class DeadlineExceeded(ServiceUnavailable):
 
 
 class KernelError(NeutrinoError):
-    """A kernel or helper-program call failed; raised only by neutrino.lib."""
+    """A kernel or helper-program call failed; raised only by neutrino.lib.
+
+    Callers tell failures apart by these attributes, never by the message text: `errno` is the kernel's error
+    number (a netlink answer, a system call), `returncode` and `stderr` a helper program's exit status and error
+    output; each is None when the failure did not come with one."""
     code = 500
+
+    def __init__(self, message: str = "", detail: str = "", *, errno: int | None = None,
+                 returncode: int | None = None, stderr: str | None = None):
+        super().__init__(message, detail)
+        self.errno = errno
+        self.returncode = returncode
+        self.stderr = stderr
 
 
 def not_found(kind: str, ident: str) -> NotFound:

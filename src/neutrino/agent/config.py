@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass, field, fields
-
-import yaml
+from dataclasses import dataclass, field
 
 from neutrino.agent.driver import HostConfig
-from neutrino.config import state_dir_default
+from neutrino.config import layered, state_dir_default
 from neutrino.errors import NeutrinoError
 from neutrino.lib import ovs as lib_ovs
 
@@ -114,22 +112,8 @@ def _validate(c: AgentConfig) -> None:
 
 
 def load(config_file: str | None = None, **flags) -> AgentConfig:
-    """File values, then environment, then flags that are not None."""
-    values: dict = {}
-    if config_file:
-        with open(config_file) as f:
-            data = yaml.safe_load(f) or {}
-        if not isinstance(data, dict):
-            raise AgentConfigError(f"{config_file}: expected a mapping of settings")
-        values.update({str(k).replace("-", "_"): v for k, v in (data.get("agent") or data).items()})
-    for name, var in ENV.items():
-        if os.environ.get(var):
-            values[name] = os.environ[var]
-    values.update({k: v for k, v in flags.items() if v is not None})
-    known = {f.name for f in fields(AgentConfig)}
-    unknown = set(values) - known
-    if unknown:
-        raise AgentConfigError(f"unknown agent settings: {', '.join(sorted(unknown))}")
+    """File values (the `agent:` section or the whole file), then environment, then flags that are not None."""
+    values = layered(AgentConfig, config_file, "agent", ENV, flags, AgentConfigError)
     values.setdefault("host", "")
     values.setdefault("server", "")
     values["server"] = parse_list(values["server"])
@@ -137,11 +121,6 @@ def load(config_file: str | None = None, **flags) -> AgentConfig:
         values["roles"] = parse_list(values["roles"])
     if "bridge_mappings" in values:
         values["bridge_mappings"] = parse_mappings(values["bridge_mappings"])
-    if "metadata_port" in values:
-        values["metadata_port"] = int(values["metadata_port"])
-    for name in ("report_interval", "resync_interval", "poll_wait"):
-        if name in values:
-            values[name] = float(values[name])
     config = AgentConfig(**values)
     _validate(config)
     config.state_dir = config.state_dir or os.path.join(state_dir_default(), "hosts", config.host)

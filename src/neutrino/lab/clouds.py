@@ -11,7 +11,7 @@ import os
 import yaml
 
 from neutrino.lab.paths import Lab, LabSettings, NoLab
-from neutrino.lab.processes import admin_password
+from neutrino.lab.processes import LabError, admin_password
 
 REGION = "RegionOne"
 CLOUDS = ("admin", "demo")
@@ -53,8 +53,12 @@ def project_cloud(lab: Lab, project_name: str) -> str | None:
 
 def connect(lab: Lab, cloud: str):
     """An openstacksdk Connection for one of the lab's clouds (imported lazily: the SDK is slow to import)."""
-    import openstack.config
-    import openstack.connection
+    try:
+        import openstack.config
+        import openstack.connection
+    except ImportError as e:
+        raise LabError("the lab talks to its servers with openstacksdk, which is not installed: "
+                    "pip install 'neutrino[lab]'") from e
 
     known = sorted(_clouds(lab.require()))
     if cloud not in known:

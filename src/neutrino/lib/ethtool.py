@@ -25,7 +25,7 @@ def _ethtool(sock: socket.socket, dev: str, cmd: int, data: int = 0) -> int:
     try:
         fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
     except OSError as e:
-        raise KernelError(f"ethtool ioctl {cmd:#x} on {dev}: {e}") from e
+        raise KernelError(f"ethtool ioctl {cmd:#x} on {dev}: {e}", errno=e.errno) from e
     return struct.unpack("II", buf.raw[:8])[1]
 
 

@@ -10,22 +10,17 @@ after a plan is applied, so a caller may keep that instead of reading the tables
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import ipaddress
 import json
-import os
 import re
 import socket
 import struct
-import threading
 from dataclasses import dataclass, field
 
 from neutrino.errors import KernelError
-from neutrino.lib import proc
+from neutrino.lib import nsocket, proc
 
-_libc = ctypes.CDLL(None, use_errno=True)
-CLONE_NEWNET = 0x40000000
 _COMMENT = re.compile(r'comment "([^"]*)"$')
 
 
@@ -144,7 +139,8 @@ def read(family: str, name: str, ns: str | None = None) -> Current | None:
     if res.returncode != 0:
         if "No such file" in res.stderr:
             return None
-        raise KernelError(f"nft list table {family} {name}: {res.stderr.strip()}")
+        raise KernelError(f"nft list table {family} {name}: {res.stderr.strip()}", returncode=res.returncode,
+                          stderr=res.stderr)
     objects = []
     for kind in ("sets", "maps"):
         out = json.loads(proc.output(["nft", "-j", "list", kind, family], netns=ns))["nftables"]
@@ -266,27 +262,14 @@ def generation(ns: str | None = None) -> int:
 
 
 def _raw_generation(ns: str | None) -> int:
-    if ns is None:
-        return _generation()
-    out: list = []
-
-    def in_ns() -> None:        # setns in a thread of its own: only that thread moves, and it ends right after
-        try:
-            with open(f"/run/netns/{ns}") as f:
-                if _libc.setns(f.fileno(), CLONE_NEWNET) != 0:
-                    raise KernelError(f"setns {ns}: {os.strerror(ctypes.get_errno())}")
-            out.append(_generation())
-        except Exception as e:                      # noqa: BLE001 - handed to the caller's thread
-            out.append(e)
-    t = threading.Thread(target=in_ns)
-    t.start()
-    t.join()
-    if isinstance(out[0], Exception):
-        raise out[0] if isinstance(out[0], KernelError) else KernelError(f"nftables generation in {ns}: {out[0]}")
-    return out[0]
+    try:
+        return nsocket.in_netns(ns, _generation)
+    except OSError as e:
+        raise KernelError(f"nftables generation in {ns or 'own ns'}: {e}", errno=e.errno) from e
 
 
 def delete_table(family: str, name: str, ns: str | None = None) -> None:
     res = proc.run(["nft", "delete", "table", family, name], netns=ns, check=False)
     if res.returncode != 0 and "No such file" not in res.stderr:
-        raise KernelError(f"nft delete table {family} {name}: {res.stderr.strip()}")
+        raise KernelError(f"nft delete table {family} {name}: {res.stderr.strip()}", returncode=res.returncode,
+                          stderr=res.stderr)

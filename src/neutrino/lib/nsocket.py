@@ -2,30 +2,30 @@
 
 A socket keeps the namespace it was created in, so the agent can serve (metadata) or send (gratuitous ARP) inside
 qrouter-/qdhcp- namespaces without a helper process: a short-lived thread enters the namespace with setns(2)
-(Python 3.11 has no os.setns), creates the socket, and steps back out. Only that thread ever changes namespace.
+(pyroute2's; Python 3.11 has no os.setns), creates the socket, and steps back out. Only that thread ever changes
+namespace.
 """
 from __future__ import annotations
 
-import ctypes
+import errno
 import os
 import socket
 import threading
 from typing import Callable, TypeVar
 
+from pyroute2 import netns as _netns
+
 from neutrino.errors import KernelError
 
 NETNS_DIR = "/run/netns"
-CLONE_NEWNET = 0x40000000
 IP_FREEBIND = 15
 
 T = TypeVar("T")
-_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+    """Move the calling thread into the namespace of an open fd (flags=0: never create one)."""
+    _netns.setns(fd, flags=0)
 
 
 def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
@@ -38,7 +38,7 @@ def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
         try:
             target = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            box["error"] = KernelError(f"network namespace {ns} does not exist")
+            box["error"] = KernelError(f"network namespace {ns} does not exist", errno=errno.ENOENT)
             return
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -74,7 +74,7 @@ def listen_tcp(ns: str | None, host: str, port: int, backlog: int = 128, freebin
             s.listen(backlog)
         except OSError as e:
             s.close()
-            raise KernelError(f"cannot listen on {host}:{port} in {ns or 'own ns'}: {e}") from e
+            raise KernelError(f"cannot listen on {host}:{port} in {ns or 'own ns'}: {e}", errno=e.errno) from e
         return s
     return in_netns(ns, make)
 
@@ -87,6 +87,7 @@ def packet_socket(ns: str | None, dev: str, ethertype: int) -> socket.socket:
             s.bind((dev, ethertype))
         except OSError as e:
             s.close()
-            raise KernelError(f"cannot open a packet socket on {dev} in {ns or 'own ns'}: {e}") from e
+            raise KernelError(f"cannot open a packet socket on {dev} in {ns or 'own ns'}: {e}",
+                              errno=e.errno) from e
         return s
     return in_netns(ns, make)

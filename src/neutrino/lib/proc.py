@@ -29,7 +29,8 @@ def run(argv: list[str], netns: str | None = None, input: str | None = None, che
     full = netns_argv(argv, netns)
     proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode not in ok_codes:
-        raise KernelError(f"{' '.join(full)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise KernelError(f"{' '.join(full)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}",
+                          returncode=proc.returncode, stderr=proc.stderr)
     return proc
 
 
@@ -94,7 +95,7 @@ def spawn(argv: list[str], netns: str | None = None, log: str | None = None, pid
                                  stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
                                  env={**os.environ, **env} if env else None)
     except OSError as e:
-        raise KernelError(f"cannot start {argv[0]}: {e}") from e
+        raise KernelError(f"cannot start {argv[0]}: {e}", errno=e.errno) from e
     finally:
         if log:
             out.close()

@@ -19,7 +19,7 @@ def get(key: str, ns: str | None = None) -> str:
     try:
         return in_netns(ns, read)
     except OSError as e:
-        raise KernelError(f"sysctl {key} in {ns or 'own ns'}: {e}") from e
+        raise KernelError(f"sysctl {key} in {ns or 'own ns'}: {e}", errno=e.errno) from e
 
 
 def ensure(settings: dict[str, str | int], ns: str | None = None) -> bool:
@@ -37,7 +37,7 @@ def ensure(settings: dict[str, str | int], ns: str | None = None) -> bool:
     try:
         return in_netns(ns, apply)
     except OSError as e:
-        raise KernelError(f"sysctl {settings} in {ns or 'own ns'}: {e}") from e
+        raise KernelError(f"sysctl {settings} in {ns or 'own ns'}: {e}", errno=e.errno) from e
 
 
 def no_ipv6(devices: list[str], ns: str | None = None) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from neutrino.errors import KernelError
-from neutrino.lib import proc
+from neutrino.lib import ip, proc
 
 INGRESS = "ffff:"
 LATENCY_MS = 50          # the queue a TBF keeps, as Neutron's linuxbridge QoS driver sets it
@@ -67,19 +67,17 @@ def delete_ingress(dev: str, ns: str | None = None) -> None:
 
 
 def ensure_ifb(name: str, ns: str | None = None) -> None:
-    try:
-        proc.run(["ip", "link", "add", name, "type", "ifb"], netns=ns)
-    except KernelError as e:
-        if "exists" not in str(e):
-            raise
-    proc.run(["ip", "link", "set", name, "up"], netns=ns)
+    """An IFB device, up (over netlink: one that exists already is success)."""
+    ip.ensure_link(name, "ifb", ns)
+
+
+GONE = ("No such file", "Cannot find device", "Cannot find specified qdisc", "handle of zero", "Invalid handle")
 
 
 def _delete(argv: list[str], ns: str | None) -> None:
+    """`tc ... del`: tc exits 2 for every refusal, so what says "nothing there" is its error output."""
     try:
         proc.run(argv, netns=ns)
     except KernelError as e:
-        gone = ("No such file", "Cannot find device", "Cannot find specified qdisc", "handle of zero",
-                "Invalid handle")
-        if not any(g in str(e) for g in gone):
+        if not any(g in (e.stderr or "") for g in GONE):
             raise
