@@ -2,8 +2,7 @@
 
 A socket keeps the namespace it was created in, so the agent can serve (metadata) or send (gratuitous ARP) inside
 qrouter-/qdhcp- namespaces without a helper process: a short-lived thread enters the namespace with setns(2)
-(pyroute2's; Python 3.11 has no os.setns), creates the socket, and steps back out. Only that thread ever changes
-namespace.
+(pyroute2's; Python 3.11 has no os.setns), creates the socket and ends. Only that thread ever changes namespace.
 """
 from __future__ import annotations
 
@@ -34,24 +33,19 @@ def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
         return fn(*args, **kw)
     box: dict = {}
 
-    def runner() -> None:
+    def runner() -> None:           # this thread ends right after fn: it never needs to step back out
         try:
             target = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
             box["error"] = KernelError(f"network namespace {ns} does not exist", errno=errno.ENOENT)
             return
-        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
             _setns(target)
-            try:
-                box["result"] = fn(*args, **kw)
-            finally:
-                _setns(home)
+            box["result"] = fn(*args, **kw)
         except BaseException as e:  # noqa: BLE001 - handed back to the caller's thread
             box["error"] = e
         finally:
             os.close(target)
-            os.close(home)
 
     t = threading.Thread(target=runner, name=f"netns-{ns}", daemon=True)
     t.start()
