@@ -227,7 +227,8 @@ def dhcp_and_l3(hosts: int, fips: int) -> None:
 
 def e2e(l2: str, firewall: str, boots: int = 50) -> None:
     from neutrino.instances import guest, manager
-    from neutrino.lab import hosts, lifecycle
+    from neutrino.lab import hosts
+    from neutrino.seed import lifecycle
     from neutrino.lab.paths import Lab
 
     state = tempfile.mkdtemp(prefix="neutrino-bench-lab-")

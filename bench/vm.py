@@ -19,7 +19,7 @@ import threading
 import time
 
 from neutrino.instances import manager, vm
-from neutrino.lab import lifecycle
+from neutrino.seed import lifecycle
 from neutrino.lab.paths import Lab
 from neutrino.lib import proc, ssh
 

@@ -12,7 +12,7 @@ import pytest
 
 from neutrino.instances.manager import Clouds
 from neutrino.lab import processes
-from neutrino.lab.lifecycle import wait_reachable
+from neutrino.seed.lifecycle import wait_reachable
 from neutrino.lib import ip, postgres
 from labfix import down_leaves_nothing, need, neutrino, running_lab
 

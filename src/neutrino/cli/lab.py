@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
            db: str = typer.Option("sqlite", help="sqlite | postgresql (the lab's own cluster in its state dir)"),
            vm: bool = typer.Option(False, "--vm", help="make vm1 a real QEMU VM (default: a namespace guest)")):
         """Start the server(s), emulated host(s) and agents, and build the seed page's world with vm1 reachable."""
-        from neutrino.lab import lifecycle
+        from neutrino.seed import lifecycle
         if hosts < 1 or hosts > 250:
             raise typer.BadParameter("--hosts must be 1..250")
         if db not in ("sqlite", "postgresql"):
@@ -131,7 +131,7 @@ def register(app: typer.Typer) -> None:
     def down(state_dir: str = STATE_DIR,
              keep_data: bool = typer.Option(False, "--keep-data", help="keep the state dir (database, logs)")):
         """Stop everything the lab started and delete every namespace it made."""
-        from neutrino.lab import lifecycle
+        from neutrino.seed import lifecycle
         lab = Lab(state_dir)
         errors = lifecycle.down(lab, keep_data=keep_data, say=console.print)
         if errors:
@@ -144,7 +144,7 @@ def register(app: typer.Typer) -> None:
                 host: str = typer.Option(None, "--host", help="only this emulated host's agent (default: every host)"),
                 state_dir: str = STATE_DIR):
         """Restart one component of the running lab in place (same ports, state and kernel objects)."""
-        from neutrino.lab import lifecycle
+        from neutrino.seed import lifecycle
         try:
             lifecycle.restart(Lab(state_dir), component, host, say=console.print)
         except (NeutrinoError, OSError) as e:

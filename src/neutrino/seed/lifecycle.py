@@ -23,12 +23,13 @@ from neutrino.agent.l3 import L3Driver
 from neutrino.errors import NeutrinoError
 from neutrino.instances import manager
 from neutrino.lab import hosts as lab_hosts
-from neutrino.lab import processes, topology
+from neutrino.lab import processes
 from neutrino.lab.clouds import write_clouds_yaml
 from neutrino.lab.paths import Lab, LabSettings
 from neutrino.lib import guest as lib_guest
 from neutrino.lib import ip, postgres
 from neutrino.lib import ovs as lib_ovs
+from neutrino.seed import topology
 
 Say = Callable[[str], None]
 
