@@ -1,5 +1,6 @@
-"""Fixtures for DHCP functional tests: a throwaway "host" namespace with a Linux bridge standing in for br-int,
-guests (namespaces with an `eth0` on that bridge) and hand-built DHCP views.
+"""Fixtures for DHCP functional tests: a throwaway "host" namespace whose L2 driver (linuxbridge, or ovs with its
+own daemons) wires the qdhcp- port and the guests (namespaces whose `eth0` is the peer of their tap), and
+hand-built DHCP views.
 
 Everything is named `nt-<8 hex>` (qdhcp- namespaces carry random network ids) and removed at teardown, even when
 the test failed.
@@ -17,9 +18,7 @@ from neutrino.agent.dhcp import DhcpDriver
 from neutrino.agent.driver import HostConfig
 from neutrino.lib import guest, ip, proc
 from neutrino.sync.schema import DhcpHost, DhcpNetwork, Subnet, empty_view
-
-BRIDGE = "br-int"
-
+from netfix_l2 import Host, Namespaces, ViewBuilder, l2_hosts  # noqa: F401 - l2_hosts is a fixture
 
 def rand(prefix: str = "nt-") -> str:
     return prefix + uuid.uuid4().hex[:8]
@@ -72,35 +71,56 @@ def view_of(*nets: DhcpNetwork, host_name: str = "host1") -> dict:
 
 
 class Lab:
-    """A host namespace with br-int, a DhcpDriver working in it, and guests on the bridge."""
+    """A host namespace, a DhcpDriver working in it, and the host's L2 driver wiring its port and the guests'."""
 
-    def __init__(self, tmp_path):
-        self.host_ns = rand()
+    def __init__(self, tmp_path, l2host: Host):
+        self.made = Namespaces()
+        self.l2host = l2host
+        self.host_ns = self.l2host.ns
         self.state_dir = str(tmp_path / "state")
         self.run_dir = str(tmp_path / "run")
         self.guests: list[str] = []
-        ip.ensure_netns(self.host_ns)
-        ip.ensure_bridge(BRIDGE, self.host_ns)
+        self.guest_ports: dict[str, str] = {}         # guest MAC -> its port id
+        self.view = view_of()
+        self.l2 = self.l2host.driver(tunnel_ip=None)
         self.driver = self.new_driver()
 
     def new_driver(self) -> DhcpDriver:
         """A fresh driver object on the same kernel and state dir: what an agent restart gives."""
-        return DhcpDriver(HostConfig(host="host1", state_dir=self.state_dir), host_ns=self.host_ns)
+        config = HostConfig(host="host1", state_dir=self.state_dir, userspace_ovs=self.l2host.userspace_ovs)
+        return DhcpDriver(config, host_ns=self.host_ns)
 
     def sync(self, view: dict):
+        """The agent's order: DHCP first, then L2 plugs its port (and the guests' taps)."""
         res = self.driver.sync(view)
-        for net in view["dhcp"]:       # what the L2 driver does: plug ns-<id> into the network's bridge
-            if ip.link_exists(net["device"], self.host_ns):
-                ip.set_link(net["device"], self.host_ns, master=BRIDGE)
+        self.view = view
+        self.wire()
         return res
 
+    def wire(self) -> None:
+        """The L2 view of the DHCP networks: each network, its DHCP port, and a port for every guest (on the network
+        whose hosts name its MAC, else the first)."""
+        vb = ViewBuilder()
+        nets = self.view["dhcp"]
+        for i, net in enumerate(nets):
+            vb.network("vxlan", 1000 + i, mtu=net["mtu"], net_id=net["network_id"])
+            p = vb.port(net["network_id"], net["fixed_ips"][0]["ip_address"], kind="dhcp", port_id=net["port_id"])
+            p.update(mac_address=net["mac_address"], port_security_enabled=False)
+        for mac_address, port_id in self.guest_ports.items():
+            on = next((n for n in nets if any(h["mac_address"] == mac_address for h in n["hosts"])),
+                      nets[0] if nets else None)
+            if on is not None:
+                p = vb.port(on["network_id"], "0.0.0.0", port_id=port_id)
+                p.update(mac_address=mac_address, port_security_enabled=False)
+        self.l2.sync(vb.view)
+
     def guest(self, mac_address: str) -> str:
-        ns = rand()
+        port_id = str(uuid.uuid4())
+        ns = self.made.add()
         self.guests.append(ns)
-        ip.ensure_netns(ns)
-        host_end = "tg" + ns[3:]
-        ip.ensure_veth(host_end, "eth0", ns=self.host_ns, peer_ns=ns, peer_mac=mac_address)
-        ip.set_link(host_end, self.host_ns, master=BRIDGE)
+        ip.ensure_veth(names.tap(port_id), "eth0", ns=self.host_ns, peer_ns=ns, peer_mac=mac_address)
+        self.guest_ports[mac_address] = port_id
+        self.wire()
         return ns
 
     def guest_run_dir(self, ns: str) -> str:
@@ -111,11 +131,11 @@ class Lab:
             guest.stop_dhcp_client(self.guest_run_dir(ns))
         try:
             self.driver.cleanup()
+            self.l2.cleanup()
         finally:
             for ns in self.guests:
-                ip.delete_netns(ns)
                 guest.remove_netns_etc(ns)
-            ip.delete_netns(self.host_ns)
+            self.made.close()
 
 
 def guest_addresses(ns: str) -> set[str]:
@@ -126,11 +146,11 @@ def guest_sh(ns: str, cmd: str, check: bool = True) -> str:
     return proc.run(["sh", "-c", cmd], netns=ns, check=check).stdout
 
 
-@pytest.fixture
-def lab(tmp_path):
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    lb = Lab(tmp_path)
+@pytest.fixture(params=["linuxbridge"])
+def lab(tmp_path, request, l2_hosts):
+    """A DHCP lab on linuxbridge; a test about traffic runs on every L2 backend with
+    `@pytest.mark.parametrize("lab", BACKENDS, indirect=True)`."""
+    lb = Lab(tmp_path, l2_hosts(request.param))
     try:
         yield lb
     finally:

@@ -10,11 +10,18 @@ import shutil
 import subprocess
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 
+from neutrino import names
+from neutrino.agent.driver import HostConfig
+from neutrino.agent.l2.linuxbridge import LinuxBridgeL2Driver
+from neutrino.agent.l2.ovs import OvsL2Driver
 from neutrino.lib import ip, ovs
 from neutrino.sync.schema import empty_view
+
+BACKENDS = ("ovs", "linuxbridge")
 
 
 def need_root() -> None:
@@ -28,6 +35,48 @@ def rand_name(prefix: str = "nt-") -> str:
 
 def new_id() -> str:
     return str(uuid.uuid4())
+
+
+@dataclass
+class Host:
+    """An emulated host of one L2 backend, and what a test asks of whichever it is."""
+    backend: str
+    ns: str
+    rundir: str | None           # the OVS daemons' (ovs only)
+
+    @property
+    def userspace_ovs(self) -> bool:
+        """Whether namespace-side devices need tx checksum offload off (what HostConfig.userspace_ovs says)."""
+        return self.backend == "ovs" and ovs.datapath_type() == "netdev"
+
+    def driver(self, **kw):
+        if self.backend == "ovs":
+            cfg = HostConfig(host="host1", state_dir=self.rundir, ovs_db=ovs.db_url(self.rundir), **kw)
+            return OvsL2Driver(cfg, netns=self.ns)
+        kw.setdefault("tunnel_ip", "10.255.1.1")
+        return LinuxBridgeL2Driver(HostConfig(host="host1", state_dir="/nonexistent", **kw), netns=self.ns)
+
+    def plugged(self, port: dict) -> bool:
+        """Whether the backend has the port's device wired into its network."""
+        links = ip.links(self.ns)
+        if self.backend == "ovs":
+            ports = subprocess.run(["ovs-vsctl", f"--db={ovs.db_url(self.rundir)}", "list-ports", "br-int"],
+                                   capture_output=True, text=True, check=True).stdout.split()
+            if port["kind"] != "instance":
+                return port["device"] in ports
+            qbr = links.get(names.qbr(port["id"]))
+            return names.qvo(port["id"]) in ports and bool(qbr) and links[port["device"]]["master"] == qbr["index"]
+        dev, brq = links.get(port["device"]), links.get(names.brq(port["network_id"]))
+        return bool(dev and brq and dev["master"] == brq["index"])
+
+    def made(self, port: dict) -> list[str]:
+        """The devices the backend made for this port alone (a Linux bridge is the network's, not the port's)."""
+        pid = port["id"]
+        return [names.qbr(pid), names.qvb(pid), names.qvo(pid)] if self.backend == "ovs" else []
+
+    def made_for(self, port: dict) -> str:
+        """A device the backend made for this port (deleting it behind the agent breaks the port)."""
+        return names.qvb(port["id"]) if self.backend == "ovs" else names.brq(port["network_id"])
 
 
 class Namespaces:
@@ -51,6 +100,10 @@ class Namespaces:
         ovs.start_daemons(rundir, ns)
         return ns, rundir
 
+    def l2_host(self, backend: str) -> Host:
+        """A host namespace for an L2 backend: with its own OVS daemons for ovs, bare for linuxbridge."""
+        return Host("ovs", *self.ovs_host()) if backend == "ovs" else Host(backend, self.add(), None)
+
     def guest(self, host_ns: str, port: dict, cidr: str) -> str:
         """A guest namespace whose eth0 (the port's MAC, address cidr) is the peer of tap<id> in host_ns."""
         g = self.add()
@@ -64,6 +117,23 @@ class Namespaces:
             shutil.rmtree(rundir, ignore_errors=True)
         for name in reversed(self.names):
             ip.delete_netns(name)
+
+
+@pytest.fixture(scope="module")
+def l2_hosts():
+    """Emulated hosts by L2 backend, made on first use and shared by a module's tests (OVS daemons take seconds to
+    start and stop); each test removes what it made in them."""
+    need_root()
+    made, hosts = Namespaces(), {}
+
+    def get(backend: str) -> Host:
+        if backend not in hosts:
+            hosts[backend] = made.l2_host(backend)
+        return hosts[backend]
+    try:
+        yield get
+    finally:
+        made.close()
 
 
 @pytest.fixture
@@ -95,7 +165,6 @@ class ViewBuilder:
 
     def port(self, net_id: str, ip_address: str = "10.0.0.2", kind: str = "instance",
              port_id: str | None = None, admin_state_up: bool = True) -> dict:
-        from neutrino import names
         port_id = port_id or new_id()
         mac = "fa:16:3e:" + ":".join(port_id.replace("-", "")[i:i + 2] for i in (0, 2, 4))
         instance = kind == "instance"

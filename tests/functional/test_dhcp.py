@@ -1,4 +1,5 @@
-"""DHCP driver against the real kernel: qdhcp- namespaces, dnsmasq and busybox udhcpc guests on a Linux bridge."""
+"""DHCP driver against the real kernel: qdhcp- namespaces, dnsmasq and busybox udhcpc guests wired by an L2 driver
+(linuxbridge; the tests of what guests receive run on ovs too)."""
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,12 @@ import pytest
 from neutrino import names
 from neutrino.lib import dnsmasq, guest, ip, proc
 
-from netfix_dhcp import (  # noqa: F401  (lab is a fixture)
-    dhcp_network, guest_addresses, guest_sh, host, lab, subnet, view_of,
+from netfix_dhcp import (  # noqa: F401  (lab and l2_hosts are fixtures)
+    dhcp_network, guest_addresses, guest_sh, host, l2_hosts, lab, subnet, view_of,
 )
+from netfix_l2 import BACKENDS
+
+every_l2 = pytest.mark.parametrize("lab", BACKENDS, indirect=True)
 
 pytestmark = pytest.mark.kernel
 
@@ -56,6 +60,7 @@ def one_net():
     return dhcp_network([s], ["10.0.0.2"], hosts, mtu=1450)
 
 
+@every_l2
 def test_guest_gets_address_route_mtu_and_names(lab, one_net):
     with open("/etc/resolv.conf", "rb") as f:
         host_resolv = hashlib.sha256(f.read()).hexdigest()
@@ -66,7 +71,7 @@ def test_guest_gets_address_route_mtu_and_names(lab, one_net):
     assert ip.addresses(one_net["ns_device"], ns) == {"10.0.0.2/24"}
     assert ip.links(ns)[one_net["ns_device"]]["mac"] == one_net["mac_address"]
     offloads = proc.output(["ethtool", "-k", one_net["ns_device"]], netns=ns)
-    assert "tx-checksumming: on" in offloads          # kept on the kernel paths (off only for userspace OVS)
+    assert f"tx-checksumming: {'off' if lab.l2host.userspace_ovs else 'on'}" in offloads   # on: the kernel paths
 
     g = lab.guest(one_net["hosts"][0]["mac_address"])
     assert guest.dhcp_client(g)
@@ -96,6 +101,7 @@ def test_second_sync_changes_nothing(lab, one_net):
     assert mtimes == {f: os.stat(os.path.join(_net_dir(lab, one_net), f)).st_mtime_ns for f in ("host", "opts")}
 
 
+@every_l2
 def test_second_subnet_and_unknown_mac(lab):
     s1, s2 = subnet("10.0.0.0/24"), subnet("10.1.0.0/24")
     h2 = host(s2, "10.1.0.20")
@@ -113,6 +119,7 @@ def test_second_subnet_and_unknown_mac(lab):
     assert guest_addresses(stranger) == set()
 
 
+@every_l2
 def test_changed_ip_is_renewed_with_one_reload(lab, one_net):
     lab.sync(view_of(one_net))
     h = one_net["hosts"][0]
@@ -218,6 +225,7 @@ def test_subnet_change_restarts_dnsmasq(lab, one_net):
     assert guest_addresses(g) == {"10.2.0.7/24"}
 
 
+@every_l2
 def test_isolated_metadata_route_and_extra_opts(lab):
     s = subnet("10.0.0.0/24")
     h = host(s, "10.0.0.10", extra=[{"opt_name": "ntp-server", "opt_value": "10.0.0.5", "ip_version": 4},

@@ -5,67 +5,22 @@ Backend-only wiring (the seed's `ovs-vsctl` view, VLAN tags, VXLAN between hosts
 test_l2_linuxbridge.py."""
 from __future__ import annotations
 
-import subprocess
-from dataclasses import dataclass
-
 import pytest
 
 from neutrino import names
-from neutrino.agent.driver import HostConfig
-from neutrino.agent.l2.linuxbridge import LinuxBridgeL2Driver
-from neutrino.agent.l2.ovs import OvsL2Driver
-from neutrino.lib import ethtool, ip, ovs
-from netfix_l2 import Namespaces, ViewBuilder, need_root, ping, tcp_transfer
+from neutrino.lib import ethtool, ip
+from netfix_l2 import BACKENDS, Host, Namespaces, ViewBuilder, need_root, ping, tcp_transfer
 
 pytestmark = pytest.mark.kernel
 
 
-@dataclass
-class Host:
-    backend: str
-    ns: str
-    rundir: str | None           # the OVS daemons' (ovs only)
-
-    def driver(self, **kw):
-        if self.backend == "ovs":
-            cfg = HostConfig(host="host1", state_dir=self.rundir, ovs_db=ovs.db_url(self.rundir), **kw)
-            return OvsL2Driver(cfg, netns=self.ns)
-        kw.setdefault("tunnel_ip", "10.255.1.1")
-        return LinuxBridgeL2Driver(HostConfig(host="host1", state_dir="/nonexistent", **kw), netns=self.ns)
-
-    def plugged(self, port: dict) -> bool:
-        """Whether the backend has the port's device wired into its network."""
-        links = ip.links(self.ns)
-        if self.backend == "ovs":
-            ports = subprocess.run(["ovs-vsctl", f"--db={ovs.db_url(self.rundir)}", "list-ports", "br-int"],
-                                   capture_output=True, text=True, check=True).stdout.split()
-            if port["kind"] != "instance":
-                return port["device"] in ports
-            qbr = links.get(names.qbr(port["id"]))
-            return names.qvo(port["id"]) in ports and bool(qbr) and links[port["device"]]["master"] == qbr["index"]
-        dev, brq = links.get(port["device"]), links.get(names.brq(port["network_id"]))
-        return bool(dev and brq and dev["master"] == brq["index"])
-
-    def made(self, port: dict) -> list[str]:
-        """The devices the backend made for this port alone (a Linux bridge is the network's, not the port's)."""
-        pid = port["id"]
-        return [names.qbr(pid), names.qvb(pid), names.qvo(pid)] if self.backend == "ovs" else []
-
-    def made_for(self, port: dict) -> str:
-        """A device the backend made for this port (deleting it behind the agent breaks the port)."""
-        return names.qvb(port["id"]) if self.backend == "ovs" else names.brq(port["network_id"])
-
-
-@pytest.fixture(scope="module", params=["ovs", "linuxbridge"])
+@pytest.fixture(scope="module", params=BACKENDS)
 def host(request):
     """One emulated host per backend, shared by the module's tests of that backend."""
     need_root()
     made = Namespaces()
     try:
-        if request.param == "ovs":
-            yield Host("ovs", *made.ovs_host())
-        else:
-            yield Host("linuxbridge", made.add(), None)
+        yield made.l2_host(request.param)
     finally:
         made.close()
 
