@@ -7,12 +7,14 @@ import time
 
 import pytest
 
-from netfix_l3 import GW_IP, fip, lab, router  # noqa: F401 - lab is a fixture
+from netfix_l2 import BACKENDS
+from netfix_l3 import GW_IP, fip, l2_hosts, lab, router  # noqa: F401 - lab and l2_hosts are fixtures
 from neutrino import names
 from neutrino.errors import KernelError
 from neutrino.lib import arp, ip, iptables, nsocket, proc
 
 pytestmark = pytest.mark.kernel
+every_l2 = pytest.mark.parametrize("lab", BACKENDS, indirect=True)    # tests of traffic through the router
 
 
 def peer_seen(server_ns: str, listen_ip: str, port: int, client_ns: str, dst: str, dport: int | None = None) -> str:
@@ -82,6 +84,7 @@ def test_second_sync_changes_nothing(lab):
     assert {t: iptables.parse(iptables.save(t, ns)) for t in ("nat", "filter")} == before
 
 
+@every_l2
 def test_east_west_without_nat(lab):
     g1 = lab.guest("g1", "private", "10.0.0.3")
     g2 = lab.guest("g2", "private2", "10.0.1.3")
@@ -104,12 +107,14 @@ def test_admin_down_router_plugs_its_ports_but_forwards_nothing(lab):
     assert proc.run(["ping", "-c1", "-W1", "10.0.1.3"], netns=g1, check=False).returncode != 0
 
 
+@every_l2
 def test_default_snat_uses_gateway_ip(lab):
     g1 = lab.guest("g1", "private", "10.0.0.3")
     lab.sync(router())
     assert peer_seen(lab.host, "172.24.4.1", 5003, g1, "172.24.4.1") == GW_IP
 
 
+@every_l2
 def test_floating_ip_in_and_out_then_removed(lab):
     g1 = lab.guest("g1", "private", "10.0.0.3")
     r = router()
@@ -126,6 +131,7 @@ def test_floating_ip_in_and_out_then_removed(lab):
     assert peer_seen(lab.host, "172.24.4.1", 5005, g1, "172.24.4.1") == GW_IP
 
 
+@every_l2
 def test_port_forwarding(lab):
     g2 = lab.guest("g2", "private2", "10.0.1.3")
     r = router()
@@ -137,6 +143,7 @@ def test_port_forwarding(lab):
         peer_seen(g2, "10.0.1.3", 23, lab.host, "172.24.4.30", 23)
 
 
+@every_l2
 def test_metadata_port_only_through_redirect(lab):
     g1 = lab.guest("g1", "private", "10.0.0.3")
     r = router()
@@ -151,10 +158,11 @@ def test_metadata_port_only_through_redirect(lab):
     assert redirected.returncode == 0
 
 
+@every_l2
 def test_new_floating_ip_is_announced_by_gratuitous_arp(lab):
     r = router()
     lab.sync(r)
-    cap = nsocket.packet_socket(lab.host, "br-ext", arp.ETH_P_ARP)
+    cap = nsocket.packet_socket(lab.host, "br-ex", arp.ETH_P_ARP)
     cap.settimeout(2)
     try:
         r["floating_ips"] = [fip("172.24.4.21", "10.0.0.3")]

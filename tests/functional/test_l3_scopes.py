@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from netfix_l3 import GW_IP, fip, lab, router  # noqa: F401 - lab is a fixture
+from netfix_l3 import GW_IP, fip, l2_hosts, lab, router  # noqa: F401 - lab and l2_hosts are fixtures
 from neutrino import names
 from neutrino.lib import iptables, nsocket, proc
 from test_l3 import peer_seen
 
 pytestmark = pytest.mark.kernel
-OUTSIDE = "172.24.4.1"          # br-ext in the host namespace: the upstream router of the external network
+OUTSIDE = "172.24.4.1"          # br-ex in the host namespace: the upstream router of the external network
 
 
 def scope(r: dict, private: str | None, private2: str | None, public: str | None) -> None:

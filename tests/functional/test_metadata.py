@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from netfix_l3 import lab, router, view  # noqa: F401 - lab is a fixture
+from netfix_l3 import l2_hosts, lab, router, view  # noqa: F401 - lab and l2_hosts are fixtures
 from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.metadata import MetadataProxy

@@ -6,7 +6,7 @@ import uuid
 from neutrino import names
 from neutrino.agent import metering
 from neutrino.lib import iptables, proc
-from netfix_l3 import lab, router  # noqa: F401 - lab is a fixture
+from netfix_l3 import l2_hosts, lab, router  # noqa: F401 - lab and l2_hosts are fixtures
 
 COUNT, SIZE = 4, 1000
 IP_BYTES = SIZE + 8 + 20        # ICMP payload + ICMP header + IPv4 header

@@ -349,5 +349,6 @@ def fdb_delete(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
 def detach(name: str, ns: str | None = None) -> None:
     """`ip link set NAME nomaster`: take a device out of its bridge (absent or already free is success)."""
     idx = link_index(name, ns)
-    if idx is not None and sock(ns).get_links(idx)[0].get("IFLA_MASTER"):
+    cur = _call(ns, sock(ns).get_links, idx, ok=(errno.ENODEV,)) if idx is not None else None
+    if cur and cur[0].get("IFLA_MASTER"):         # a device going away meanwhile (its namespace deleted) is free
         _call(ns, sock(ns).link, "set", index=idx, master=0, ok=(errno.ENODEV,))
