@@ -118,7 +118,7 @@ class Lab:
         port_id = str(uuid.uuid4())
         ns = self.made.add()
         self.guests.append(ns)
-        ip.ensure_veth(names.tap(port_id), "eth0", ns=self.host_ns, peer_ns=ns, peer_mac=mac_address)
+        ip.ensure_veth(names.tap(port_id), "eth0", netns=self.host_ns, peer_netns=ns, peer_mac=mac_address)
         self.guest_ports[mac_address] = port_id
         self.wire()
         return ns

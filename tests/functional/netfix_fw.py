@@ -77,9 +77,9 @@ class Host:
         ip.ensure_netns(g)
         br = names.brq(p["network_id"])
         ip.ensure_bridge(br, self.ns)
-        ip.ensure_veth(p["device"], "eth0", ns=self.ns, peer_ns=g, peer_mac=p["mac_address"])
+        ip.ensure_veth(p["device"], "eth0", netns=self.ns, peer_netns=g, peer_mac=p["mac_address"])
         ip.set_link(p["device"], self.ns, master=br)
-        ip.ensure_addresses("eth0", [f"{p['fixed_ips'][0]['ip_address']}/{prefixlen}"], ns=g)
+        ip.ensure_addresses("eth0", [f"{p['fixed_ips'][0]['ip_address']}/{prefixlen}"], netns=g)
         return g
 
     def plug_hybrid(self, p: dict, prefixlen: int = 24) -> str:
@@ -90,12 +90,12 @@ class Host:
         qbr = names.qbr(p["id"])
         ip.ensure_bridge(qbr, self.ns)
         ip.ensure_bridge("br-int", self.ns)
-        ip.ensure_veth(p["device"], "eth0", ns=self.ns, peer_ns=g, peer_mac=p["mac_address"])
+        ip.ensure_veth(p["device"], "eth0", netns=self.ns, peer_netns=g, peer_mac=p["mac_address"])
         ip.set_link(p["device"], self.ns, master=qbr)
-        ip.ensure_veth(names.qvb(p["id"]), names.qvo(p["id"]), ns=self.ns, peer_ns=self.ns)
+        ip.ensure_veth(names.qvb(p["id"]), names.qvo(p["id"]), netns=self.ns, peer_netns=self.ns)
         ip.set_link(names.qvb(p["id"]), self.ns, master=qbr)
         ip.set_link(names.qvo(p["id"]), self.ns, master="br-int")
-        ip.ensure_addresses("eth0", [f"{p['fixed_ips'][0]['ip_address']}/{prefixlen}"], ns=g)
+        ip.ensure_addresses("eth0", [f"{p['fixed_ips'][0]['ip_address']}/{prefixlen}"], netns=g)
         return g
 
     def exec(self, g: str, argv: list[str], **kw) -> subprocess.CompletedProcess:

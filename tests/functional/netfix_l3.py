@@ -91,7 +91,7 @@ class Lab:
         self.namespaces.append(ns)
         ip.ensure_netns(ns)
         port = {"port_id": str(uuid.uuid4()), "network_id": network, "mac_address": mac(), "address": address}
-        ip.ensure_veth(names.tap(port["port_id"]), "eth0", ns=self.host, peer_ns=ns, peer_mac=port["mac_address"])
+        ip.ensure_veth(names.tap(port["port_id"]), "eth0", netns=self.host, peer_netns=ns, peer_mac=port["mac_address"])
         plen = NETS[network]["cidr"].split("/")[1]
         ip.ensure_addresses("eth0", [f"{address}/{plen}"], ns)
         ip.ensure_route("default", ns, gateway=NETS[network]["gw"])

@@ -251,7 +251,7 @@ def test_nat_throughput_against_bare_veth(lab):
     lab.namespaces += [a, b]
     ip.ensure_netns(a)
     ip.ensure_netns(b)
-    ip.ensure_veth("eth0", "eth0", ns=a, peer_ns=b)
+    ip.ensure_veth("eth0", "eth0", netns=a, peer_netns=b)
     ip.ensure_addresses("eth0", ["192.0.2.1/24"], a)
     ip.ensure_addresses("eth0", ["192.0.2.2/24"], b)
     bare = iperf(b, "192.0.2.2", a, "192.0.2.2")

@@ -116,7 +116,7 @@ def test_isolated_network_served_from_qdhcp(lab, upstream, proxy):
     lab.namespaces.append(guest)
     ip.ensure_netns(dhcp_ns)
     ip.ensure_netns(guest)
-    ip.ensure_veth("tapdhcp", "eth0", ns=dhcp_ns, peer_ns=guest)
+    ip.ensure_veth("tapdhcp", "eth0", netns=dhcp_ns, peer_netns=guest)
     ip.ensure_addresses("eth0", ["10.0.2.3/24"], guest)
     ip.ensure_route("169.254.169.254/32", guest, gateway="10.0.2.2")
     dhcp = {"network_id": net, "isolated_metadata": True}

@@ -180,7 +180,7 @@ def test_changed_view_runs_the_drivers_of_its_changed_parts_and_reports_at_once(
 def test_a_port_waiting_for_its_device_runs_the_drivers_as_soon_as_it_appears(monkeypatch):
     from neutrino.lib import ip
     present: set[str] = set()
-    monkeypatch.setattr(ip, "link_exists", lambda dev, ns=None: dev in present)
+    monkeypatch.setattr(ip, "link_exists", lambda dev, netns=None: dev in present)
     agent, server, _, log, clock = make_agent(watch_devices=True)
     agent.step()
     assert agent._awaited() == ["tapp1"]
@@ -199,7 +199,7 @@ def test_an_announced_device_is_wired_and_reported_by_the_device_thread(monkeypa
     an unrelated link runs nothing."""
     from neutrino.lib import ip
     present: set[str] = set()
-    monkeypatch.setattr(ip, "link_exists", lambda dev, ns=None: dev in present)
+    monkeypatch.setattr(ip, "link_exists", lambda dev, netns=None: dev in present)
     agent, server, _, log, _ = make_agent(watch_devices=True)
     agent.step()
     announced = [{"eth9"}, {"tapp1"}]

@@ -310,7 +310,7 @@ class DhcpDriver:
         cur = inside.get(tap) or {}
         if cur.get("mtu") != net["mtu"] or (cur.get("mac") or "").lower() != net["mac_address"].lower():
             changed = True
-        ip.ensure_veth(dev, tap, ns=self.host_ns, peer_ns=ns, mtu=net["mtu"], peer_mac=net["mac_address"])
+        ip.ensure_veth(dev, tap, netns=self.host_ns, peer_netns=ns, mtu=net["mtu"], peer_mac=net["mac_address"])
         if self.config.userspace_ovs:
             changed |= bool(ethtool.tx_off(tap, ns))
         changed |= ip.ensure_addresses(tap, _tap_addresses(net), ns)

@@ -205,9 +205,9 @@ class L3Driver:
             changed |= self._sync_port(ns, p, extra)
             result.ports[p["port_id"]] = True
         changed |= self._sync_routes(ns, router)
-        changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, ns=ns))
-        changed |= bool(iptables.apply(filter_table(metadata_port, router), PREFIX, ns=ns))
-        changed |= bool(iptables.apply(l3_scopes.mangle_table(router), PREFIX, ns=ns))
+        changed |= bool(iptables.apply(nat_table(router, metadata_port), PREFIX, netns=ns))
+        changed |= bool(iptables.apply(filter_table(metadata_port, router), PREFIX, netns=ns))
+        changed |= bool(iptables.apply(l3_scopes.mangle_table(router), PREFIX, netns=ns))
         changed |= self._sync_metering(ns, router)
         for fip in router.get("floating_ips", []):
             result.floatingips[fip["id"]] = gw is not None and router.get("admin_state_up", True)
@@ -220,7 +220,7 @@ class L3Driver:
             return False
         changed = False
         for version, table in metering.tables(router).items():
-            changed |= bool(iptables.apply(table, metering.PREFIX, ns=ns, ipv=version))
+            changed |= bool(iptables.apply(table, metering.PREFIX, netns=ns, ipv=version))
         if bare:
             self.unmetered.add(router["id"])
         else:
@@ -239,7 +239,7 @@ class L3Driver:
         created = not ip.link_exists(dev, ns)
         if created and ip.link_exists(host_dev, self.host_ns):
             ip.delete_link(host_dev, self.host_ns)      # a leftover end whose peer is gone
-        ip.ensure_veth(host_dev, dev, ns=self.host_ns, peer_ns=ns, mtu=port.get("mtu"),
+        ip.ensure_veth(host_dev, dev, netns=self.host_ns, peer_netns=ns, mtu=port.get("mtu"),
                        peer_mac=port["mac_address"])
         if created and self.config.userspace_ovs:
             ethtool.tx_off(dev, ns)

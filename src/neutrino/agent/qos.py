@@ -96,7 +96,7 @@ class QosDriver:
         if table.chains:      # marking happens on bridged packets: br_netfilter must hand them to iptables
             changed |= sysctl.ensure(BRIDGE_NF, self.ns)
         for version in (4, 6):
-            changed |= bool(iptables.apply(table, PREFIX, ns=self.ns, ipv=version))
+            changed |= bool(iptables.apply(table, PREFIX, netns=self.ns, ipv=version))
         result.changed = changed
         self.bare = not want
         return result
@@ -150,4 +150,4 @@ class QosDriver:
         self.bare = False
         self._unshape([], ip.links(self.ns), tc.qdiscs(self.ns))
         for version in (4, 6):
-            iptables.remove_all("mangle", PREFIX, ns=self.ns, ipv=version)
+            iptables.remove_all("mangle", PREFIX, netns=self.ns, ipv=version)

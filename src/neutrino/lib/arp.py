@@ -22,12 +22,12 @@ def frame(mac: bytes, ip: str) -> bytes:
     return eth + arp
 
 
-def gratuitous_arp(dev: str, ips: list[str], ns: str | None = None, count: int = 1) -> int:
+def gratuitous_arp(dev: str, ips: list[str], netns: str | None = None, count: int = 1) -> int:
     """Announce each IPv4 address of `ips` on dev `count` times; returns the number of frames sent."""
     v4 = [ip for ip in ips if ipaddress.ip_address(ip).version == 4]
     if not v4:
         return 0
-    s = packet_socket(ns, dev, ETH_P_ARP)
+    s = packet_socket(netns, dev, ETH_P_ARP)
     sent = 0
     try:
         mac = s.getsockname()[4]

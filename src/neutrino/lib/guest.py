@@ -21,9 +21,9 @@ NETNS_ETC = "/etc/netns"
 SCRIPT = "udhcpc.sh"
 
 
-def resolv_conf(ns: str) -> str:
+def resolv_conf(netns: str) -> str:
     """The guest's resolv.conf, created empty when missing (ip netns exec bind-mounts only files that exist)."""
-    d = os.path.join(NETNS_ETC, ns)
+    d = os.path.join(NETNS_ETC, netns)
     os.makedirs(d, exist_ok=True)
     path = os.path.join(d, "resolv.conf")
     if not os.path.exists(path):
@@ -31,9 +31,9 @@ def resolv_conf(ns: str) -> str:
     return path
 
 
-def remove_netns_etc(ns: str) -> None:
+def remove_netns_etc(netns: str) -> None:
     """Remove /etc/netns/<ns> (call after the guest namespace is gone)."""
-    shutil.rmtree(os.path.join(NETNS_ETC, ns), ignore_errors=True)
+    shutil.rmtree(os.path.join(NETNS_ETC, netns), ignore_errors=True)
 
 
 def script_path() -> str:
@@ -50,15 +50,15 @@ def script_path() -> str:
     return copy
 
 
-def _argv(ns: str, dev: str, tries: int) -> list[str]:
-    return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(ns)}", "busybox", "udhcpc", "-i", dev, "-s", script_path(),
+def _argv(netns: str, dev: str, tries: int) -> list[str]:
+    return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(netns)}", "busybox", "udhcpc", "-i", dev, "-s", script_path(),
             "-t", str(tries), "-T", "1", "-A", "1", "-O", "mtu", "-O", "staticroutes"]
 
 
-def dhcp_client(ns: str, dev: str = "eth0", timeout: float = 5) -> bool:
+def dhcp_client(netns: str, dev: str = "eth0", timeout: float = 5) -> bool:
     """Get a lease now and exit (udhcpc -n -q -f); True when the guest got one and is configured."""
     tries = max(1, int(timeout))
-    res = proc.run(_argv(ns, dev, tries) + ["-n", "-q", "-f"], netns=ns, check=False, timeout=timeout + 10)
+    res = proc.run(_argv(netns, dev, tries) + ["-n", "-q", "-f"], netns=netns, check=False, timeout=timeout + 10)
     return res.returncode == 0
 
 
@@ -75,18 +75,18 @@ def client_pid(run_dir: str, dev: str = "eth0") -> int | None:
     return pid if "udhcpc" in argv and _pid_file(run_dir, dev) in argv else None
 
 
-def start_dhcp_client(ns: str, run_dir: str, dev: str = "eth0", timeout: float = 5) -> int:
+def start_dhcp_client(netns: str, run_dir: str, dev: str = "eth0", timeout: float = 5) -> int:
     """A background client that keeps renewing; its pid once it holds a lease or, after timeout, keeps trying."""
     pid = client_pid(run_dir, dev)
     if pid:
         return pid
     os.makedirs(run_dir, exist_ok=True)
-    argv = _argv(ns, dev, max(1, int(timeout))) + ["-b", "-p", _pid_file(run_dir, dev)]
-    proc.run(argv, netns=ns, timeout=timeout + 10)
+    argv = _argv(netns, dev, max(1, int(timeout))) + ["-b", "-p", _pid_file(run_dir, dev)]
+    proc.run(argv, netns=netns, timeout=timeout + 10)
     deadline = time.monotonic() + 2
     while (pid := client_pid(run_dir, dev)) is None:
         if time.monotonic() > deadline:
-            raise KernelError(f"udhcpc in {ns} did not start")
+            raise KernelError(f"udhcpc in {netns} did not start")
         time.sleep(0.02)
     return pid
 

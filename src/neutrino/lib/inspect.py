@@ -15,27 +15,27 @@ from neutrino.errors import KernelError
 from neutrino.lib import ip, proc, tc
 
 
-def _links(ns: str | None) -> dict[str, dict]:
+def _links(netns: str | None) -> dict[str, dict]:
     """name -> {kind, master (name), up, mac, mtu, addresses} of every link of a namespace."""
-    raw = ip.links(ns)
+    raw = ip.links(netns)
     by_index = {v["index"]: k for k, v in raw.items()}
     return {name: {"kind": v["kind"], "master": by_index.get(v["master"]), "up": v["up"], "mac": v["mac"],
-                   "mtu": v["mtu"], "addresses": sorted(ip.addresses(name, ns))}
+                   "mtu": v["mtu"], "addresses": sorted(ip.addresses(name, netns))}
             for name, v in raw.items()}
 
 
-def _routes(ns: str | None) -> list[dict]:
-    return [{k: r[k] for k in ("dst", "gateway", "dev")} for r in ip.routes(ns, 4)]
+def _routes(netns: str | None) -> list[dict]:
+    return [{k: r[k] for k in ("dst", "gateway", "dev")} for r in ip.routes(netns, 4)]
 
 
-def _save(table: str, ns: str | None) -> str:
-    return proc.output(["iptables-save", "-c", "-t", table], netns=ns)
+def _save(table: str, netns: str | None) -> str:
+    return proc.output(["iptables-save", "-c", "-t", table], netns=netns)
 
 
-def _ipsets(ns: str | None) -> dict[str, list[str]]:
+def _ipsets(netns: str | None) -> dict[str, list[str]]:
     """Every ipset of the namespace with its members, as `ipset save` prints them."""
     sets: dict[str, list[str]] = {}
-    for line in proc.output(["ipset", "save"], netns=ns).splitlines():
+    for line in proc.output(["ipset", "save"], netns=netns).splitlines():
         w = line.split()
         if len(w) >= 2 and w[0] == "create":
             sets[w[1]] = []
@@ -96,22 +96,22 @@ def _ofport(v) -> int | None:
     return v if isinstance(v, int) and v > 0 else None
 
 
-def _namespace(ns: str, tables: tuple[str, ...]) -> dict:
-    if not ip.netns_exists(ns):
-        return {"ns": ns, "exists": False}
-    return {"ns": ns, "exists": True, "links": _links(ns), "routes": _routes(ns),
-            "iptables": {t: _save(t, ns) for t in tables}}
+def _namespace(netns: str, tables: tuple[str, ...]) -> dict:
+    if not ip.netns_exists(netns):
+        return {"ns": netns, "exists": False}
+    return {"ns": netns, "exists": True, "links": _links(netns), "routes": _routes(netns),
+            "iptables": {t: _save(t, netns) for t in tables}}
 
 
-def _pids(ns: str) -> list[int]:
-    out = proc.run(["ip", "netns", "pids", ns], check=False).stdout
+def _pids(netns: str) -> list[int]:
+    out = proc.run(["ip", "netns", "pids", netns], check=False).stdout
     return [int(p) for p in out.split() if p.isdigit()]
 
 
-def _dnsmasq(ns: str) -> list[dict]:
-    """The dnsmasq processes inside ns: pid, argv and the static hosts file they read."""
+def _dnsmasq(netns: str) -> list[dict]:
+    """The dnsmasq processes inside netns: pid, argv and the static hosts file they read."""
     found = []
-    for pid in _pids(ns):
+    for pid in _pids(netns):
         argv = proc.cmdline(pid)
         if not argv or os.path.basename(argv[0]) != "dnsmasq":
             continue
@@ -127,12 +127,12 @@ def _dnsmasq(ns: str) -> list[dict]:
     return found
 
 
-def snapshot(host_ns: str | None, ovs_rundir: str | None, routers: list[str], networks: list[str]) -> dict:
+def snapshot(netns: str | None, ovs_rundir: str | None, routers: list[str], networks: list[str]) -> dict:
     """What the kernel of one host realizes: host links/routes/iptables/ipsets/OVS, and the qrouter- namespaces of
     `routers` and qdhcp- namespaces of `networks` (only those: namespace names are global on a lab machine)."""
-    snap = {"host_ns": host_ns, "namespaces": ip.list_netns(), "links": _links(host_ns), "routes": _routes(host_ns),
-            "iptables": {t: _save(t, host_ns) for t in ("filter", "raw", "mangle")}, "ipsets": _ipsets(host_ns),
-            "qdiscs": tc.qdiscs(host_ns),
+    snap = {"host_ns": netns, "namespaces": ip.list_netns(), "links": _links(netns), "routes": _routes(netns),
+            "iptables": {t: _save(t, netns) for t in ("filter", "raw", "mangle")}, "ipsets": _ipsets(netns),
+            "qdiscs": tc.qdiscs(netns),
             "ovs": _ovs(ovs_rundir), "routers": {}, "dhcp": {}}
     for rid in routers:
         snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter", "mangle"))
@@ -144,14 +144,14 @@ def snapshot(host_ns: str | None, ovs_rundir: str | None, routers: list[str], ne
     return snap
 
 
-def route_get(ns: str | None, dst: str, src: str | None = None, iif: str | None = None) -> dict:
+def route_get(netns: str | None, dst: str, src: str | None = None, iif: str | None = None) -> dict:
     """The kernel's routing decision for one packet: {'dev', 'gateway', 'type'} or {'error': message}."""
     argv = ["ip", "-j", "route", "get", dst]
     if src:
         argv += ["from", src]
     if iif:
         argv += ["iif", iif]
-    res = proc.run(argv, netns=ns, check=False)
+    res = proc.run(argv, netns=netns, check=False)
     if res.returncode != 0:
         return {"error": res.stderr.strip() or f"ip route get exited {res.returncode}"}
     try:

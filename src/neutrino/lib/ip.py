@@ -27,21 +27,21 @@ _sockets: dict[str | None, IPRoute | NetNS] = {}
 _lock = threading.RLock()
 
 
-def sock(ns: str | None = None):
+def sock(netns: str | None = None):
     """The cached netlink socket of a namespace (None = this process's own)."""
     with _lock:
-        s = _sockets.get(ns)
+        s = _sockets.get(netns)
         if s is None:
-            if ns is not None and not netns_exists(ns):
-                raise KernelError(f"network namespace {ns} does not exist", errno=errno.ENOENT)
-            s = NetNS(ns) if ns else IPRoute()
-            _sockets[ns] = s
+            if netns is not None and not netns_exists(netns):
+                raise KernelError(f"network namespace {netns} does not exist", errno=errno.ENOENT)
+            s = NetNS(netns) if netns else IPRoute()
+            _sockets[netns] = s
         return s
 
 
-def _forget(ns: str | None) -> None:
+def _forget(netns: str | None) -> None:
     with _lock:
-        s = _sockets.pop(ns, None)
+        s = _sockets.pop(netns, None)
     if s is not None:
         try:
             s.close()
@@ -49,21 +49,21 @@ def _forget(ns: str | None) -> None:
             pass
 
 
-def _call(ns, fn, *args, ok=(), **kw):
+def _call(netns, fn, *args, ok=(), **kw):
     try:
         return fn(*args, **kw)
     except NetlinkError as e:
         if e.code in ok:
             return None
-        raise KernelError(f"netlink {getattr(fn, '__name__', fn)} {args} {kw} in {ns or 'own ns'}: {e}",
+        raise KernelError(f"netlink {getattr(fn, '__name__', fn)} {args} {kw} in {netns or 'own ns'}: {e}",
                           errno=e.code) from e
 
 
-def batch(commands: list[str], ns: str | None = None, force: bool = False) -> None:
+def batch(commands: list[str], netns: str | None = None, force: bool = False) -> None:
     """Many `ip` commands in one process (`ip -batch`, ~1000 veth pairs/s); with force, a failing command does not
     stop the rest (the error is still raised at the end)."""
     if commands:
-        proc.run(["ip", *(["-n", ns] if ns else []), *(["-force"] if force else []), "-batch", "-"],
+        proc.run(["ip", *(["-n", netns] if netns else []), *(["-force"] if force else []), "-batch", "-"],
                  input="\n".join(commands) + "\n")
 
 
@@ -134,23 +134,23 @@ class LinkEvents:
         self._sock.close()
 
 
-def link_index(name: str, ns: str | None = None) -> int | None:
-    found = sock(ns).link_lookup(ifname=name)
+def link_index(name: str, netns: str | None = None) -> int | None:
+    found = sock(netns).link_lookup(ifname=name)
     return found[0] if found else None
 
 
-def link_exists(name: str, ns: str | None = None) -> bool:
-    return link_index(name, ns) is not None
+def link_exists(name: str, netns: str | None = None) -> bool:
+    return link_index(name, netns) is not None
 
 
-def links(ns: str | None = None) -> dict[str, dict]:
+def links(netns: str | None = None) -> dict[str, dict]:
     """name -> {index, kind, master (index), state, up, mtu, mac} for every link of a namespace.
 
     One `ip -j -d link show` process: 14x faster than parsing pyroute2 messages once a host has thousands of links
     (2000 links: 0.04 s against 0.55 s), and every resync starts with this dump."""
-    if ns is not None and not netns_exists(ns):
-        raise KernelError(f"network namespace {ns} does not exist", errno=errno.ENOENT)
-    raw = json.loads(proc.output(["ip", *(["-n", ns] if ns else []), "-j", "-d", "link", "show"]) or "[]")
+    if netns is not None and not netns_exists(netns):
+        raise KernelError(f"network namespace {netns} does not exist", errno=errno.ENOENT)
+    raw = json.loads(proc.output(["ip", *(["-n", netns] if netns else []), "-j", "-d", "link", "show"]) or "[]")
     index = {x["ifname"]: x["ifindex"] for x in raw}
     return {x["ifname"]: {
         "index": x["ifindex"],
@@ -163,137 +163,138 @@ def links(ns: str | None = None) -> dict[str, dict]:
     } for x in raw}
 
 
-def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None = None,
+def ensure_veth(name: str, peer: str, netns: str | None = None, peer_netns: str | None = None,
                 mtu: int | None = None, peer_mac: str | None = None) -> None:
-    """A veth pair `name` (in ns) <-> `peer` (in peer_ns), created directly in place, both ends up."""
-    if not link_exists(name, ns):
+    """A veth pair `name` (in netns) <-> `peer` (in peer_netns), created directly in place, both ends up."""
+    if not link_exists(name, netns):
         peer_spec: dict = {"ifname": peer}
-        if peer_ns != ns:
-            peer_spec["net_ns_fd"] = os.path.join(NETNS_DIR, peer_ns) if peer_ns else f"/proc/{os.getpid()}/ns/net"
+        if peer_netns != netns:
+            own = f"/proc/{os.getpid()}/ns/net"
+            peer_spec["net_ns_fd"] = os.path.join(NETNS_DIR, peer_netns) if peer_netns else own
         if mtu:
             peer_spec["mtu"] = mtu
         if peer_mac:
             peer_spec["address"] = peer_mac
         kw = {"mtu": mtu} if mtu else {}
-        _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
-    set_link(name, ns, mtu=mtu, up=True)
-    set_link(peer, peer_ns, mtu=mtu, mac=peer_mac, up=True)
+        _call(netns, sock(netns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
+    set_link(name, netns, mtu=mtu, up=True)
+    set_link(peer, peer_netns, mtu=mtu, mac=peer_mac, up=True)
 
 
-def ensure_bridge(name: str, ns: str | None = None, mtu: int | None = None) -> None:
-    if not link_exists(name, ns):
-        _call(ns, sock(ns).link, "add", ifname=name, kind="bridge", ok=(errno.EEXIST,))
-    set_link(name, ns, mtu=mtu, up=True)
+def ensure_bridge(name: str, netns: str | None = None, mtu: int | None = None) -> None:
+    if not link_exists(name, netns):
+        _call(netns, sock(netns).link, "add", ifname=name, kind="bridge", ok=(errno.EEXIST,))
+    set_link(name, netns, mtu=mtu, up=True)
 
 
-def ensure_link(name: str, kind: str, ns: str | None = None) -> None:
+def ensure_link(name: str, kind: str, netns: str | None = None) -> None:
     """A device of a kind that needs no options (e.g. `ifb`, `dummy`), up."""
-    if not link_exists(name, ns):
-        _call(ns, sock(ns).link, "add", ifname=name, kind=kind, ok=(errno.EEXIST,))
-    set_link(name, ns, up=True)
+    if not link_exists(name, netns):
+        _call(netns, sock(netns).link, "add", ifname=name, kind=kind, ok=(errno.EEXIST,))
+    set_link(name, netns, up=True)
 
 
-def ensure_vxlan(name: str, vni: int, local: str, ns: str | None = None, dev: str | None = None,
+def ensure_vxlan(name: str, vni: int, local: str, netns: str | None = None, dev: str | None = None,
                  port: int = 4789, mtu: int | None = None) -> None:
     """A kernel VXLAN device without multicast: peers come from FDB entries (l2population)."""
-    if not link_exists(name, ns):
+    if not link_exists(name, netns):
         kw = {"vxlan_id": vni, "vxlan_local": local, "vxlan_port": port, "vxlan_learning": 0}
         if dev:
-            kw["vxlan_link"] = link_index(dev, ns)
-        _call(ns, sock(ns).link, "add", ifname=name, kind="vxlan", ok=(errno.EEXIST,), **kw)
-    set_link(name, ns, mtu=mtu, up=True)
+            kw["vxlan_link"] = link_index(dev, netns)
+        _call(netns, sock(netns).link, "add", ifname=name, kind="vxlan", ok=(errno.EEXIST,), **kw)
+    set_link(name, netns, mtu=mtu, up=True)
 
 
-def ensure_tap(name: str, ns: str | None = None, mtu: int | None = None) -> None:
+def ensure_tap(name: str, netns: str | None = None, mtu: int | None = None) -> None:
     """A persistent TAP device (IFF_TAP, no packet info, as `ip tuntap add NAME mode tap`) for a VM to attach to
     (qemu `-netdev tap,ifname=NAME`), up; its own MAC is left alone (the VM owns the port's MAC)."""
-    if not link_exists(name, ns):
-        _call(ns, sock(ns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
+    if not link_exists(name, netns):
+        _call(netns, sock(netns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
               ok=(errno.EEXIST,))
-    set_link(name, ns, mtu=mtu, up=True)
+    set_link(name, netns, mtu=mtu, up=True)
 
 
-def set_link(name: str, ns: str | None = None, mtu: int | None = None, mac: str | None = None,
+def set_link(name: str, netns: str | None = None, mtu: int | None = None, mac: str | None = None,
              master: str | None = None, up: bool | None = None) -> None:
     """Set only what differs from the link's current state."""
-    idx = link_index(name, ns)
+    idx = link_index(name, netns)
     if idx is None:
-        raise KernelError(f"no link {name} in {ns or 'own ns'}", errno=errno.ENODEV)
-    cur = sock(ns).get_links(idx)[0]
+        raise KernelError(f"no link {name} in {netns or 'own ns'}", errno=errno.ENODEV)
+    cur = sock(netns).get_links(idx)[0]
     kw: dict = {}
     if mtu and cur.get("IFLA_MTU") != mtu:
         kw["mtu"] = mtu
     if mac and (cur.get("IFLA_ADDRESS") or "").lower() != mac.lower():
         kw["address"] = mac
     if master is not None:
-        midx = link_index(master, ns)
+        midx = link_index(master, netns)
         if midx is None:
-            raise KernelError(f"no master {master} in {ns or 'own ns'}", errno=errno.ENODEV)
+            raise KernelError(f"no master {master} in {netns or 'own ns'}", errno=errno.ENODEV)
         if cur.get("IFLA_MASTER") != midx:
             kw["master"] = midx
     if kw:
-        _call(ns, sock(ns).link, "set", index=idx, **kw)
+        _call(netns, sock(netns).link, "set", index=idx, **kw)
     if up is not None and bool(cur["flags"] & 1) != up:
-        _call(ns, sock(ns).link, "set", index=idx, state="up" if up else "down")
+        _call(netns, sock(netns).link, "set", index=idx, state="up" if up else "down")
 
 
-def set_up(name: str, ns: str | None = None) -> None:
-    set_link(name, ns, up=True)
+def set_up(name: str, netns: str | None = None) -> None:
+    set_link(name, netns, up=True)
 
 
-def delete_link(name: str, ns: str | None = None) -> None:
-    if ns is not None and not netns_exists(ns):
+def delete_link(name: str, netns: str | None = None) -> None:
+    if netns is not None and not netns_exists(netns):
         return
-    idx = link_index(name, ns)
+    idx = link_index(name, netns)
     if idx is not None:
-        _call(ns, sock(ns).link, "del", index=idx, ok=(errno.ENODEV, errno.ENOENT))
+        _call(netns, sock(netns).link, "del", index=idx, ok=(errno.ENODEV, errno.ENOENT))
 
 
 # --- addresses ----------------------------------------------------------------------------------------------------
 
-def addresses(dev: str, ns: str | None = None) -> set[str]:
+def addresses(dev: str, netns: str | None = None) -> set[str]:
     """The addresses of a device as 'ip/prefixlen' strings (link-local IPv6 left out)."""
-    idx = link_index(dev, ns)
+    idx = link_index(dev, netns)
     if idx is None:
         return set()
     out = set()
-    for a in sock(ns).get_addr(index=idx):
+    for a in sock(netns).get_addr(index=idx):
         ip = a.get("IFA_ADDRESS")
         if ip and not ip.startswith("fe80:"):
             out.add(f"{ip}/{a['prefixlen']}")
     return out
 
 
-def ensure_addresses(dev: str, wanted: list[str] | set[str], ns: str | None = None, exclusive: bool = True) -> bool:
+def ensure_addresses(dev: str, wanted: list[str] | set[str], netns: str | None = None, exclusive: bool = True) -> bool:
     """Make the device carry `wanted` ('ip/len'); with exclusive, remove others. True when anything changed."""
-    idx = link_index(dev, ns)
+    idx = link_index(dev, netns)
     if idx is None:
-        raise KernelError(f"no link {dev} in {ns or 'own ns'}", errno=errno.ENODEV)
+        raise KernelError(f"no link {dev} in {netns or 'own ns'}", errno=errno.ENODEV)
     want = {str(ipaddress.ip_interface(w)) for w in wanted}
-    have = addresses(dev, ns)
+    have = addresses(dev, netns)
     for cidr in sorted(want - have):
         iface = ipaddress.ip_interface(cidr)
         kw = {}
         if iface.version == 4:
             kw["broadcast"] = str(iface.network.broadcast_address)
-        _call(ns, sock(ns).addr, "add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+        _call(netns, sock(netns).addr, "add", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
               ok=(errno.EEXIST,), **kw)
     if exclusive:
         for cidr in sorted(have - want):
             iface = ipaddress.ip_interface(cidr)
-            _call(ns, sock(ns).addr, "del", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+            _call(netns, sock(netns).addr, "del", index=idx, address=str(iface.ip), prefixlen=iface.network.prefixlen,
                   ok=(errno.EADDRNOTAVAIL, errno.ENOENT))
     return bool(want - have) or (exclusive and bool(have - want))
 
 
 # --- routes -------------------------------------------------------------------------------------------------------
 
-def routes(ns: str | None = None, family: int = 4) -> list[dict]:
+def routes(netns: str | None = None, family: int = 4) -> list[dict]:
     """Main-table unicast routes as {'dst': 'cidr'|'default', 'gateway': ip|None, 'dev': name, 'proto': n}."""
     fam = 2 if family == 4 else 10
-    names = {v["index"]: k for k, v in links(ns).items()}
+    names = {v["index"]: k for k, v in links(netns).items()}
     out = []
-    for r in sock(ns).get_routes(family=fam, table=254):
+    for r in sock(netns).get_routes(family=fam, table=254):
         if r["type"] != 1:
             continue
         dst = r.get("RTA_DST")
@@ -306,7 +307,7 @@ def routes(ns: str | None = None, family: int = 4) -> list[dict]:
     return out
 
 
-def ensure_route(dst: str, ns: str | None = None, gateway: str | None = None, dev: str | None = None) -> None:
+def ensure_route(dst: str, netns: str | None = None, gateway: str | None = None, dev: str | None = None) -> None:
     """Add or replace one route ('default' or a CIDR) so it goes via gateway/dev."""
     kw: dict = {"dst": "0.0.0.0/0" if dst == "default" else dst}
     if dst == "default" and gateway and ":" in gateway:
@@ -314,41 +315,41 @@ def ensure_route(dst: str, ns: str | None = None, gateway: str | None = None, de
     if gateway:
         kw["gateway"] = gateway
     if dev:
-        kw["oif"] = link_index(dev, ns)
-    _call(ns, sock(ns).route, "replace", **kw)
+        kw["oif"] = link_index(dev, netns)
+    _call(netns, sock(netns).route, "replace", **kw)
 
 
-def delete_route(dst: str, ns: str | None = None, gateway: str | None = None) -> None:
+def delete_route(dst: str, netns: str | None = None, gateway: str | None = None) -> None:
     kw: dict = {"dst": "0.0.0.0/0" if dst == "default" else dst}
     if gateway:
         kw["gateway"] = gateway
-    _call(ns, sock(ns).route, "del", ok=(errno.ESRCH, errno.ENOENT), **kw)
+    _call(netns, sock(netns).route, "del", ok=(errno.ESRCH, errno.ENOENT), **kw)
 
 
-def fdb_entries(dev: str, ns: str | None = None) -> set[tuple[str, str]]:
+def fdb_entries(dev: str, netns: str | None = None) -> set[tuple[str, str]]:
     """(mac, remote ip) pairs of a VXLAN device's FDB; 00:00:00:00:00:00 entries are where floods go."""
-    idx = link_index(dev, ns)
+    idx = link_index(dev, netns)
     if idx is None:
         return set()
-    return {(m.get("NDA_LLADDR"), m.get("NDA_DST")) for m in sock(ns).fdb("dump", ifindex=idx)
+    return {(m.get("NDA_LLADDR"), m.get("NDA_DST")) for m in sock(netns).fdb("dump", ifindex=idx)
             if m["ifindex"] == idx and m.get("NDA_DST")}
 
 
-def fdb_append(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
+def fdb_append(dev: str, mac: str, dst: str, netns: str | None = None) -> None:
     """`bridge fdb append MAC dev DEV dst DST` (a permanent entry; several dsts per MAC allowed)."""
-    _call(ns, sock(ns).fdb, "append", ifindex=link_index(dev, ns), lladdr=mac, dst=dst, state=0x80,
+    _call(netns, sock(netns).fdb, "append", ifindex=link_index(dev, netns), lladdr=mac, dst=dst, state=0x80,
           ok=(errno.EEXIST,))
 
 
-def fdb_delete(dev: str, mac: str, dst: str, ns: str | None = None) -> None:
-    idx = link_index(dev, ns)
+def fdb_delete(dev: str, mac: str, dst: str, netns: str | None = None) -> None:
+    idx = link_index(dev, netns)
     if idx is not None:
-        _call(ns, sock(ns).fdb, "del", ifindex=idx, lladdr=mac, dst=dst, ok=(errno.ENOENT,))
+        _call(netns, sock(netns).fdb, "del", ifindex=idx, lladdr=mac, dst=dst, ok=(errno.ENOENT,))
 
 
-def detach(name: str, ns: str | None = None) -> None:
+def detach(name: str, netns: str | None = None) -> None:
     """`ip link set NAME nomaster`: take a device out of its bridge (absent or already free is success)."""
-    idx = link_index(name, ns)
-    cur = _call(ns, sock(ns).get_links, idx, ok=(errno.ENODEV,)) if idx is not None else None
+    idx = link_index(name, netns)
+    cur = _call(netns, sock(netns).get_links, idx, ok=(errno.ENODEV,)) if idx is not None else None
     if cur and cur[0].get("IFLA_MASTER"):         # a device going away meanwhile (its namespace deleted) is free
-        _call(ns, sock(ns).link, "set", index=idx, master=0, ok=(errno.ENODEV,))
+        _call(netns, sock(netns).link, "set", index=idx, master=0, ok=(errno.ENODEV,))

@@ -29,8 +29,8 @@ def parse(text: str, prefix: str) -> dict[str, tuple[str, set[str]]]:
     return sets
 
 
-def current(prefix: str, ns: str | None = None) -> dict[str, tuple[str, set[str]]]:
-    return parse(proc.output(["ipset", "save"], netns=ns), prefix)
+def current(prefix: str, netns: str | None = None) -> dict[str, tuple[str, set[str]]]:
+    return parse(proc.output(["ipset", "save"], netns=netns), prefix)
 
 
 def plan(now: dict[str, tuple[str, set[str]]], want: dict[str, tuple[str, set[str]]]) -> list[str]:
@@ -56,12 +56,12 @@ def _same(cur: tuple[str, set[str]] | None, fam: str, members: set[str]) -> bool
     return cur[1] == members or cur[1] == {_norm(m) for m in members}
 
 
-def restore(lines: list[str], ns: str | None = None) -> None:
+def restore(lines: list[str], netns: str | None = None) -> None:
     if lines:
-        proc.run(["ipset", "restore", "-exist"], netns=ns, input="\n".join(lines) + "\n")
+        proc.run(["ipset", "restore", "-exist"], netns=netns, input="\n".join(lines) + "\n")
 
 
-def destroy(names: list[str], ns: str | None = None) -> None:
+def destroy(names: list[str], netns: str | None = None) -> None:
     """Destroy sets no rule references any more; one that is already gone is success."""
     if names:
-        restore([f"destroy {n}" for n in names], ns)
+        restore([f"destroy {n}" for n in names], netns)

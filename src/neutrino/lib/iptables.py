@@ -37,9 +37,9 @@ def _binaries(ipv: int) -> tuple[str, str]:
     return ("iptables-save", "iptables-restore") if ipv == 4 else ("ip6tables-save", "ip6tables-restore")
 
 
-def save(table: str, ns: str | None = None, ipv: int = 4, counters: bool = False) -> str:
+def save(table: str, netns: str | None = None, ipv: int = 4, counters: bool = False) -> str:
     argv = [_binaries(ipv)[0], "-t", table] + (["-c"] if counters else [])
-    return proc.output(argv, netns=ns)
+    return proc.output(argv, netns=netns)
 
 
 def parse(text: str) -> dict[str, list[str]]:
@@ -121,41 +121,41 @@ def after(current: dict[str, list[str]], want: TableState, prefix: str) -> dict[
     return out
 
 
-def save_all(tables: list[tuple[str, int]], ns: str | None = None) -> list[str]:
+def save_all(tables: list[tuple[str, int]], netns: str | None = None) -> list[str]:
     """iptables-save of several (table, ip version) at once, concurrently (each takes ~0.1 s at 1000 ports)."""
     with ThreadPoolExecutor(max_workers=len(tables) or 1) as pool:
-        return list(pool.map(lambda t: save(t[0], ns, t[1]), tables))
+        return list(pool.map(lambda t: save(t[0], netns, t[1]), tables))
 
 
-def restore(table: str, lines: list[str], ns: str | None = None, ipv: int = 4) -> None:
+def restore(table: str, lines: list[str], netns: str | None = None, ipv: int = 4) -> None:
     """Apply plan lines to one table in one `iptables-restore --noflush` (nothing to do when lines is empty)."""
     if lines:
         batch = "\n".join([f"*{table}", *lines, "COMMIT", ""])
-        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input=batch)
+        proc.run([_binaries(ipv)[1], "--noflush"], netns=netns, input=batch)
 
 
-def restore_all(batches: list[tuple[str, int, list[str]]], ns: str | None = None) -> None:
+def restore_all(batches: list[tuple[str, int, list[str]]], netns: str | None = None) -> None:
     """restore for several (table, ip version, lines) of different tables at once, concurrently (iptables-nft
     commits each as its own transaction and retries one that raced another)."""
     batches = [b for b in batches if b[2]]
 
     def write() -> None:
         with ThreadPoolExecutor(max_workers=len(batches) or 1) as pool:
-            for _ in pool.map(lambda b: restore(b[0], b[2], ns, b[1]), batches):
+            for _ in pool.map(lambda b: restore(b[0], b[2], netns, b[1]), batches):
                 pass
     if batches:
-        nft.own(ns, write, commits=len(batches))
+        nft.own(netns, write, commits=len(batches))
 
 
-def apply(want: TableState, prefix: str, ns: str | None = None, ipv: int = 4,
+def apply(want: TableState, prefix: str, netns: str | None = None, ipv: int = 4,
           current_text: str | None = None) -> list[str]:
     """Make the table match `want` for chains starting with prefix; returns the lines applied ([] = no change)."""
-    current = parse(current_text if current_text is not None else save(want.table, ns, ipv))
+    current = parse(current_text if current_text is not None else save(want.table, netns, ipv))
     lines = plan(current, want, prefix)
-    restore(want.table, lines, ns, ipv)
+    restore(want.table, lines, netns, ipv)
     return lines
 
 
-def remove_all(table: str, prefix: str, ns: str | None = None, ipv: int = 4) -> list[str]:
+def remove_all(table: str, prefix: str, netns: str | None = None, ipv: int = 4) -> list[str]:
     """Delete every chain and jump owned under prefix in a table."""
-    return apply(TableState(table), prefix, ns=ns, ipv=ipv)
+    return apply(TableState(table), prefix, netns=netns, ipv=ipv)

@@ -132,10 +132,10 @@ def parse_chains(text: str) -> dict[str, tuple[int, str | None]]:
     return {k: (v[0], v[1]) for k, v in chains.items()}
 
 
-def read(family: str, name: str, ns: str | None = None) -> Current | None:
+def read(family: str, name: str, netns: str | None = None) -> Current | None:
     """What the kernel has in a table; None when the table does not exist. Chains come from the terse text
     listing and sets from the JSON set/map listings: a full JSON listing costs ~5x more at 1000 ports."""
-    res = proc.run(["nft", "-t", "list", "table", family, name], netns=ns, check=False)
+    res = proc.run(["nft", "-t", "list", "table", family, name], netns=netns, check=False)
     if res.returncode != 0:
         if "No such file" in res.stderr:
             return None
@@ -143,7 +143,7 @@ def read(family: str, name: str, ns: str | None = None) -> Current | None:
                           stderr=res.stderr)
     objects = []
     for kind in ("sets", "maps"):
-        out = json.loads(proc.output(["nft", "-j", "list", kind, family], netns=ns))["nftables"]
+        out = json.loads(proc.output(["nft", "-j", "list", kind, family], netns=netns))["nftables"]
         objects += [o for o in out if (o.get("set") or o.get("map") or {}).get("table") == name]
     cur = parse(objects)
     cur.chains = parse_chains(res.stdout)
@@ -203,35 +203,35 @@ def _is_map(s: Set) -> bool:
     return ":" in s.decl.split(";")[0]
 
 
-def run(script: list[str], ns: str | None = None) -> None:
+def run(script: list[str], netns: str | None = None) -> None:
     if script:
-        own(ns, lambda: proc.run(["nft", "-f", "-"], netns=ns, input="\n".join(script) + "\n"))
+        own(netns, lambda: proc.run(["nft", "-f", "-"], netns=netns, input="\n".join(script) + "\n"))
 
 
-_own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a commit of ours: the one before it}
+_own: dict[str | None, dict[int, int]] = {}     # netns -> {generation after a commit of ours: the one before it}
 
 
-def own(ns: str | None, write, commits: int = 1) -> None:
+def own(netns: str | None, write, commits: int = 1) -> None:
     """Run `write`, a change of this process to the namespace's ruleset in `commits` transactions. When the
     generation moved by exactly that much (nobody else committed meanwhile), `generation` keeps answering the one
     before: each of this process's drivers owns its own tables, so a sibling's write (the L2 anti-spoof table, the
     firewall's tables) must not make the others read theirs back. A change by anyone else still shows."""
-    before = _raw_generation(ns)
+    before = _raw_generation(netns)
     write()
-    after = _raw_generation(ns)
+    after = _raw_generation(netns)
     if after == before + commits:
-        seen = _own.setdefault(ns, {})
+        seen = _own.setdefault(netns, {})
         seen[after] = seen.get(before, before)
         if len(seen) > 1024:
             del seen[next(iter(seen))]
 
 
-def apply(tables: list[Table], ns: str | None = None) -> list[str]:
+def apply(tables: list[Table], netns: str | None = None) -> list[str]:
     """Make the kernel hold these tables, all in one atomic `nft -f`; returns the script ([] = no change)."""
     script = []
     for want in tables:
-        script += plan(read(want.family, want.name, ns), want)
-    run(script, ns)
+        script += plan(read(want.family, want.name, netns), want)
+    run(script, netns)
     return script
 
 
@@ -253,23 +253,23 @@ def _generation() -> int:
     raise KernelError("nftables generation: no answer")
 
 
-def generation(ns: str | None = None) -> int:
+def generation(netns: str | None = None) -> int:
     """The nftables ruleset generation of a namespace (~0.2 ms), not counting this process's own commits (see
     `own`). The kernel bumps it on every committed change, by anyone, iptables-nft included; an unchanged number
     means nobody else changed any table since."""
-    raw = _raw_generation(ns)
-    return _own.get(ns, {}).get(raw, raw)
+    raw = _raw_generation(netns)
+    return _own.get(netns, {}).get(raw, raw)
 
 
-def _raw_generation(ns: str | None) -> int:
+def _raw_generation(netns: str | None) -> int:
     try:
-        return nsocket.in_netns(ns, _generation)
+        return nsocket.in_netns(netns, _generation)
     except OSError as e:
-        raise KernelError(f"nftables generation in {ns or 'own ns'}: {e}", errno=e.errno) from e
+        raise KernelError(f"nftables generation in {netns or 'own ns'}: {e}", errno=e.errno) from e
 
 
-def delete_table(family: str, name: str, ns: str | None = None) -> None:
-    res = proc.run(["nft", "delete", "table", family, name], netns=ns, check=False)
+def delete_table(family: str, name: str, netns: str | None = None) -> None:
+    res = proc.run(["nft", "delete", "table", family, name], netns=netns, check=False)
     if res.returncode != 0 and "No such file" not in res.stderr:
         raise KernelError(f"nft delete table {family} {name}: {res.stderr.strip()}", returncode=res.returncode,
                           stderr=res.stderr)

@@ -27,17 +27,17 @@ def _setns(fd: int) -> None:
     _netns.setns(fd, flags=0)
 
 
-def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
-    """Run fn(*args, **kw) in a helper thread that is inside network namespace ns; its result or error comes back."""
-    if ns is None:
+def in_netns(netns: str | None, fn: Callable[..., T], *args, **kw) -> T:
+    """Run fn(*args, **kw) in a helper thread that is inside network namespace netns; its result or error comes back."""
+    if netns is None:
         return fn(*args, **kw)
     box: dict = {}
 
     def runner() -> None:           # this thread ends right after fn: it never needs to step back out
         try:
-            target = os.open(os.path.join(NETNS_DIR, ns), os.O_RDONLY | os.O_CLOEXEC)
+            target = os.open(os.path.join(NETNS_DIR, netns), os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:
-            box["error"] = KernelError(f"network namespace {ns} does not exist", errno=errno.ENOENT)
+            box["error"] = KernelError(f"network namespace {netns} does not exist", errno=errno.ENOENT)
             return
         try:
             _setns(target)
@@ -47,7 +47,7 @@ def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
         finally:
             os.close(target)
 
-    t = threading.Thread(target=runner, name=f"netns-{ns}", daemon=True)
+    t = threading.Thread(target=runner, name=f"netns-{netns}", daemon=True)
     t.start()
     t.join()
     if "error" in box:
@@ -55,8 +55,8 @@ def in_netns(ns: str | None, fn: Callable[..., T], *args, **kw) -> T:
     return box["result"]
 
 
-def listen_tcp(ns: str | None, host: str, port: int, backlog: int = 128, freebind: bool = False) -> socket.socket:
-    """A listening TCP socket bound inside ns; freebind lets it bind an address the namespace does not carry yet."""
+def listen_tcp(netns: str | None, host: str, port: int, backlog: int = 128, freebind: bool = False) -> socket.socket:
+    """A listening TCP socket bound inside netns; freebind lets it bind an address the namespace does not carry yet."""
     def make() -> socket.socket:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         s = socket.socket(family, socket.SOCK_STREAM)
@@ -68,20 +68,20 @@ def listen_tcp(ns: str | None, host: str, port: int, backlog: int = 128, freebin
             s.listen(backlog)
         except OSError as e:
             s.close()
-            raise KernelError(f"cannot listen on {host}:{port} in {ns or 'own ns'}: {e}", errno=e.errno) from e
+            raise KernelError(f"cannot listen on {host}:{port} in {netns or 'own ns'}: {e}", errno=e.errno) from e
         return s
-    return in_netns(ns, make)
+    return in_netns(netns, make)
 
 
-def packet_socket(ns: str | None, dev: str, ethertype: int) -> socket.socket:
-    """A raw AF_PACKET socket bound to one device of ns, for sending whole Ethernet frames."""
+def packet_socket(netns: str | None, dev: str, ethertype: int) -> socket.socket:
+    """A raw AF_PACKET socket bound to one device of netns, for sending whole Ethernet frames."""
     def make() -> socket.socket:
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
         try:
             s.bind((dev, ethertype))
         except OSError as e:
             s.close()
-            raise KernelError(f"cannot open a packet socket on {dev} in {ns or 'own ns'}: {e}",
+            raise KernelError(f"cannot open a packet socket on {dev} in {netns or 'own ns'}: {e}",
                               errno=e.errno) from e
         return s
-    return in_netns(ns, make)
+    return in_netns(netns, make)

@@ -12,17 +12,17 @@ def _path(key: str) -> str:
     return "/proc/sys/" + key.replace(".", "/")
 
 
-def get(key: str, ns: str | None = None) -> str:
+def get(key: str, netns: str | None = None) -> str:
     def read() -> str:
         with open(_path(key)) as f:
             return f.read().strip()
     try:
-        return in_netns(ns, read)
+        return in_netns(netns, read)
     except OSError as e:
-        raise KernelError(f"sysctl {key} in {ns or 'own ns'}: {e}", errno=e.errno) from e
+        raise KernelError(f"sysctl {key} in {netns or 'own ns'}: {e}", errno=e.errno) from e
 
 
-def ensure(settings: dict[str, str | int], ns: str | None = None) -> bool:
+def ensure(settings: dict[str, str | int], netns: str | None = None) -> bool:
     """Make every key carry its value; True when something was written."""
     def apply() -> bool:
         changed = False
@@ -35,11 +35,11 @@ def ensure(settings: dict[str, str | int], ns: str | None = None) -> bool:
             changed = True
         return changed
     try:
-        return in_netns(ns, apply)
+        return in_netns(netns, apply)
     except OSError as e:
-        raise KernelError(f"sysctl {settings} in {ns or 'own ns'}: {e}", errno=e.errno) from e
+        raise KernelError(f"sysctl {settings} in {netns or 'own ns'}: {e}", errno=e.errno) from e
 
 
-def no_ipv6(devices: list[str], ns: str | None = None) -> bool:
+def no_ipv6(devices: list[str], netns: str | None = None) -> bool:
     """IPv6 off on host-side devices of guests (tap, qbr, qvb, qvo, brq): no link-local a guest could reach."""
-    return ensure({f"net.ipv6.conf.{d}.disable_ipv6": 1 for d in devices}, ns) if devices else False
+    return ensure({f"net.ipv6.conf.{d}.disable_ipv6": 1 for d in devices}, netns) if devices else False

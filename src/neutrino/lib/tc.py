@@ -17,10 +17,10 @@ INGRESS = "ffff:"
 LATENCY_MS = 50          # the queue a TBF keeps, as Neutron's linuxbridge QoS driver sets it
 
 
-def qdiscs(ns: str | None = None) -> dict[str, dict[str, dict]]:
+def qdiscs(netns: str | None = None) -> dict[str, dict[str, dict]]:
     """device -> {"root": qdisc, "ingress": qdisc} (those present), from one `tc -j qdisc show`."""
     out: dict[str, dict[str, dict]] = {}
-    for q in json.loads(proc.output(["tc", "-j", "qdisc", "show"], netns=ns) or "[]"):
+    for q in json.loads(proc.output(["tc", "-j", "qdisc", "show"], netns=netns) or "[]"):
         if q.get("root"):
             out.setdefault(q["dev"], {})["root"] = q
         elif q.get("kind") == "ingress":
@@ -36,48 +36,48 @@ def tbf_matches(qdisc: dict | None, kbit: int, burst_bytes: int) -> bool:
     return opts.get("rate") == kbit * 1000 // 8 and opts.get("burst") == burst_bytes
 
 
-def ensure_tbf(dev: str, kbit: int, burst_bytes: int, ns: str | None = None) -> None:
+def ensure_tbf(dev: str, kbit: int, burst_bytes: int, netns: str | None = None) -> None:
     proc.run(["tc", "qdisc", "replace", "dev", dev, "root", "handle", "1:", "tbf", "rate", f"{kbit}kbit",
-              "burst", str(burst_bytes), "latency", f"{LATENCY_MS}ms"], netns=ns)
+              "burst", str(burst_bytes), "latency", f"{LATENCY_MS}ms"], netns=netns)
 
 
-def delete_root(dev: str, ns: str | None = None) -> None:
+def delete_root(dev: str, netns: str | None = None) -> None:
     """Back to the device's default qdisc; nothing to delete (or no device) is success."""
-    _delete(["tc", "qdisc", "del", "dev", dev, "root"], ns)
+    _delete(["tc", "qdisc", "del", "dev", dev, "root"], netns)
 
 
-def redirects_to(dev: str, ifb: str, ns: str | None = None) -> bool:
+def redirects_to(dev: str, ifb: str, netns: str | None = None) -> bool:
     """Whether the device's ingress hands every packet to `ifb`."""
-    out = proc.output(["tc", "-j", "filter", "show", "dev", dev, "ingress"], netns=ns) or "[]"
+    out = proc.output(["tc", "-j", "filter", "show", "dev", dev, "ingress"], netns=netns) or "[]"
     return any(a.get("kind") == "mirred" and a.get("to_dev") == ifb
                for f in json.loads(out) for a in f.get("options", {}).get("actions", []))
 
 
-def ensure_redirect(dev: str, ifb: str, ns: str | None = None) -> None:
+def ensure_redirect(dev: str, ifb: str, netns: str | None = None) -> None:
     """ingress qdisc on dev with one match-all filter redirecting to ifb (made afresh: u32 filters have no
     `replace` by content)."""
-    delete_ingress(dev, ns)
-    proc.run(["tc", "qdisc", "add", "dev", dev, "handle", INGRESS, "ingress"], netns=ns)
+    delete_ingress(dev, netns)
+    proc.run(["tc", "qdisc", "add", "dev", dev, "handle", INGRESS, "ingress"], netns=netns)
     proc.run(["tc", "filter", "add", "dev", dev, "parent", INGRESS, "protocol", "all", "prio", "1", "u32", "match",
-              "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb], netns=ns)
+              "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", ifb], netns=netns)
 
 
-def delete_ingress(dev: str, ns: str | None = None) -> None:
-    _delete(["tc", "qdisc", "del", "dev", dev, "ingress"], ns)
+def delete_ingress(dev: str, netns: str | None = None) -> None:
+    _delete(["tc", "qdisc", "del", "dev", dev, "ingress"], netns)
 
 
-def ensure_ifb(name: str, ns: str | None = None) -> None:
+def ensure_ifb(name: str, netns: str | None = None) -> None:
     """An IFB device, up (over netlink: one that exists already is success)."""
-    ip.ensure_link(name, "ifb", ns)
+    ip.ensure_link(name, "ifb", netns)
 
 
 GONE = ("No such file", "Cannot find device", "Cannot find specified qdisc", "handle of zero", "Invalid handle")
 
 
-def _delete(argv: list[str], ns: str | None) -> None:
+def _delete(argv: list[str], netns: str | None) -> None:
     """`tc ... del`: tc exits 2 for every refusal, so what says "nothing there" is its error output."""
     try:
-        proc.run(argv, netns=ns)
+        proc.run(argv, netns=netns)
     except KernelError as e:
         if not any(g in (e.stderr or "") for g in GONE):
             raise

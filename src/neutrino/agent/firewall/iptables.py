@@ -85,5 +85,5 @@ class IptablesFirewallDriver:
         self.memory.forget()
         for _, ipv in FAMILIES:
             for table in ("filter", "raw"):
-                iptables.remove_all(table, self.prefix, ns=self.ns, ipv=ipv)
+                iptables.remove_all(table, self.prefix, netns=self.ns, ipv=ipv)
         ipset.destroy(sorted(n for n in ipset.current("N", self.ns) if n.startswith(("NIPv4", "NIPv6"))), self.ns)
