@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from neutrino.hood.ipt_eval import Packet
 
 TERMINAL = {"accept", "drop", "reject"}
+VERDICTS = TERMINAL | {"return", "jump", "goto", "continue"}
 ICMP_TYPES = {"echo-reply": 0, "destination-unreachable": 3, "echo-request": 8, "time-exceeded": 11}
 PROTO = {"icmp": 1, "tcp": 6, "udp": 17, "ipv6-icmp": 58}
 ETHER = {"icmp": "ip", "tcp": "ip", "udp": "ip", "arp": "arp"}
@@ -284,9 +285,11 @@ def evaluate(rs: Ruleset, family: str, table: str, chain: str, pkt: Packet) -> R
                     return None
                 took(rule)
                 return verdict(hit[1], rule, depth)
-            else:
+            elif VERDICTS & stmt.keys():
                 took(rule)
                 return verdict(stmt, rule, depth)
+            else:
+                raise Unknown(json.dumps(stmt))
         return None
 
     def walk(name: str, depth: int):
