@@ -64,7 +64,8 @@ RULESET = [
     _rule("bridge", "neutrino", f"m{DEV}", {"mangle": {"key": MARK, "value": {"|": [{"&": [MARK, 131071]},
                                                                                    65536]}}}),
     {"set": {"family": "inet", "table": "neutrino", "name": "NIPv4grp", "type": "ipv4_addr",
-             "elem": ["10.0.0.6", {"prefix": {"addr": "10.0.9.0", "len": 24}}]}},
+             "elem": ["10.0.0.6", {"prefix": {"addr": "10.0.9.0", "len": 24}},
+                      {"range": ["10.0.20.5", "10.0.20.9"]}]}},
     {"set": {"family": "inet", "table": "neutrino", "name": "stateless", "type": "mark"}},
     {"map": {"family": "inet", "table": "neutrino", "name": "to_port", "type": "mark", "map": "verdict",
              "elem": [[65536, {"jump": {"target": f"i{DEV}"}}]]}},
@@ -117,6 +118,8 @@ def test_ingress_allows_what_a_rule_returns_for_and_the_fallback_drops_the_rest(
 def test_sets_prefixes_ranges_and_icmp_names():
     assert _filter(_to_port("10.0.0.6", "tcp", 2222)).verdict == "accept"          # set element
     assert _filter(_to_port("10.0.9.77", "tcp", 2222)).verdict == "accept"         # set prefix element
+    assert _filter(_to_port("10.0.20.9", "tcp", 2222)).verdict == "accept"         # set range element
+    assert _filter(_to_port("10.0.20.10", "tcp", 2222)).verdict == "drop"
     assert _filter(_to_port("10.0.0.7", "tcp", 2222)).verdict == "drop"
     assert _filter(_to_port("192.168.3.4", "udp", 54)).verdict == "accept"         # prefix and port range
     assert _filter(_to_port("192.169.3.4", "udp", 54)).verdict == "drop"

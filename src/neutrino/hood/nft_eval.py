@@ -102,7 +102,7 @@ def _meta(key: str, pkt: Packet, family: str):
         return pkt.iif if key == "iifname" else pkt.oif
     if key == "nfproto":
         return None if pkt.proto == "arp" else "ipv4"
-    if key in ("l4proto", "protocol"):
+    if key == "l4proto":
         return None if pkt.proto == "arp" else PROTO.get(pkt.proto, pkt.proto)
     raise Unknown(f"meta {key}")
 
@@ -180,7 +180,10 @@ def _element_matches(elem, v) -> bool:
             f"{elem['prefix']['addr']}/{elem['prefix']['len']}", strict=False)
     if isinstance(elem, dict) and "range" in elem:
         lo, hi = elem["range"]
-        return _element_matches(lo, v) or _element_matches(hi, v) if not isinstance(v, int) else lo <= v <= hi
+        if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            lo, hi = ipaddress.ip_address(lo), ipaddress.ip_address(hi)
+            return lo.version == v.version and lo <= v <= hi
+        return isinstance(v, int) and lo <= v <= hi
     if isinstance(v, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
         try:
             return v == ipaddress.ip_address(elem)
