@@ -450,11 +450,14 @@ def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port:
     t.add(Hop(f"{sp['device']} → {tap.get('master')}", sent, True, None, {"port": sp["id"]}))
     if proto == "arp":
         return _arp(w, t, sp, pkt)
-    if not w.bridge_fw(t, pkt, sp, egress=True):
-        return t
-    if not w.guard(t, sp, {"dl_src": mac, "dl_type": "ip", "nw_proto": IP_PROTO[proto], "nw_src": pkt.src,
-                           "nw_dst": dst_ip, "tp_src": pkt.sport, "tp_dst": dport, "icmp_type": icmp_type}, pkt):
-        return t
+    flows = {"dl_src": mac, "dl_type": "ip", "nw_proto": IP_PROTO[proto], "nw_src": pkt.src, "nw_dst": dst_ip,
+             "tp_src": pkt.sport, "tp_dst": dport, "icmp_type": icmp_type}
+    # in the order the frame meets them: OVS's flows sit behind the qbr that filters it, linuxbridge's anti-spoof
+    # table hooks the bridge's prerouting (priority -300) before br_netfilter runs the firewall
+    checks = [lambda: w.bridge_fw(t, pkt, sp, egress=True), lambda: w.guard(t, sp, flows, pkt)]
+    for check in checks if w.l2_backend == "ovs" else reversed(checks):
+        if not check():
+            return t
     tag = w.port_segment(sp)
     if tag is None:
         return t.drop(w.port_dev(sp), f"not a port of {BR_INT}" if w.l2_backend == "ovs" else "not in a bridge",
