@@ -80,13 +80,13 @@ def list_netns() -> list[str]:
 
 
 def ensure_netns(name: str) -> None:
-    """Create a namespace with lo up."""
+    """Create a namespace with lo up: two small `ip` processes. (pyroute2 forks this whole process to create one,
+    and again to open a netlink socket in it: ~0.1 s, which a guest's boot paid before its port could be wired.)"""
     if not netns_exists(name):
-        try:
-            _netns.create(name)
-        except FileExistsError:
-            pass
-    set_up("lo", name)
+        proc.run(["ip", "netns", "add", name], check=False)      # losing a race to another creator is fine
+        if not netns_exists(name):
+            raise KernelError(f"cannot create network namespace {name}")
+    proc.run(["ip", "-n", name, "link", "set", "lo", "up"])
 
 
 def delete_netns(name: str) -> None:
@@ -233,7 +233,12 @@ def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None
         if peer_mac:
             peer_spec["address"] = peer_mac
         kw = {"mtu": mtu} if mtu else {}
-        _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
+        if _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw):
+            # made now with the asked MTU and MAC: only `up` is left, and the peer's namespace needs no netlink
+            # socket of this process for it (opening one forks the process)
+            _call(ns, sock(ns).link, "set", ifname=name, state="up")
+            proc.run(["ip", *(["-n", peer_ns] if peer_ns else []), "link", "set", peer, "up"])
+            return
     set_link(name, ns, mtu=mtu, up=True)
     set_link(peer, peer_ns, mtu=mtu, mac=peer_mac, up=True)
 

@@ -1,17 +1,23 @@
 """The seed's L2 wiring on Open vSwitch: tap → qbr → qvb/qvo → br-int (local VLAN per network) → br-tun / br-ex.
 
-Each sync reads OVSDB (one in-memory snapshot) and the host's links (one netlink dump), computes the difference
-with the view and applies it: kernel devices first, then ONE OVSDB transaction for every port add/change/removal,
-then flows (`ovs-ofctl diff-flows`, replaced only when they differ), then the devices of removed ports. A second
-sync with the same view writes nothing.
+Each sync reads OVSDB and the host's links, computes the difference with the view and applies it: kernel devices
+first (one `ip -batch`), then the flows of ports about to appear, then ONE OVSDB transaction for every port
+add/change/removal, then the rest of the flows, then the devices of removed ports. A second sync with the same view
+writes nothing. The reads cost what changed, not what exists (a port added at 5000 ports): OVSDB rows are converted
+as the IDL announces them (lib.ovs), links are re-read only for the names the kernel announced since the last sync
+(ip.LinkChanges), and flows are sent as a difference against what this driver left. Every TRUST seconds (so at
+every periodic resync of the agent) links and flow tables are read whole again and repaired: drift behind the
+agent's back lasts at most one resync, and lost link announcements force a whole read at once.
 
 Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
 Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
 admin_state_up is false sits on the dead VLAN 4095.
 
 Instance ports with port security get ARP/ND anti-spoofing flows on br-int at their qvo (antispoof.py). Flows name
-OpenFlow port numbers, known only once ovs-vswitchd opened the port: a new port waits on the dead VLAN until its
-flows are in, so it never forwards unguarded. Host-side devices of guests carry no IPv6 (no link-local to reach).
+OpenFlow port numbers: every port this driver adds asks for its number (Interface.ofport_request, one no port of
+br-int has or asked for), so its flows are in before the port is, and it never forwards unguarded; should
+ovs-vswitchd give another number (a port made behind the driver's back took it), the port sits on the dead VLAN
+until the next sync's flows name the real one. Host-side devices of guests carry no IPv6 (no link-local to reach).
 
 `restarted()` (the agent's watcher asks it ten times a second) notices a restart of ovs-vswitchd or ovsdb-server
 by their pids: a new ovs-vswitchd starts with empty flow tables (a secure bridge drops everything meanwhile) and,
@@ -84,7 +90,9 @@ class OvsL2Driver:
         self.datapath = lib_ovs.datapath_type()
         self._db: lib_ovs.Ovsdb | None = None
         self._lvids: dict[str, int] = {}
-        self._flows_known: dict[str, tuple[set[str], float]] = {}   # bridge -> (its flows, when last read)
+        # bridge -> ({group: its flows}, when the table was last read); a group is a guarded port's flows by its
+        # device, or the bridge's own ("")
+        self._tables: dict[str, tuple[dict[str, tuple[str, ...]], float]] = {}
         self._pids: tuple[int | None, ...] | None = None     # (ovsdb-server, ovs-vswitchd) as of the last sync
         self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
         self._restore_addrs = False
@@ -103,7 +111,7 @@ class OvsL2Driver:
 
     def close(self) -> None:
         """Drop the OVSDB connection (the wiring stays); flow tables and links are read again on the next sync."""
-        self._flows_known.clear()
+        self._tables.clear()
         self._links_read_at = float("-inf")
         if self._watch is not None:
             self._watch.close()
@@ -122,7 +130,7 @@ class OvsL2Driver:
             return False
         if pids[0] != self._pids[0]:
             self.close()                      # a new ovsdb-server: reconnect
-        self._flows_known.clear()
+        self._tables.clear()
         self._restore_addrs = True
         self._pids = pids
         return True
@@ -234,44 +242,47 @@ class OvsL2Driver:
         del br_int.ports[dev]
         return True
 
-    def _trusted_flows(self, bridge: str) -> set[str] | None:
-        """The flows this driver left on the bridge, while they are known to be all it holds: verified (read) less
-        than TRUST s ago and changed since only by this driver. None: read the table."""
-        mem = self._flows_known.get(bridge)
-        if mem and time.monotonic() - mem[1] < TRUST:
-            return mem[0]
-        return None
+    def _trusted(self, bridge: str) -> bool:
+        """Whether the flows this driver left on the bridge are known to be all it holds: the table was read less
+        than TRUST s ago and changed since only by this driver."""
+        return bridge in self._tables and time.monotonic() - self._tables[bridge][1] < TRUST
 
-    def _add_flows(self, bridge: str, flows: list[str]) -> bool:
+    def _add_flows(self, bridge: str, groups: dict[str, tuple[str, ...]]) -> bool:
         """Before the OVSDB commit: the flows of ports about to appear (their OpenFlow numbers are requested), so
-        that a port is guarded from its first frame. Nothing is read; flows already known in place are not sent."""
-        known = self._trusted_flows(bridge)
-        add = [f for f in flows if known is None or f not in known]
-        if known is not None:
-            known.update(add)
-        return lib_ovs.change_flows(self.rundir, bridge, add, [])
+        that a port is guarded from its first frame. Nothing is read or deleted."""
+        if self._trusted(bridge):
+            known = self._tables[bridge][0]
+            groups = {k: g for k, g in groups.items() if known.get(k) != g}
+            known.update(groups)
+        return lib_ovs.change_flows(self.rundir, bridge, [f for g in groups.values() for f in g], [])
 
-    def _flows(self, bridge: str, flows: list[str]) -> bool:
-        """Make the bridge's table `flows`. While the table is trusted (_trusted_flows) only the difference is sent
-        (one bundle, nothing read: O(change)); otherwise the table is read and repaired (diff-flows), which every
-        periodic resync does, so drift behind the agent's back lasts at most one resync."""
-        known = self._trusted_flows(bridge)
-        if known is None:
-            changed = lib_ovs.ensure_flows(self.rundir, bridge, flows)
-            self._flows_known[bridge] = (set(flows), time.monotonic())
+    def _flows(self, bridge: str, groups: dict[str, tuple[str, ...]]) -> bool:
+        """Make the bridge's table the flows of `groups` (a port's flows, the bridge's own...). While the table is
+        trusted only the groups that changed are compared and their difference sent (one bundle, nothing read:
+        O(change)); otherwise the table is read and repaired (diff-flows), which every periodic resync does, so
+        drift behind the agent's back lasts at most one resync."""
+        if not self._trusted(bridge):
+            changed = lib_ovs.ensure_flows(self.rundir, bridge, [f for g in groups.values() for f in g])
+            self._tables[bridge] = (dict(groups), time.monotonic())
             return changed
-        wanted = set(flows)
-        matches = {lib_ovs.match_of(f) for f in wanted}
-        add = [f for f in flows if f not in known]
-        delete = [f for f in known if f not in wanted and lib_ovs.match_of(f) not in matches]
+        known = self._tables[bridge][0]
+        add: list[str] = []
+        delete: list[str] = []
+        for key, flows in groups.items():
+            old = known.get(key, ())
+            if old is flows or old == flows:
+                continue
+            had, matches = set(old), {lib_ovs.match_of(f) for f in flows}
+            add += [f for f in flows if f not in had]
+            delete += [f for f in old if lib_ovs.match_of(f) not in matches]
+        for key in known.keys() - groups.keys():
+            delete += known[key]
         try:
             changed = lib_ovs.change_flows(self.rundir, bridge, add, delete)
         except KernelError:
-            del self._flows_known[bridge]       # not what we thought: read and repair
-            return self._flows(bridge, flows)
-        known.difference_update(delete)
-        known.update(add)
-        known.intersection_update(wanted)
+            del self._tables[bridge]             # not what we thought: read and repair
+            return self._flows(bridge, groups)
+        self._tables[bridge] = (dict(groups), self._tables[bridge][1])
         return changed
 
     @staticmethod
@@ -379,8 +390,9 @@ class OvsL2Driver:
         free = self._free_ofports(br_int)
         cmds = self._bridges(db, have, view, lvids, free)
         guards = {p["id"]: antispoof.guard(p) for p in antispoof.guarded_ports(view)}
-        guard_flows: list[str] = []                  # every guarded port's flows on br-int
-        new_flows: list[str] = []                    # those of ports that appear in this sync
+        normal = ("table=0,priority=0,actions=NORMAL",)
+        int_flows = {"": normal + antispoof.OVS_DEFAULTS}     # br-int's flows: its own, each guarded port's
+        new_flows: dict[str, tuple[str, ...]] = {}   # those of ports that appear in this sync
         fresh: dict[str, tuple[str, int]] = {}       # guarded qvo added now -> (port id, OpenFlow number asked)
         wanted_ovs: set[str] = set()
         keep_hybrid: set[str] = set()
@@ -427,10 +439,9 @@ class OvsL2Driver:
                     tag = lib_ovs.DEAD_VLAN
                     result.ports[pid] = False
                 else:
-                    flows = antispoof.ovs_flows(guards[pid], ofport)
-                    guard_flows += flows
+                    flows = int_flows[ovs_dev] = antispoof.ovs_flows(guards[pid], ofport)
                     if request:
-                        new_flows += flows
+                        new_flows[ovs_dev] = flows
                         fresh[ovs_dev] = (pid, request)
             cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext,
                                    ofport_request=request)
@@ -446,7 +457,7 @@ class OvsL2Driver:
         cmds += db.del_ports(stale, BR_INT)
         for bridge in (BR_INT, BR_TUN, *self.config.bridge_mappings.values()):
             if bridge not in have:            # made in this commit: starts with an empty table (fail mode secure)
-                self._flows_known.pop(bridge, None)
+                self._tables.pop(bridge, None)
         if new_flows and br_int is not None:
             changed |= self._add_flows(BR_INT, new_flows)
         db.commit(cmds)                       # returns once ovs-vswitchd applied it (ports open, numbers given)
@@ -457,12 +468,11 @@ class OvsL2Driver:
         if moved:       # the number asked for was taken (by a port made behind our back): dead until flows name it
             db.commit([c for dev in moved for c in db.ensure_port(br_int, BR_INT, dev, tag=lib_ovs.DEAD_VLAN)])
             result.ports.update({pid: False for pid in moved.values()})
-        normal = ["table=0,priority=0,actions=NORMAL"]
-        changed |= self._flows(BR_INT, normal + antispoof.OVS_DEFAULTS + guard_flows)
+        changed |= self._flows(BR_INT, int_flows)
         for bridge in sorted(set(self.config.bridge_mappings.values())):
-            changed |= self._flows(bridge, normal)
+            changed |= self._flows(bridge, {"": normal})
         if self.config.tunnel_ip:
-            changed |= self._flows(BR_TUN, self._tun_flows(view, lvids, after[BR_TUN]))
+            changed |= self._flows(BR_TUN, {"": tuple(self._tun_flows(view, lvids, after[BR_TUN]))})
         changed |= self._unplug_stale_hybrid(keep_hybrid, links)
         self._bridge_devices(have, links, full)
         result.changed = changed
