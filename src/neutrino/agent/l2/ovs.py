@@ -253,7 +253,8 @@ class OvsL2Driver:
         if self._trusted(bridge):
             known = self._tables[bridge][0]
             groups = {k: g for k, g in groups.items() if known.get(k) != g}
-            known.update(groups)
+            # what the group held before stays known too, for _flows to delete (a port recreated on a new number)
+            known.update({k: tuple(dict.fromkeys(known.get(k, ()) + g)) for k, g in groups.items()})
         return lib_ovs.change_flows(self.rundir, bridge, [f for g in groups.values() for f in g], [])
 
     def _flows(self, bridge: str, groups: dict[str, tuple[str, ...]]) -> bool:
