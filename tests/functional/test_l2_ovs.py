@@ -207,6 +207,21 @@ def test_devices_deleted_behind_the_agent_are_rewired(host, guests, driver):
     assert not make_driver(host).sync(vb.view).changed
 
 
+def test_ovsdb_changed_behind_the_agent_is_seen_and_repaired(host, guests, driver):
+    """The OVSDB read converts only the rows the IDL announced as changed: a change by another client is one."""
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    qvo = names.qvo(pb["id"])
+    tag = vsctl(host, "get", "Port", qvo, "tag").strip()
+    vsctl(host, "set", "Port", qvo, "tag=99")
+    vsctl(host, "remove", "Interface", qvo, "external_ids", "iface-id")
+    assert driver.sync(vb.view).changed
+    assert vsctl(host, "get", "Port", qvo, "tag").strip() == tag
+    assert vsctl(host, "get", "Interface", qvo, "external_ids:iface-id").strip().strip('"') == pb["id"]
+    assert ping(ga, "10.0.0.12")
+
+
 def test_admin_down_is_dead_vlan_and_back(host, guests, driver):
     vb = ViewBuilder()
     pa, pb, ga, gb = two_guests(host, guests, vb)
