@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from neutrino.lib import nft, proc
 
+RESTORE_TIMEOUT = 600     # seconds: a cold restore of 1000 ports' chains takes over a minute on a loaded machine
+
 BUILTIN = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -145,7 +147,8 @@ def restore_all(batches: list[tuple[str, int, list[str]]], ns: str | None = None
     commits = sum(1 for _, _, lines in batches if lines)
 
     def one(ipv: int) -> None:
-        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input="\n".join(by_ipv[ipv]) + "\n")
+        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input="\n".join(by_ipv[ipv]) + "\n",
+                 timeout=RESTORE_TIMEOUT)
 
     def write() -> None:
         with ThreadPoolExecutor(max_workers=len(by_ipv) or 1) as pool:
