@@ -205,13 +205,16 @@ def scale_ovs(counts: list[int], rules: int) -> None:
 
 @contextlib.contextmanager
 def counting_processes():
-    """The programs proc.run started meanwhile (by name)."""
+    """The programs proc.run ran meanwhile, each with how long it took."""
     runs: list[str] = []
     real = proc.run
 
     def run(argv, *a, **kw):
-        runs.append(argv[0])
-        return real(argv, *a, **kw)
+        t = time.perf_counter()
+        try:
+            return real(argv, *a, **kw)
+        finally:
+            runs.append(f"{argv[0]} {(time.perf_counter() - t) * 1000:.0f} ms")
     proc.run = run
     try:
         yield runs
