@@ -82,10 +82,12 @@ def list_netns() -> list[str]:
 def ensure_netns(name: str) -> None:
     """Create a namespace with lo up: two small `ip` processes. (pyroute2 forks this whole process to create one,
     and again to open a netlink socket in it: ~0.1 s, which a guest's boot paid before its port could be wired.)"""
+    if netns_exists(name):
+        set_up("lo", name)
+        return
+    proc.run(["ip", "netns", "add", name], check=False)      # losing a race to another creator is fine
     if not netns_exists(name):
-        proc.run(["ip", "netns", "add", name], check=False)      # losing a race to another creator is fine
-        if not netns_exists(name):
-            raise KernelError(f"cannot create network namespace {name}")
+        raise KernelError(f"cannot create network namespace {name}")
     proc.run(["ip", "-n", name, "link", "set", "lo", "up"])
 
 
