@@ -12,6 +12,7 @@ import tempfile
 
 import typer
 import uvicorn
+import uvloop
 
 from neutrino import config
 from neutrino.lib import proc
@@ -89,7 +90,7 @@ def _workers(settings, count: int) -> int:
             proc.die_with_parent(parent)            # even by kill -9: agents then fail over to another server
             app, _ = build(settings, setup=False)
             app.state.siblings = notify.Siblings(siblings, index)
-            asyncio.run(_serve(app, settings, sockets))
+            uvloop.run(_serve(app, settings, sockets))
             os._exit(0)
         children.append(pid)
     for s in sockets:
@@ -169,4 +170,4 @@ def register(app: typer.Typer) -> None:
             application.state.db.engine.dispose()          # each worker opens its own connections
             raise typer.Exit(_workers(settings, workers))
         _unlink_socket(settings)
-        asyncio.run(_serve(application, settings))
+        uvloop.run(_serve(application, settings))
