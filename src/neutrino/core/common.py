@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import namedtuple
 from datetime import datetime, timezone
 
 from sqlalchemy import Column, Table, bindparam, delete, insert, select, update
@@ -21,7 +22,7 @@ def now() -> datetime:
 
 def fmt(dt: datetime | None) -> str | None:
     """Neutron's timestamp format, whole seconds: YYYY-MM-DDTHH:MM:SSZ."""
-    return dt.replace(microsecond=0).isoformat() + "Z" if dt else None
+    return dt.isoformat(timespec="seconds") + "Z" if dt else None
 
 
 def new_id() -> str:
@@ -161,6 +162,24 @@ def _built(build):
             _BUILT.clear()
         stmt = _BUILT[key] = build(IDS)
     return stmt
+
+
+_ROW_TYPES: dict = {}
+
+
+def plain(rows) -> list:
+    """Rows as plain named tuples, for rendering: reading a column of a SQLAlchemy Row by name costs several times
+    more, and a list of 1000 ports reads 25 of them per row."""
+    if not rows:
+        return []
+    fields = rows[0]._fields
+    cls = _ROW_TYPES.get(fields)
+    if cls is None:
+        try:
+            cls = _ROW_TYPES[fields] = namedtuple("Row", fields)
+        except ValueError:      # a column named like a keyword: Rows as they are
+            return rows
+    return [cls._make(r) for r in rows]
 
 
 def owned_or_admin(ctx: Context, row) -> bool:
