@@ -44,7 +44,7 @@ def ok(r: httpx.Response) -> dict:
     return r.json() if r.content else {}
 
 
-def start_server() -> tuple[subprocess.Popen, str, str]:
+def start_server(workers: int = 1) -> tuple[subprocess.Popen, str, str]:
     state = tempfile.mkdtemp(prefix="neutrino-bench-")
     import socket
     with socket.socket() as s:
@@ -52,7 +52,8 @@ def start_server() -> tuple[subprocess.Popen, str, str]:
         port = s.getsockname()[1]
     exe = os.path.join(os.path.dirname(sys.executable), "neutrino")
     proc = subprocess.Popen([exe, "server", "--auth", "noauth", "--state-dir", state, "--port", str(port),
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--log-level", "warning", "--workers", str(workers)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:

@@ -74,6 +74,16 @@ def migrate(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+class CoreSession(Session):
+    """A Session whose Core statements (nearly every statement of the service) go straight to its connection: the
+    ORM's execute path costs a third more per statement, and a request runs about ten."""
+
+    def execute(self, statement, params=None, **kw):
+        if kw or statement._propagate_attrs:         # ORM statements and execution options take the ORM's path
+            return super().execute(statement, params, **kw)
+        return self.connection().execute(statement, params)
+
+
 class Database:
     """Owns the engine; `run()` is one transaction, retried when a concurrent writer won a unique race; `call()` is
     the same on a worker thread, so the API's event loop never waits for the database."""
@@ -91,7 +101,7 @@ class Database:
 
     @contextmanager
     def session(self, write: bool = False):
-        with Session(self.engine) as s, s.begin():
+        with CoreSession(self.engine) as s, s.begin():
             if write and self.sqlite:
                 # take the write lock now, waiting for it (busy timeout), instead of at the first write: a deferred
                 # transaction whose snapshot another process's commit made stale cannot upgrade and fails at once
