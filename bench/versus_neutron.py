@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,13 +57,14 @@ def run_anchor(anchor: str, url: str, label: str, out: str) -> dict:
 
 
 def run_neutrino(anchor: str, workers: int, out: str) -> dict:
-    proc, url, _state = start_server(workers)
+    proc, url, state = start_server(workers)
     try:
         httpx.put(f"{url}/v2.0/quotas/benchproject", json=QUOTAS).raise_for_status()
         return run_anchor(anchor, url, f"neutrino, {workers} worker(s)", out)
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def ratio(neutron: float, ours: float, higher: bool) -> float:
