@@ -6,6 +6,7 @@ socket, is the cost: see reference/dataplane-on-this-machine.md).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import json
@@ -14,7 +15,7 @@ import select
 import socket
 import threading
 
-from pyroute2 import IPRoute, NetNS, netns as _netns
+from pyroute2 import IPRoute, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
@@ -23,7 +24,8 @@ from neutrino.errors import KernelError
 from neutrino.lib import nsocket, proc
 
 NETNS_DIR = "/run/netns"
-_sockets: dict[str | None, IPRoute | NetNS] = {}
+CLONE_NEWNET = 0x40000000
+_sockets: dict[str | None, IPRoute] = {}
 _tables: dict[str | None, "LinkTable"] = {}
 _lock = threading.RLock()
 
@@ -35,9 +37,19 @@ def sock(ns: str | None = None):
         if s is None:
             if ns is not None and not netns_exists(ns):
                 raise KernelError(f"network namespace {ns} does not exist")
-            s = NetNS(ns) if ns else IPRoute()
-            _sockets[ns] = s
+            s = _sockets[ns] = _open(ns)
         return s
+
+
+def _open(ns: str | None) -> IPRoute:
+    """An rtnetlink socket of the namespace, made by a thread that entered it (pyroute2's own way forks a child
+    process for it: 10-30 ms per namespace, each guest's plug included), subscribed to no announcements (pyroute2
+    would otherwise parse every link change of the host, thousands at a time, before its next answer)."""
+    if ns is None:
+        return IPRoute(groups=0)
+    fd = nsocket.in_netns(ns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                                                    socket.NETLINK_ROUTE).detach())
+    return IPRoute(fileno=fd, groups=0)
 
 
 def _forget(ns: str | None) -> None:
@@ -86,11 +98,46 @@ def list_netns() -> list[str]:
 def ensure_netns(name: str) -> None:
     """Create a namespace with lo up."""
     if not netns_exists(name):
-        try:
-            _netns.create(name)
-        except FileExistsError:
-            pass
+        _create_netns(name)
     set_up("lo", name)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MS_REC, MS_BIND, MS_SHARED = 0x4000, 0x1000, 1 << 20
+
+
+def _create_netns(name: str) -> None:
+    """`ip netns add NAME`, done by a short-lived thread of this process: it makes /run/netns a shared mount (as
+    iproute2 does), unshares a new network namespace for itself alone, bind-mounts it on /run/netns/NAME and
+    ends. (pyroute2 forks a child process for this, 10-30 ms and more on a loaded host.)"""
+    def make() -> None:
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+            if _libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None) != 0 or \
+                    _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+                raise KernelError(f"cannot share {NETNS_DIR}: {os.strerror(ctypes.get_errno())}")
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:
+            return                                  # made meanwhile: as good
+        if _libc.unshare(CLONE_NEWNET) != 0 or \
+                _libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            os.unlink(path)
+            raise KernelError(f"cannot create network namespace {name}: {os.strerror(err)}")
+    box: list = []
+
+    def runner() -> None:               # the thread ends in the new namespace: nothing else runs in it
+        try:
+            make()
+        except BaseException as e:      # noqa: BLE001 - handed to the caller's thread
+            box.append(e)
+    t = threading.Thread(target=runner, name=f"netns-add-{name}", daemon=True)
+    t.start()
+    t.join()
+    if box:
+        raise box[0]
 
 
 def delete_netns(name: str) -> None:
@@ -301,8 +348,11 @@ def ensure_tap(name: str, ns: str | None = None, mtu: int | None = None) -> None
     """A persistent TAP device (IFF_TAP, no packet info, as `ip tuntap add NAME mode tap`) for a VM to attach to
     (qemu `-netdev tap,ifname=NAME`), up; its own MAC is left alone (the VM owns the port's MAC)."""
     if not link_exists(name, ns):
-        _call(ns, sock(ns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
-              ok=(errno.EEXIST,))
+        def add() -> None:          # /dev/net/tun makes the device in the namespace of the thread that opens it
+            with IPRoute(groups=0) as here:
+                _call(ns, here.link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
+                      ok=(errno.EEXIST,))
+        nsocket.in_netns(ns, add)
     set_link(name, ns, mtu=mtu, up=True)
 
 
