@@ -143,16 +143,15 @@ class LinuxBridgeL2Driver:
         """Detach tap/ns- devices of ports gone from our bridges; delete unused brq*/vxlan-* devices."""
         ours = {links[b]["index"] for b in set(self.config.bridge_mappings.values()) | bridges if b in links}
         ours |= {v["index"] for k, v in links.items() if k.startswith("brq")}
-        changed = False
-        for name, link in sorted(links.items()):
-            if link["master"] in ours and name.startswith(("tap", "ns-")) and name not in plugged:
-                ip.detach(name, self.netns)
-                changed = True
-        for name in sorted(links):
-            if (name.startswith("brq") and name not in bridges) or (name.startswith("vxlan-") and name not in vxlans):
-                ip.delete_link(name, self.netns)
-                changed = True
-        return changed
+        detach = sorted(name for name, link in links.items()
+                        if link["master"] in ours and name.startswith(("tap", "ns-")) and name not in plugged)
+        delete = sorted(name for name in links if (name.startswith("brq") and name not in bridges)
+                        or (name.startswith("vxlan-") and name not in vxlans))
+        for name in detach:
+            ip.detach(name, self.netns)
+        for name in delete:
+            ip.delete_link(name, self.netns)
+        return bool(detach or delete)
 
     def cleanup(self) -> None:
         """Delete every brq*/vxlan-* device and detach our devices from the mapped bridges (taps stay)."""
