@@ -52,7 +52,7 @@ def script_path() -> str:
 
 def _argv(ns: str, dev: str, tries: int) -> list[str]:
     return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(ns)}", "busybox", "udhcpc", "-i", dev, "-s", script_path(),
-            "-t", str(tries), "-T", "1", "-O", "mtu", "-O", "staticroutes"]
+            "-t", str(tries), "-T", "1", "-A", "1", "-O", "mtu", "-O", "staticroutes"]
 
 
 def dhcp_client(ns: str, dev: str = "eth0", timeout: float = 5) -> bool:
