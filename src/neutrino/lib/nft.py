@@ -8,8 +8,9 @@ of every chain carries a comment `h:<digest of the chain's wanted rules>`; a cha
 differs is rewritten. Elements are compared in nft syntax (see `element`). `state` says what `read` would give back
 after a plan is applied, so a caller may keep that instead of reading the tables again.
 
-nft runs in this process, through libnftables (what the `nft` program is a front end of) in a thread that entered
-the namespace: a one-port change costs ~1 ms there against 10-30 ms for `ip netns exec ... nft -f` processes.
+nft runs in this process, through libnftables (what the `nft` program is a front end of), in a thread that entered
+the namespace: no `ip netns exec ... nft` processes (10-30 ms a call). What stays is nft's own cache: before each
+command it lists the namespace's chains and sets (~3 us a chain; 6000 chains at 1000 ports), whatever the change.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from neutrino.lib import nsocket
 
 _COMMENT = re.compile(r'comment "([^"]*)"$')
 JSON, TERSE = 1 << 4, 1 << 11          # libnftables output flags (`nft -j`, `nft -t`)
-_cli_lock = threading.Lock()           # libnftables keeps some global state: one command at a time
+_cli_lock = threading.Lock()           # one command at a time (libnftables does not say it is thread-safe)
 _lib: ctypes.CDLL | None = None
 
 

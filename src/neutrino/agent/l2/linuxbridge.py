@@ -3,8 +3,9 @@
 Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on physnet P, the bridge named
 `bridge_mappings[P]` (created when missing). On a host with a tunnel IP, a vxlan network gets `vxlan-<vni>` in its
 bridge (without one, the network stays local to this host): no multicast, no learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
-No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
-difference; a second sync with the same view writes nothing.
+No VLAN networks: this kernel has no 8021q. Each sync reads the link table (lib.ip.links: dumped once, then kept
+from the kernel's link announcements, so a one-port change does not re-read 5000 links) and the FDBs, and changes
+only the difference, one netlink request per tap; a second sync with the same view writes nothing.
 
 Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
 (antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
@@ -125,7 +126,7 @@ class LinuxBridgeL2Driver:
             if port["admin_state_up"]:
                 plugged.add(dev)
                 if not _ok(links[dev], links[bridge]["index"], mtu):
-                    ip.set_link(dev, ns, mtu=mtu, master=bridge, up=True)
+                    ip.set_seen(links[dev], ns, mtu=mtu, master=links[bridge]["index"], up=True)
                     changed = True
             elif links[dev]["master"] is not None:
                 ip.detach(dev, ns)
