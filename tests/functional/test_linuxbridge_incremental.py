@@ -45,7 +45,8 @@ def test_one_port_added_and_removed_leaves_what_a_fresh_full_sync_wants(host):
     net, sg, shared = rid(), rid(), rid()
     groups = [group(sg, [rule("ingress", "tcp", 22), rule("egress")]),
               group(shared, [rule("ingress", remote_group_id=shared)])]
-    ports = [port(rid(), net, f"10.0.0.{10 + i}", f"fa:16:3e:00:00:{i:02x}", [sg, shared]) for i in range(12)]
+    # more than ip.BATCH_FROM: the cold sync wires them by `ip -batch`, the one port added by a netlink request
+    ports = [port(rid(), net, f"10.0.0.{10 + i}", f"fa:16:3e:00:00:{i:02x}", [sg, shared]) for i in range(20)]
     extra = port(rid(), net, "10.0.0.99", "fa:16:3e:00:00:99", [sg, shared])
     ip.batch([f"link add {p['device']} type veth peer name g{i} netns {peers}" for i, p in enumerate(ports + [extra])],
              ns)

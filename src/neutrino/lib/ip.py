@@ -427,6 +427,20 @@ def set_seen(link: dict, ns: str | None = None, mtu: int | None = None, master: 
         _call(ns, sock(ns).link, "set", index=link["index"], **kw)
 
 
+BATCH_FROM = 16      # links changed at once from which one `ip -batch` process beats a netlink request each
+
+
+def enslave(todo: list[tuple[str, str, int | None]], links: dict[str, dict], ns: str | None = None) -> None:
+    """Put links into their bridges, up, with their MTU: [(link, bridge, mtu)], `links` as just read. A few by one
+    netlink request each, many (a cold sync) by one `ip -batch` (1000 taps: ~0.1 s against ~2 s of requests)."""
+    if len(todo) <= BATCH_FROM:
+        for name, bridge, mtu in todo:
+            set_seen(links[name], ns, mtu=mtu, master=links[bridge]["index"], up=True)
+        return
+    batch([f"link set dev {name}" + (f" mtu {mtu}" if mtu else "") + f" master {bridge} up"
+           for name, bridge, mtu in todo], ns)
+
+
 def set_up(name: str, ns: str | None = None) -> None:
     set_link(name, ns, up=True)
 

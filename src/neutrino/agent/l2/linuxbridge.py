@@ -117,6 +117,7 @@ class LinuxBridgeL2Driver:
         host_side |= {p["device"] for p in view["ports"] if p["kind"] == "instance"}
         changed |= self._no_ipv6.ensure(sorted(host_side), links, ns)
         plugged: set[str] = set()
+        wire: list[tuple[str, str, int | None]] = []
         for port in view["ports"]:
             dev, bridge = port["device"], bridges.get(port["network_id"])
             if dev not in links or bridge is None:
@@ -126,12 +127,13 @@ class LinuxBridgeL2Driver:
             if port["admin_state_up"]:
                 plugged.add(dev)
                 if not _ok(links[dev], links[bridge]["index"], mtu):
-                    ip.set_seen(links[dev], ns, mtu=mtu, master=links[bridge]["index"], up=True)
-                    changed = True
+                    wire.append((dev, bridge, mtu))
             elif links[dev]["master"] is not None:
                 ip.detach(dev, ns)
                 changed = True
             result.ports[port["id"]] = True
+        ip.enslave(wire, links, ns)
+        changed |= bool(wire)
         changed |= self._remove_stale(set(bridges.values()), {names.vxlan(n["segment"]["segmentation_id"])
                                                                for n in view["networks"].values()
                                                                if n["id"] in bridges and self.config.tunnel_ip
