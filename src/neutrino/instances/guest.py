@@ -36,10 +36,9 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
 
 def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
     """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
-    in the instance's directory); True once the guest holds a lease, within timeout. The client goes on trying in
-    the background after its first ten DISCOVERs (a busy host can take that long to answer), so the wait does too."""
+    in the instance's directory); True once the guest holds a lease, within timeout."""
     deadline = time.monotonic() + timeout
-    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV, timeout=min(timeout, 10))
+    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV)
     while address(lab, name) is None:
         if time.monotonic() > deadline:
             return False
