@@ -96,7 +96,7 @@ def list_netns() -> list[str]:
 
 
 def ensure_netns(name: str) -> None:
-    """Create a namespace with lo up."""
+    """Create a namespace with lo up (made by a thread of this process, see _create_netns: no process is forked)."""
     if not netns_exists(name):
         _create_netns(name)
     set_up("lo", name)
@@ -212,11 +212,36 @@ def links(ns: str | None = None) -> dict[str, dict]:
 
 def _dump(ns: str | None) -> dict[str, dict]:
     raw = json.loads(proc.output(["ip", *(["-n", ns] if ns else []), "-j", "-d", "link", "show"]) or "[]")
+    return _link_info(raw, ns)
+
+
+def links_of(names, ns: str | None = None) -> dict[str, dict]:
+    """links() for just these names (those that do not exist are left out): one `ip -batch` process, whatever the
+    number of links in the namespace (what a caller that remembers the links re-reads after LinkChanges)."""
+    names = sorted(names)
+    if not names:
+        return {}
+    out = proc.run(["ip", *(["-n", ns] if ns else []), "-j", "-d", "-force", "-batch", "-"],
+                   input="".join(f"link show dev {n}\n" for n in names), ok_codes=(0, 1)).stdout
+    raw, decoder, pos = [], json.JSONDecoder(), 0
+    while (pos := _skip_space(out, pos)) < len(out):
+        part, pos = decoder.raw_decode(out, pos)
+        raw += part
+    return _link_info(raw, ns)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _link_info(raw: list[dict], ns: str | None) -> dict[str, dict]:
     index = {x["ifname"]: x["ifindex"] for x in raw}
     return {x["ifname"]: {
         "index": x["ifindex"],
         "kind": (x.get("linkinfo") or {}).get("info_kind"),
-        "master": index.get(x["master"]) if x.get("master") else None,
+        "master": (index.get(x["master"]) or link_index(x["master"], ns)) if x.get("master") else None,
         "state": x.get("operstate"),
         "up": "UP" in x.get("flags", ()),
         "mtu": x.get("mtu"),
@@ -342,6 +367,34 @@ def _link_socket() -> socket.socket:
     return s
 
 
+class LinkChanges:
+    """Names of a namespace's links created, changed or deleted since the last look (RTMGRP_LINK, subscribed
+    inside the namespace): a caller that remembers the links it read re-reads only those (links_of). `changed()`
+    is None when announcements were lost (the socket overflowed): read everything again."""
+
+    def __init__(self, ns: str | None = None):
+        self._sock = nsocket.in_netns(ns, _link_socket)
+
+    def changed(self) -> set[str] | None:
+        names: set[str] | None = set()
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return names
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                names = None             # keep reading: what is queued after the loss is stale as well
+                continue
+            if names is not None:
+                names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
+                             if kind in (RTM_NEWLINK, RTM_DELLINK))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
 def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None = None,
                 mtu: int | None = None, peer_mac: str | None = None) -> None:
     """A veth pair `name` (in ns) <-> `peer` (in peer_ns), created directly in place, both ends up."""
@@ -354,7 +407,11 @@ def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None
         if peer_mac:
             peer_spec["address"] = peer_mac
         kw = {"mtu": mtu} if mtu else {}
-        _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
+        if _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw):
+            # made now with the asked MTU and MAC: only `up` is left, one request for each end
+            _call(ns, sock(ns).link, "set", ifname=name, state="up")
+            _call(peer_ns, sock(peer_ns).link, "set", ifname=peer, state="up")
+            return
     set_link(name, ns, mtu=mtu, up=True)
     set_link(peer, peer_ns, mtu=mtu, mac=peer_mac, up=True)
 
