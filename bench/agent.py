@@ -156,6 +156,116 @@ def scale(n: int, rules: int) -> None:
             shutil.rmtree(rundir, ignore_errors=True)
 
 
+# --- linuxbridge + nftables hot paths (issue 19) ---------------------------------------------------------------
+
+def lb_scale(n: int, rules: int, at: tuple[int, ...] = (1000, 5000)) -> None:
+    """linuxbridge + nftables: cold sync and idle resync of n ports, then one port added (and removed again) at each
+    size in `at` (the host grown to that size first): the incremental path should cost what it costs at 10."""
+    print(f"\nlinuxbridge+nftables: {n} instance ports x {rules} rules, one remote group of all of them")
+    sizes = sorted({n, *at})
+    tag = uuid.uuid4().hex[:6]
+    host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
+    rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
+    try:
+        ip.ensure_netns(host_ns)
+        ip.ensure_netns(peer_ns)
+        full = scale_view(max(sizes), rules, nets=max(4, -(-max(sizes) // 1000)))   # a bridge takes 1024 ports
+        drvs = drivers("linuxbridge+nftables", host_ns, rundir)
+        made = 0
+        for size in sizes:
+            view = _lb_prefix(full, size)
+            make_taps(host_ns, peer_ns, view["ports"][made:])
+            made = size
+            cold, parts = timed_sync(drvs, view)
+            if size == n:
+                line(f"cold sync of {size} ports", f"{ms(cold)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
+                idle, parts = timed_sync(drvs, view)
+                line(f"idle resync at {size} (no change)", f"{ms(idle)}  (l2 {parts[0]:.3f} s, "
+                                                           f"firewall {parts[1]:.3f} s)")
+            if size not in at:
+                continue
+            adds, removes = [], []
+            for k in range(5):
+                extra = _lb_extra(view, rules, k)
+                make_taps(host_ns, peer_ns, [extra])
+                members = view["remote_groups"]
+                view["ports"].append(extra)     # the new port joins the shared group: one set element more
+                view["remote_groups"] = {g: {"IPv4": sorted([*m["IPv4"], extra["fixed_ips"][0]["ip_address"]]),
+                                             "IPv6": []} for g, m in members.items()}
+                adds.append(timed_sync(drvs, view))
+                view["ports"].pop()
+                view["remote_groups"] = members
+                removes.append(timed_sync(drvs, view))
+                ip.delete_link(extra["device"], host_ns)
+            add = sorted(adds)[len(adds) // 2]
+            line(f"one port added at {size} (median of 5)", f"{ms(add[0])}  (l2 {ms(add[1][0]).strip()}, "
+                                                            f"firewall {ms(add[1][1]).strip()})")
+            rem = sorted(removes)[len(removes) // 2]
+            line(f"one port removed at {size} (median of 5)", f"{ms(rem[0])}  (l2 {ms(rem[1][0]).strip()}, "
+                                                              f"firewall {ms(rem[1][1]).strip()})")
+    finally:
+        ip.delete_netns(peer_ns)
+        ip.delete_netns(host_ns)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def _lb_prefix(full: dict, size: int) -> dict:
+    """The first `size` ports of a scale view, the shared remote group holding just their addresses."""
+    view = dict(full, ports=full["ports"][:size])
+    shared = next(iter(full["remote_groups"]))
+    view["remote_groups"] = {shared: {"IPv4": sorted(p["fixed_ips"][0]["ip_address"] for p in view["ports"]),
+                                      "IPv6": []}}
+    return view
+
+
+def _lb_extra(view: dict, rules: int, k: int) -> dict:
+    extra = scale_view(1, rules)["ports"][0]
+    extra["network_id"] = view["ports"][0]["network_id"]
+    extra["fixed_ips"][0]["ip_address"] = f"10.100.250.{250 - k}"
+    extra["security_groups"] = view["ports"][0]["security_groups"]
+    return extra
+
+
+def lb_e2e(boots: int) -> None:
+    """A temporary linuxbridge + nftables lab: port create -> ACTIVE and -> guest has its lease (p50/p99), with where
+    the time goes: the API calls, the tap plug (lib.ip, as instances/guest.plug does it), the agent and report."""
+    from neutrino.instances import guest, manager
+    from neutrino.lab import lifecycle
+    from neutrino.lab.paths import Lab
+
+    state = tempfile.mkdtemp(prefix="neutrino-bench-lab-")
+    lab = Lab(state)
+    print(f"\nlinuxbridge+nftables end to end: a temporary lab in {state}")
+    try:
+        lifecycle.up(lab, l2="linuxbridge", firewall="nftables", port=0, identity_port=0, say=lambda _m: None)
+        clouds = manager.Clouds.of(lab)
+        net = clouds.user.network.find_network("private", ignore_missing=False)
+        host = lab.host_name(1)
+        rows = []
+        for i in range(boots):
+            t = time.perf_counter()
+            port = clouds.user.network.create_port(network_id=net.id, name=f"l{i}", device_owner="compute:nova",
+                                                   device_id=str(uuid.uuid4()))
+            clouds.admin.network.update_port(port, binding_host_id=host)
+            api = time.perf_counter()
+            guest.plug(lab, f"l{i}", host, port.id, port.mac_address, net.mtu)
+            plugged = time.perf_counter()
+            active = wait_active(clouds, port.id, t)
+            got = guest.configure(lab, f"l{i}", timeout=10)
+            rows.append((active, time.perf_counter() - t if got else float("inf"), api - t, plugged - api,
+                         t + active - plugged))
+        active, leases, api, plug, agent = zip(*rows)
+        line(f"port create -> ACTIVE ({boots} ports)", f"p50 {ms(pct(active, 50))}  p99 {ms(pct(active, 99))}")
+        line(f"port create -> guest has a DHCP lease ({boots})",
+             f"p50 {ms(pct(leases, 50))}  p99 {ms(pct(leases, 99))}")
+        line("... of ACTIVE: create + bind (API)", f"p50 {ms(pct(api, 50))}")
+        line("... of ACTIVE: tap plug (lib.ip)", f"p50 {ms(pct(plug, 50))}")
+        line("... of ACTIVE: plugged -> ACTIVE (agent, report)", f"p50 {ms(pct(agent, 50))}")
+    finally:
+        lifecycle.down(lab, say=lambda _m: None)
+        shutil.rmtree(state, ignore_errors=True)
+
+
 def scale_ovs(counts: list[int], rules: int) -> None:
     """ovs+iptables at each count: cold sync, idle resync (a full read: the agent's periodic resync), then one port
     added and one removed while the driver trusts what it last read (a view change between two resyncs: OVSDB rows
@@ -496,13 +606,22 @@ def main() -> None:
     ap.add_argument("--skip-lab", action="store_true")
     ap.add_argument("--boots", type=int, default=50, help="ports booted per lab for ACTIVE/lease percentiles")
     ap.add_argument("--backends", default="ovs+iptables,linuxbridge+nftables")
+    ap.add_argument("--linuxbridge", action="store_true",
+                    help="only the linuxbridge+nftables hot paths (scale at --ports and 5000, lab ACTIVE/lease)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/agent.py needs root (it makes network namespaces)")
+    if args.linuxbridge:
+        if not args.skip_scale:
+            lb_scale(args.ports, args.rules)
+        if not args.skip_lab:
+            lb_e2e(args.boots)
+        return
     if not args.skip_scale:
         scale_ovs([int(c) for c in args.ovs_ports.split(",") if c], args.rules)
         if args.ports:
             scale(args.ports, args.rules)
+            lb_scale(args.ports, args.rules)
         dhcp_and_l3(500, 1000)
     if not args.skip_lab:
         for backend in args.backends.split(","):

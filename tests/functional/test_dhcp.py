@@ -126,7 +126,10 @@ def test_changed_ip_is_renewed_with_one_reload(lab, one_net):
     h = one_net["hosts"][0]
     g = lab.guest(h["mac_address"])
     guest.start_dhcp_client(g, lab.guest_run_dir(g))
-    assert _wait_addresses(g, {"10.0.0.10/24"}) == {"10.0.0.10/24"}
+    deadline = time.monotonic() + 10                                    # the client runs detached: wait for it
+    while guest.configured_address(lab.guest_run_dir(g)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert guest_addresses(g) == {"10.0.0.10/24"}
     pid, reads = _pid(lab, one_net), _wait_reads(lab, one_net, 1)
 
     h["ip_address"], h["hostname"] = "10.0.0.50", "host-10-0-0-50"

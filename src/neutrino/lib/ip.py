@@ -6,27 +6,27 @@ socket, is the cost: see reference/dataplane-on-this-machine.md).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import json
 import os
 import select
 import socket
+import struct
 import threading
 
-from pyroute2 import IPRoute, NetNS, config as _pyroute2_config, netns as _netns
+from pyroute2 import IPRoute, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
 
 from neutrino.errors import KernelError
 from neutrino.lib import nsocket, proc
 
 NETNS_DIR = "/run/netns"
-# pyroute2 enters a namespace through a forked child and gives it 2 s to answer (netns.create does not retry); on a
-# busy 2-core host with dozens of guests and agents the child can take longer, and the call failed instead of waiting.
-_pyroute2_config.default_communicate_timeout = 30
-_sockets: dict[str | None, IPRoute | NetNS] = {}
+CLONE_NEWNET = 0x40000000
+_sockets: dict[str | None, IPRoute] = {}
+_tables: dict[str | None, "LinkTable"] = {}
 _lock = threading.RLock()
 
 
@@ -37,14 +37,27 @@ def sock(netns: str | None = None):
         if s is None:
             if netns is not None and not netns_exists(netns):
                 raise KernelError(f"network namespace {netns} does not exist", errno=errno.ENOENT)
-            s = NetNS(netns) if netns else IPRoute()
-            _sockets[netns] = s
+            s = _sockets[netns] = _open(netns)
         return s
+
+
+def _open(netns: str | None) -> IPRoute:
+    """An rtnetlink socket of the namespace, made by a thread that entered it (pyroute2's own way forks a child
+    process for it: 10-30 ms per namespace, each guest's plug included), subscribed to no announcements (pyroute2
+    would otherwise parse every link change of the host, thousands at a time, before its next answer)."""
+    if netns is None:
+        return IPRoute(groups=0)
+    fd = nsocket.in_netns(netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                                                    socket.NETLINK_ROUTE).detach())
+    return IPRoute(fileno=fd, groups=0)
 
 
 def _forget(netns: str | None) -> None:
     with _lock:
         s = _sockets.pop(netns, None)
+        table = _tables.pop(netns, None)
+    if table is not None:
+        table.close()
     if s is not None:
         try:
             s.close()
@@ -84,15 +97,48 @@ def list_netns() -> list[str]:
 
 
 def ensure_netns(name: str) -> None:
-    """Create a namespace with lo up: two small `ip` processes. (pyroute2 forks this whole process to create one,
-    and again to open a netlink socket in it: ~0.1 s, which a guest's boot paid before its port could be wired.)"""
-    if netns_exists(name):
-        set_up("lo", name)
-        return
-    proc.run(["ip", "netns", "add", name], check=False)      # losing a race to another creator is fine
+    """Create a namespace with lo up (made by a thread of this process, see _create_netns: no process is forked)."""
     if not netns_exists(name):
-        raise KernelError(f"cannot create network namespace {name}")
-    proc.run(["ip", "-n", name, "link", "set", "lo", "up"])
+        _create_netns(name)
+    set_up("lo", name)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MS_REC, MS_BIND, MS_SHARED = 0x4000, 0x1000, 1 << 20
+
+
+def _create_netns(name: str) -> None:
+    """`ip netns add NAME`, done by a short-lived thread of this process: it makes /run/netns a shared mount (as
+    iproute2 does), unshares a new network namespace for itself alone, bind-mounts it on /run/netns/NAME and
+    ends. (pyroute2 forks a child process for this, 10-30 ms and more on a loaded host.)"""
+    def make() -> None:
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+            if _libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None) != 0 or \
+                    _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+                raise KernelError(f"cannot share {NETNS_DIR}: {os.strerror(ctypes.get_errno())}")
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:
+            return                                  # made meanwhile: as good
+        if _libc.unshare(CLONE_NEWNET) != 0 or \
+                _libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            os.unlink(path)
+            raise KernelError(f"cannot create network namespace {name}: {os.strerror(err)}")
+    box: list = []
+
+    def runner() -> None:               # the thread ends in the new namespace: nothing else runs in it
+        try:
+            make()
+        except BaseException as e:      # noqa: BLE001 - handed to the caller's thread
+            box.append(e)
+    t = threading.Thread(target=runner, name=f"netns-add-{name}", daemon=True)
+    t.start()
+    t.join()
+    if box:
+        raise box[0]
 
 
 def delete_netns(name: str) -> None:
@@ -110,13 +156,12 @@ def delete_netns(name: str) -> None:
 class LinkEvents:
     """Links as the kernel announces them in this process's namespace (RTMGRP_LINK): what lets the agent wire a tap
     the moment the hypervisor makes it instead of looking for it on a timer. A plain netlink socket read whole on
-    each wake (pyroute2's own reader buffers announcements where select() no longer sees them)."""
+    each wake (pyroute2's own reader buffers announcements where select() no longer sees them), decoded with struct."""
 
     def __init__(self):
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self._sock.bind((0, RTMGRP_LINK))
-        self._marshal = MarshalRtnl()
 
     def wait(self, timeout: float) -> set[str]:
         """Names of links created or changed within timeout (empty when none)."""
@@ -132,8 +177,8 @@ class LinkEvents:
                 if e.errno == errno.ENOBUFS:
                     return names
                 raise
-            names.update(m.get_attr("IFLA_IFNAME") for m in self._marshal.parse(data)
-                         if m.get("event") == "RTM_NEWLINK")
+            names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
+                         if kind == RTM_NEWLINK)
 
     def close(self) -> None:
         self._sock.close()
@@ -151,10 +196,22 @@ def link_exists(name: str, netns: str | None = None) -> bool:
 def links(netns: str | None = None) -> dict[str, dict]:
     """name -> {index, kind, master (index), state, up, mtu, mac} for every link of a namespace.
 
-    One `ip -j -d link show` process: 14x faster than parsing pyroute2 messages once a host has thousands of links
-    (2000 links: 0.04 s against 0.55 s), and every resync starts with this dump."""
+    Dumped once per namespace (`ip -j -d link show`: 14x faster than parsing pyroute2 messages once a host has
+    thousands of links, 2000 links: 0.04 s against 0.55 s), then kept current from the kernel's link announcements
+    (see LinkTable): every sync of the agent starts here, and a one-port change must not cost a dump of 5000 links.
+    The entries are the table's own: read them, do not change them."""
     if netns is not None and not netns_exists(netns):
         raise KernelError(f"network namespace {netns} does not exist", errno=errno.ENOENT)
+    with _lock:
+        table = _tables.get(netns)
+        if table is None or not table.current():
+            if table is not None:
+                table.close()
+            table = _tables[netns] = LinkTable(netns)
+        return table.links()
+
+
+def _dump(netns: str | None) -> dict[str, dict]:
     raw = json.loads(proc.output(["ip", *(["-n", netns] if netns else []), "-j", "-d", "link", "show"]) or "[]")
     return _link_info(raw, netns)
 
@@ -193,19 +250,131 @@ def _link_info(raw: list[dict], netns: str | None) -> dict[str, dict]:
     } for x in raw}
 
 
+def _ns_inode(netns: str | None) -> int:
+    return os.stat(os.path.join(NETNS_DIR, netns) if netns else "/proc/self/ns/net").st_ino
+
+
+class LinkTable:
+    """The links of one namespace: a dump, then the kernel's RTM_NEWLINK/RTM_DELLINK announcements applied as they
+    queue up on a socket subscribed before the dump (each carries the link's whole state, so applying them in order
+    ends at the kernel's). Lost announcements (ENOBUFS after a burst of thousands) mean a new dump, and a namespace
+    made again under the same name a new table."""
+
+    def __init__(self, netns: str | None):
+        self.ns, self.inode = netns, _ns_inode(netns)
+        self._sock = nsocket.in_netns(netns, _link_socket)
+        self._dump()
+
+    def _dump(self) -> None:
+        self._links = _dump(self.ns)
+        self._names = {link["index"]: name for name, link in self._links.items()}
+
+    def current(self) -> bool:
+        """Whether this table still follows the namespace of that name."""
+        try:
+            return _ns_inode(self.ns) == self.inode
+        except FileNotFoundError:
+            return False
+
+    def links(self) -> dict[str, dict]:
+        """A copy of the table after the announcements queued since the last look; after a burst larger than a dump
+        (~1 KB of announcements per link), or one the kernel dropped, a dump."""
+        chunks, size, lost = [], 0, False
+        while True:
+            try:
+                data = self._sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                lost = True
+                continue
+            chunks.append(data)
+            size += len(data)
+        if lost or size > max(1 << 20, 1024 * len(self._links)):
+            self._dump()                            # announcements from now on still count
+        else:
+            for data in chunks:
+                for kind, family, idx, flags, attrs in _link_messages(data):
+                    self._apply(kind, family, idx, flags, attrs)
+        return dict(self._links)
+
+    def _apply(self, kind: int, family: int, idx: int, flags: int, attrs: dict[int, bytes]) -> None:
+        if family != socket.AF_UNSPEC or kind not in (RTM_NEWLINK, RTM_DELLINK):
+            return                  # AF_BRIDGE ones tell of bridge ports (a DELLINK there: a port left its bridge)
+        old = self._names.pop(idx, None)                  # a rename or a removal: the old name goes
+        if old is not None:
+            self._links.pop(old, None)
+        if kind == RTM_DELLINK:
+            return
+        name = _text(attrs.get(IFLA_IFNAME))
+        info = dict(_attrs(attrs.get(IFLA_LINKINFO, b"")))
+        master = attrs.get(IFLA_MASTER)
+        mtu = attrs.get(IFLA_MTU)
+        oper = attrs.get(IFLA_OPERSTATE)
+        mac = attrs.get(IFLA_ADDRESS)
+        self._names[idx] = name
+        self._links[name] = {
+            "index": idx,
+            "kind": _text(info.get(IFLA_INFO_KIND)) or None,
+            "master": struct.unpack("=I", master)[0] or None if master else None,
+            "state": OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else None,
+            "up": bool(flags & 1),
+            "mtu": struct.unpack("=I", mtu)[0] if mtu else None,
+            "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
+        }
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_INFO_KIND = 1, 3, 4, 10, 16, 18, 1
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+
+
+def _link_messages(data: bytes):
+    """(type, family, index, flags, {attribute: payload}) of each rtnetlink link message in a datagram: only what
+    the table keeps, read with struct (pyroute2's full decoding costs ~1 ms a message on a loaded host)."""
+    off = 0
+    while off + 32 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, off)
+        if length < 32:
+            return
+        family, _, idx, flags = struct.unpack_from("=BxHiI", data, off + 16)
+        yield kind, family, idx, flags, dict(_attrs(data[off + 32:off + length]))
+        off += (length + 3) & ~3
+
+
+def _attrs(data: bytes):
+    off = 0
+    while off + 4 <= len(data):
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if alen < 4:
+            return
+        yield atype & 0x3FFF, data[off + 4:off + alen]
+        off += (alen + 3) & ~3
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.split(b"\0", 1)[0].decode() if raw is not None else None
+
+
+def _link_socket() -> socket.socket:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                      socket.NETLINK_ROUTE)
+    s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)       # SO_RCVBUFFORCE: room for a burst of announcements
+    s.bind((0, RTMGRP_LINK))
+    return s
+
+
 class LinkChanges:
     """Names of a namespace's links created, changed or deleted since the last look (RTMGRP_LINK, subscribed
     inside the namespace): a caller that remembers the links it read re-reads only those (links_of). `changed()`
     is None when announcements were lost (the socket overflowed): read everything again."""
 
     def __init__(self, netns: str | None = None):
-        def make() -> socket.socket:
-            s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-            s.bind((0, RTMGRP_LINK))
-            return s
-        self._sock = nsocket.in_netns(netns, make)
-        self._marshal = MarshalRtnl()
+        self._sock = nsocket.in_netns(netns, _link_socket)
 
     def changed(self) -> set[str] | None:
         names: set[str] | None = set()
@@ -220,8 +389,8 @@ class LinkChanges:
                 names = None             # keep reading: what is queued after the loss is stale as well
                 continue
             if names is not None:
-                names.update(m.get_attr("IFLA_IFNAME") for m in self._marshal.parse(data)
-                             if m.get("event") in ("RTM_NEWLINK", "RTM_DELLINK"))
+                names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
+                             if kind in (RTM_NEWLINK, RTM_DELLINK))
 
     def close(self) -> None:
         self._sock.close()
@@ -241,10 +410,9 @@ def ensure_veth(name: str, peer: str, netns: str | None = None, peer_netns: str 
             peer_spec["address"] = peer_mac
         kw = {"mtu": mtu} if mtu else {}
         if _call(netns, sock(netns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw):
-            # made now with the asked MTU and MAC: only `up` is left, and the peer's namespace needs no netlink
-            # socket of this process for it (opening one forks the process)
+            # made now with the asked MTU and MAC: only `up` is left, one request for each end
             _call(netns, sock(netns).link, "set", ifname=name, state="up")
-            proc.run(["ip", *(["-n", peer_netns] if peer_netns else []), "link", "set", peer, "up"])
+            _call(peer_netns, sock(peer_netns).link, "set", ifname=peer, state="up")
             return
     set_link(name, netns, mtu=mtu, up=True)
     set_link(peer, peer_netns, mtu=mtu, mac=peer_mac, up=True)
@@ -278,8 +446,11 @@ def ensure_tap(name: str, netns: str | None = None, mtu: int | None = None) -> N
     """A persistent TAP device (IFF_TAP, no packet info, as `ip tuntap add NAME mode tap`) for a VM to attach to
     (qemu `-netdev tap,ifname=NAME`), up; its own MAC is left alone (the VM owns the port's MAC)."""
     if not link_exists(name, netns):
-        _call(netns, sock(netns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
-              ok=(errno.EEXIST,))
+        def add() -> None:          # /dev/net/tun makes the device in the namespace of the thread that opens it
+            with IPRoute(groups=0) as here:
+                _call(netns, here.link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
+                      ok=(errno.EEXIST,))
+        nsocket.in_netns(netns, add)
     set_link(name, netns, mtu=mtu, up=True)
 
 
@@ -305,6 +476,35 @@ def set_link(name: str, netns: str | None = None, mtu: int | None = None, mac: s
         _call(netns, sock(netns).link, "set", index=idx, **kw)
     if up is not None and bool(cur["flags"] & 1) != up:
         _call(netns, sock(netns).link, "set", index=idx, state="up" if up else "down")
+
+
+def set_seen(link: dict, netns: str | None = None, mtu: int | None = None, master: int | None = None,
+             up: bool | None = None) -> None:
+    """set_link for a link as `links` just showed it (its entry), master by index: one netlink request with what
+    differs (set_link looks the link up first: four round trips, and a cold sync of 1000 taps makes 1000 of them)."""
+    kw: dict = {}
+    if mtu and link["mtu"] != mtu:
+        kw["mtu"] = mtu
+    if master is not None and link["master"] != master:
+        kw["master"] = master
+    if up is not None and link["up"] != up:
+        kw["state"] = "up" if up else "down"
+    if kw:
+        _call(netns, sock(netns).link, "set", index=link["index"], **kw)
+
+
+BATCH_FROM = 16      # links changed at once from which one `ip -batch` process beats a netlink request each
+
+
+def enslave(todo: list[tuple[str, str, int | None]], links: dict[str, dict], netns: str | None = None) -> None:
+    """Put links into their bridges, up, with their MTU: [(link, bridge, mtu)], `links` as just read. A few by one
+    netlink request each, many (a cold sync) by one `ip -batch` (1000 taps: ~0.1 s against ~2 s of requests)."""
+    if len(todo) <= BATCH_FROM:
+        for name, bridge, mtu in todo:
+            set_seen(links[name], netns, mtu=mtu, master=links[bridge]["index"], up=True)
+        return
+    batch([f"link set dev {name}" + (f" mtu {mtu}" if mtu else "") + f" master {bridge} up"
+           for name, bridge, mtu in todo], netns)
 
 
 def set_up(name: str, netns: str | None = None) -> None:

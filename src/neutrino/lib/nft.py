@@ -7,21 +7,71 @@ deletes what is no longer wanted. To compare chains without depending on how nft
 of every chain carries a comment `h:<digest of the chain's wanted rules>`; a chain whose digest or rule count
 differs is rewritten. Elements are compared in nft syntax (see `element`). `state` says what `read` would give back
 after a plan is applied, so a caller may keep that instead of reading the tables again.
+
+nft runs in this process, through libnftables (what the `nft` program is a front end of), in a thread that entered
+the namespace: no `ip netns exec ... nft` processes (10-30 ms a call). What stays is nft's own cache: before each
+command it lists the namespace's chains and sets (~3 us a chain; 6000 chains at 1000 ports), whatever the change.
 """
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import ipaddress
 import json
+import os
 import re
 import socket
 import struct
+import threading
 from dataclasses import dataclass, field
 
 from neutrino.errors import KernelError
-from neutrino.lib import nsocket, proc
+from neutrino.lib import nsocket
 
 _COMMENT = re.compile(r'comment "([^"]*)"$')
+JSON, TERSE = 1 << 4, 1 << 11          # libnftables output flags (`nft -j`, `nft -t`)
+_cli_lock = threading.Lock()           # one command at a time (libnftables does not say it is thread-safe)
+_lib: ctypes.CDLL | None = None
+
+
+def _libnftables() -> ctypes.CDLL:
+    global _lib
+    if _lib is None:
+        try:
+            lib = ctypes.CDLL("libnftables.so.1")
+        except OSError as e:
+            raise KernelError(f"libnftables (the library of the nft program) is not installed: {e}") from e
+        ptr, text = ctypes.c_void_p, ctypes.c_char_p
+        for fn, res, args in (("nft_ctx_new", ptr, [ctypes.c_uint32]), ("nft_ctx_free", None, [ptr]),
+                              ("nft_ctx_buffer_output", ctypes.c_int, [ptr]),
+                              ("nft_ctx_buffer_error", ctypes.c_int, [ptr]),
+                              ("nft_ctx_output_set_flags", None, [ptr, ctypes.c_uint]),
+                              ("nft_ctx_get_output_buffer", text, [ptr]), ("nft_ctx_get_error_buffer", text, [ptr]),
+                              ("nft_run_cmd_from_buffer", ctypes.c_int, [ptr, text])):
+            getattr(lib, fn).restype, getattr(lib, fn).argtypes = res, args
+        _lib = lib
+    return _lib
+
+
+def _cli(text: str, flags: int = 0) -> tuple[int, str, str]:
+    """`nft` on text in the calling thread's namespace: (0 on success, output, error output)."""
+    lib = _libnftables()
+    with _cli_lock:
+        ctx = lib.nft_ctx_new(0)
+        try:
+            lib.nft_ctx_buffer_output(ctx)
+            lib.nft_ctx_buffer_error(ctx)
+            lib.nft_ctx_output_set_flags(ctx, flags)
+            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+            return rc, (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(), \
+                (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
+        finally:
+            lib.nft_ctx_free(ctx)
+
+
+def _in_ns(netns: str | None, fn, *args):
+    """fn(*args) inside network namespace ns (a thread of its own enters it; None: this thread)."""
+    return nsocket.in_netns(netns, fn, *args)
 
 
 @dataclass
@@ -135,18 +185,19 @@ def parse_chains(text: str) -> dict[str, tuple[int, str | None]]:
 def read(family: str, name: str, netns: str | None = None) -> Current | None:
     """What the kernel has in a table; None when the table does not exist. Chains come from the terse text
     listing and sets from the JSON set/map listings: a full JSON listing costs ~5x more at 1000 ports."""
-    res = proc.run(["nft", "-t", "list", "table", family, name], netns=netns, check=False)
-    if res.returncode != 0:
-        if "No such file" in res.stderr:
+    def listings() -> tuple[int, str, str, list[str]]:
+        rc, text, err = _cli(f"list table {family} {name}", TERSE)
+        return rc, text, err, [] if rc else [_cli(f"list {kind} {family}", JSON)[1] for kind in ("sets", "maps")]
+    rc, text, err, sets = _in_ns(netns, listings)
+    if rc != 0:
+        if "No such file" in err:
             return None
-        raise KernelError(f"nft list table {family} {name}: {res.stderr.strip()}", returncode=res.returncode,
-                          stderr=res.stderr)
+        raise KernelError(f"nft list table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
     objects = []
-    for kind in ("sets", "maps"):
-        out = json.loads(proc.output(["nft", "-j", "list", kind, family], netns=netns))["nftables"]
-        objects += [o for o in out if (o.get("set") or o.get("map") or {}).get("table") == name]
+    for out in sets:
+        objects += [o for o in json.loads(out)["nftables"] if (o.get("set") or o.get("map") or {}).get("table") == name]
     cur = parse(objects)
-    cur.chains = parse_chains(res.stdout)
+    cur.chains = parse_chains(text)
     return cur
 
 
@@ -203,12 +254,23 @@ def _is_map(s: Set) -> bool:
     return ":" in s.decl.split(";")[0]
 
 
+_own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a commit of ours: the one before it}
+
+
 def run(script: list[str], netns: str | None = None) -> None:
-    if script:
-        own(netns, lambda: proc.run(["nft", "-f", "-"], netns=netns, input="\n".join(script) + "\n"))
+    """Apply a script as one transaction (as `nft -f`); a generation moved by exactly one is this process's own
+    (see `own`)."""
+    if not script:
+        return
 
-
-_own: dict[str | None, dict[int, int]] = {}     # netns -> {generation after a commit of ours: the one before it}
+    def commit() -> tuple[int, int, int, str]:
+        before = _generation()
+        rc, _, err = _cli("\n".join(script) + "\n")
+        return before, _generation(), rc, err
+    before, after, rc, err = _in_ns(netns, commit)
+    if rc != 0:
+        raise KernelError(f"nft -f in {netns or 'own ns'}: {err.strip()}", returncode=rc, stderr=err)
+    _owned(netns, before, after, 1)
 
 
 def own(netns: str | None, write, commits: int = 1) -> None:
@@ -218,7 +280,10 @@ def own(netns: str | None, write, commits: int = 1) -> None:
     firewall's tables) must not make the others read theirs back. A change by anyone else still shows."""
     before = _raw_generation(netns)
     write()
-    after = _raw_generation(netns)
+    _owned(netns, before, _raw_generation(netns), commits)
+
+
+def _owned(netns: str | None, before: int, after: int, commits: int) -> None:
     if after == before + commits:
         seen = _own.setdefault(netns, {})
         seen[after] = seen.get(before, before)
@@ -263,13 +328,16 @@ def generation(netns: str | None = None) -> int:
 
 def _raw_generation(netns: str | None) -> int:
     try:
-        return nsocket.in_netns(netns, _generation)
-    except OSError as e:
+        return _in_ns(netns, _generation)
+    except KernelError:
+        raise
+    except Exception as e:                      # noqa: BLE001 - a socket error, as a kernel error
         raise KernelError(f"nftables generation in {netns or 'own ns'}: {e}", errno=e.errno) from e
 
 
 def delete_table(family: str, name: str, netns: str | None = None) -> None:
-    res = proc.run(["nft", "delete", "table", family, name], netns=netns, check=False)
-    if res.returncode != 0 and "No such file" not in res.stderr:
-        raise KernelError(f"nft delete table {family} {name}: {res.stderr.strip()}", returncode=res.returncode,
-                          stderr=res.stderr)
+    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
+        return                                  # the namespace took its tables with it
+    rc, _, err = _in_ns(netns, _cli, f"delete table {family} {name}")
+    if rc != 0 and "No such file" not in err:
+        raise KernelError(f"nft delete table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
