@@ -55,7 +55,7 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
     try:
         while True:
             w.event.clear()                  # before reading the revision: a change published after it wakes us
-            current = await app.db.call(common.revision)
+            current = hub.latest if hub.exact else await app.db.call(common.revision)
             if hub.due(host, since, current):
                 break
             left = deadline - time.monotonic()
