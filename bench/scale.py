@@ -55,6 +55,11 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
 
 
+def load() -> str:
+    """The machine's load average (1, 5, 15 min): the servers share the cores with whatever else runs."""
+    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,6 +90,10 @@ def rss_mib(pid: int) -> float:
         with open(f"/proc/{p}/status") as f:
             total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
     return total
+
+
+class WriteFailed(Exception):
+    """The API refused a write."""
 
 
 class Server:
@@ -150,6 +159,7 @@ class Sim:
         self.pending: dict[str, list] = {h: [] for h in self.hosts}
         self.latency: list[tuple[float, bool]] = []                            # (seconds, cross-server)
         self.api_latency: list[float] = []                                     # seconds until the API answered
+        self.failed: list[str] = []                                            # writes the API did not take
         self.first_view: dict[str, float] = {}
         self.view_bytes: dict[str, int] = {}
         self.view_ports: dict[str, int] = {}
@@ -228,7 +238,7 @@ class Sim:
     async def api(self, method: str, path: str, body=None, server: int = 0) -> dict:
         r = await self.apis[server].request(method, path, json=body)
         if r.status_code >= 300:
-            sys.exit(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+            raise WriteFailed(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
         return r.json() if r.content else {}
 
     async def populate(self) -> None:
@@ -252,21 +262,24 @@ class Sim:
                                 for i in range(start, min(a.networks, start + BULK))]}
             await self.api("POST", "/v2.0/subnets", body)
         self.nets = nets
-        batches = []
-        for start in range(0, a.ports, BULK):
-            batches.append([self._port_body(self.rng.choice(self.hosts)) for _ in range(start, min(a.ports,
-                                                                                                  start + BULK))])
+        lanes = 2 * len(self.servers)
 
-        async def one(i: int, batch: list[dict]) -> None:
-            out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=i % len(self.servers))
-            for p in out["ports"]:
-                self.ports[p["binding:host_id"]][p["id"]] = True
-        for i, batch in enumerate(batches):      # one at a time: concurrent bulks allocate the same addresses
-            await one(i, batch)
+        async def lane(k: int) -> None:
+            """Bulk creates one after another, on networks of this lane only: lanes never allocate addresses
+            from the same subnet at once (which would collide and retry)."""
+            mine = nets[k::lanes]
+            count = a.ports // lanes + (k < a.ports % lanes)
+            for start in range(0, count, BULK):
+                batch = [self._port_body(self.rng.choice(self.hosts), network=self.rng.choice(mine))
+                         for _ in range(min(BULK, count - start))]
+                out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=k % len(self.servers))
+                for p in out["ports"]:
+                    self.ports[p["binding:host_id"]][p["id"]] = True
+        await asyncio.gather(*(lane(k) for k in range(lanes)))
 
-    def _port_body(self, host: str, device_id: str = "") -> dict:
-        return {"network_id": self.rng.choice(self.nets), "binding:host_id": host, "device_owner": "compute:nova",
-                "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
+    def _port_body(self, host: str, device_id: str = "", network: str = "") -> dict:
+        return {"network_id": network or self.rng.choice(self.nets), "binding:host_id": host,
+                "device_owner": "compute:nova", "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
 
     async def write(self, n: int) -> None:
         """One create, update or delete through server n % servers, timed until the owning agent's view has it (and
@@ -276,21 +289,26 @@ class Sim:
         ops = self.ports[host]
         kind = self.rng.choice(["create", "update", "delete"]) if ops else "create"
         t0 = time.monotonic()
-        if kind == "create":
-            body = self._port_body(host, str(uuid.uuid4()))
-            self.pending[host].append(("create", body["device_id"], None, t0, server))
-            p = (await self.api("POST", "/v2.0/ports", {"port": body}, server))["port"]
-            ops[p["id"]] = True
-        else:
-            pid = self.rng.choice(list(ops))
-            if kind == "update":
-                ops[pid] = not ops[pid]
-                self.pending[host].append(("update", pid, ops[pid], t0, server))
-                await self.api("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": ops[pid]}}, server)
+        try:
+            if kind == "create":
+                body = self._port_body(host, str(uuid.uuid4()))
+                self.pending[host].append(("create", body["device_id"], None, t0, server))
+                p = (await self.api("POST", "/v2.0/ports", {"port": body}, server))["port"]
+                ops[p["id"]] = True
             else:
-                del ops[pid]
-                self.pending[host].append(("delete", pid, None, t0, server))
-                await self.api("DELETE", f"/v2.0/ports/{pid}", server=server)
+                pid = self.rng.choice(list(ops))
+                if kind == "update":
+                    ops[pid] = not ops[pid]
+                    self.pending[host].append(("update", pid, ops[pid], t0, server))
+                    await self.api("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": ops[pid]}}, server)
+                else:
+                    del ops[pid]
+                    self.pending[host].append(("delete", pid, None, t0, server))
+                    await self.api("DELETE", f"/v2.0/ports/{pid}", server=server)
+        except (httpx.HTTPError, WriteFailed) as e:       # counted apart, not waited for
+            self.failed.append(str(e)[:200])
+            self.pending[host] = [x for x in self.pending[host] if x[3] != t0]
+            return
         self.api_latency.append(time.monotonic() - t0)
 
     async def run(self) -> None:
@@ -303,10 +321,10 @@ class Sim:
                 self.conns[h] = self.connect()
                 await self.report(h, self.conns[h])
         await asyncio.gather(*(register(h) for h in self.hosts))
-        print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s", flush=True)
+        print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s ({load()})", flush=True)
         t = time.monotonic()
         await self.populate()
-        print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s", flush=True)
+        print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s ({load()})", flush=True)
 
         t0 = time.monotonic()
         cpu0 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
@@ -314,7 +332,7 @@ class Sim:
         while len(self.first_view) < len(self.hosts):
             await asyncio.sleep(0.05)
         sync = time.monotonic() - t0
-        print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s", flush=True)
+        print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s ({load()})", flush=True)
 
         cpu1 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
         t1 = time.monotonic()
@@ -353,7 +371,9 @@ class Sim:
         cross = [x * 1000 for x, c in self.latency if c]
         same = [x * 1000 for x, c in self.latency if not c]
         print(f"\nsteady writes: {n} in {steady:.1f} s ({n / steady:.1f}/s) through {len(self.servers)} servers; "
-              f"{lost} never seen by their agent")
+              f"{lost} never seen by their agent, {len(self.failed)} failed ({load()} at its end)")
+        if self.failed:
+            print(f"  first failure: {self.failed[0]}")
         print(f"write -> owning agent's view   n={len(ms):<6} p50={pct(ms, 50):7.1f} ms  p99={pct(ms, 99):7.1f} ms  "
               f"max={max(ms, default=0):7.1f} ms")
         print(f"  through another server       n={len(cross):<6} p50={pct(cross, 50):7.1f} ms  "
