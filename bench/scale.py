@@ -262,23 +262,14 @@ class Sim:
                                 for i in range(start, min(a.networks, start + BULK))]}
             await self.api("POST", "/v2.0/subnets", body)
         self.nets = nets
-        lanes = 2 * len(self.servers)
+        for i, start in enumerate(range(0, a.ports, BULK)):     # one at a time: concurrent bulks collide and retry
+            batch = [self._port_body(self.rng.choice(self.hosts)) for _ in range(min(BULK, a.ports - start))]
+            out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=i % len(self.servers))
+            for p in out["ports"]:
+                self.ports[p["binding:host_id"]][p["id"]] = True
 
-        async def lane(k: int) -> None:
-            """Bulk creates one after another, on networks of this lane only: lanes never allocate addresses
-            from the same subnet at once (which would collide and retry)."""
-            mine = nets[k::lanes]
-            count = a.ports // lanes + (k < a.ports % lanes)
-            for start in range(0, count, BULK):
-                batch = [self._port_body(self.rng.choice(self.hosts), network=self.rng.choice(mine))
-                         for _ in range(min(BULK, count - start))]
-                out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=k % len(self.servers))
-                for p in out["ports"]:
-                    self.ports[p["binding:host_id"]][p["id"]] = True
-        await asyncio.gather(*(lane(k) for k in range(lanes)))
-
-    def _port_body(self, host: str, device_id: str = "", network: str = "") -> dict:
-        return {"network_id": network or self.rng.choice(self.nets), "binding:host_id": host,
+    def _port_body(self, host: str, device_id: str = "") -> dict:
+        return {"network_id": self.rng.choice(self.nets), "binding:host_id": host,
                 "device_owner": "compute:nova", "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
 
     async def write(self, n: int) -> None:
@@ -420,6 +411,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.hosts, args.ports, args.networks, args.duration = 100, 5000, 200, 20.0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))      # and still stop the servers below
     root = tempfile.mkdtemp(prefix="neutrino-scale-")
     servers: list[Server] = []
     try:
