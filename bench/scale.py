@@ -233,6 +233,20 @@ class Sim:
                 left.append((kind, key, want, t0, via))
         self.pending[host] = left
 
+    async def keep_alive(self) -> None:
+        """Heartbeats while the world is being made (the agents' own loops take over when they start): an agent
+        silent past the server's agent_down_time is dead, ports bound to its host fail to bind and stay out of its
+        view, and its first report would revive them all at once."""
+        sem = asyncio.Semaphore(32)
+
+        async def beat(h: str) -> None:
+            async with sem:
+                await self.report(h, self.conns[h])
+        while True:
+            t = time.monotonic()
+            await asyncio.gather(*(beat(h) for h in self.hosts))
+            await asyncio.sleep(max(0.0, HEARTBEAT - (time.monotonic() - t)))
+
     # --- the world ----------------------------------------------------------------------------------------------
 
     async def api(self, method: str, path: str, body=None, server: int = 0) -> dict:
@@ -314,9 +328,12 @@ class Sim:
         await asyncio.gather(*(register(h) for h in self.hosts))
         print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s ({load()})", flush=True)
         t = time.monotonic()
+        beating = asyncio.create_task(self.keep_alive())
         await self.populate()
         print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s ({load()})", flush=True)
 
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
         t0 = time.monotonic()
         cpu0 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
         agents = [asyncio.create_task(self.agent(h)) for h in self.hosts]

@@ -88,10 +88,16 @@ def _routers(s, settings) -> None:
 
 
 def _waiting_ports(s, settings) -> None:
-    for row in s.execute(select(T_PORT).where(T_PORT.c.vif_type == "binding_failed")).all():
-        if agents.l2_agent(s, row.host_id, _down_time(settings)) is not None:
-            binding.bind(s, row.id, settings)
-            common.affects(s, f"ports:{row.network_id}", f"host:{row.host_id}")
+    """Bind the ports that failed for want of a live agent on hosts that now have one (one agent lookup per host:
+    a host coming back may hold thousands of them)."""
+    live: dict[str, bool] = {}
+    for pid, nid, host in s.execute(select(T_PORT.c.id, T_PORT.c.network_id, T_PORT.c.host_id)
+                                    .where(T_PORT.c.vif_type == "binding_failed")).all():
+        if host not in live:
+            live[host] = agents.l2_agent(s, host, _down_time(settings)) is not None
+        if live[host]:
+            binding.bind(s, pid, settings)
+            common.affects(s, f"ports:{nid}", f"host:{host}")
 
 
 def schedule(s, settings) -> None:
