@@ -160,6 +160,8 @@ class Sim:
         self.latency: list[tuple[float, bool]] = []                            # (seconds, cross-server)
         self.api_latency: list[float] = []                                     # seconds until the API answered
         self.failed: list[str] = []                                            # writes the API did not take
+        self.answered: dict[float, float] = {}                                 # write's start -> API's answer
+        self.after_answer: list[float] = []     # seconds from the API's answer to the view (0: the view was first)
         self.first_view: dict[str, float] = {}
         self.view_bytes: dict[str, int] = {}
         self.view_ports: dict[str, int] = {}
@@ -229,6 +231,8 @@ class Sim:
                 done = key not in by_id
             if done:
                 self.latency.append((now - t0, via != server))
+                answered = self.answered.get(t0)
+                self.after_answer.append(max(0.0, now - answered) if answered is not None else 0.0)
             else:
                 left.append((kind, key, want, t0, via))
         self.pending[host] = left
@@ -314,7 +318,8 @@ class Sim:
             self.failed.append(str(e)[:200])
             self.pending[host] = [x for x in self.pending[host] if x[3] != t0]
             return
-        self.api_latency.append(time.monotonic() - t0)
+        self.answered[t0] = time.monotonic()
+        self.api_latency.append(self.answered[t0] - t0)
 
     async def run(self) -> None:
         a = self.args
@@ -389,7 +394,9 @@ class Sim:
         print(f"  through the watched server   n={len(same):<6} p50={pct(same, 50):7.1f} ms  "
               f"p99={pct(same, 99):7.1f} ms")
         api = [x * 1000 for x in self.api_latency]
-        print(f"  (the API's answer to the write  p50={pct(api, 50):7.1f} ms  p99={pct(api, 99):7.1f} ms)")
+        after = [x * 1000 for x in self.after_answer]
+        print(f"  (the API's answer to the write  p50={pct(api, 50):7.1f} ms  p99={pct(api, 99):7.1f} ms; from that "
+              f"answer to the view p50={pct(after, 50):7.1f} ms  p99={pct(after, 99):7.1f} ms)")
         print(f"full sync of all {a.hosts} agents: {sync:.1f} s; after kill -9 of server 1, its {watched} agents "
               f"held a view from another server within {moved:.1f} s ({len(self.moved)}/{watched} moved)")
         for s in self.servers:
