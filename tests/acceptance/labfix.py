@@ -2,6 +2,7 @@
 and the check that `neutrino down` leaves nothing behind."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -99,3 +100,57 @@ def down_leaves_nothing(world: World, links_before: set[str]) -> None:
     assert set(ip.links()) - links_before == set()
     assert our_pids(world.state_dir) == set()
     assert not os.path.exists(world.state_dir)
+
+
+def ingress_chain(world: World) -> str:
+    """vm1's ingress chain under the lab's backends (the chain that allows tcp/22 and drops the rest)."""
+    settings, pid = world.lab.load(), world.vm_port.id
+    if settings.firewall == "nftables":
+        return f"i{names.sg_dev(pid)}"
+    return names.sg_chain("i", pid, names.IPT_PREFIX if settings.l2 == "ovs" else names.IPT_LB_PREFIX)
+
+
+def hood_and_trace_agree_with_traffic(world: World) -> None:
+    """`hood vm1` finds no drift; `trace external FIP` delivers tcp/22 and drops tcp/2323 at vm1's ingress chain
+    (the seed's group allows 22 only); a real connection from the outside (the host namespace, 172.24.4.1) is
+    answered exactly when the trace delivers: the SSH banner on 22, no answer at all (not even a reset) on 2323."""
+    hood = neutrino("hood", "vm1", "--json", state_dir=world.state_dir, check=False)
+    assert hood.returncode == 0, hood.stdout + hood.stderr
+    report = json.loads(hood.stdout)
+    assert report["drift"] == 0 and report["object"]["id"] == world.vm_port.id
+    for port, status in ((22, 0), (2323, 2)):
+        res = neutrino("trace", "external", world.fip, "--proto", "tcp", "--port", str(port), "--json",
+                       state_dir=world.state_dir, check=False)
+        assert res.returncode == status, res.stdout + res.stderr
+        trace = json.loads(res.stdout)
+        assert trace["unknown"] == [], trace["unknown"]
+        real = world.run("nc", "-z", "-v", "-w", "1", world.fip, str(port), check=False)
+        answered = real.returncode == 0 or "refused" in real.stdout + real.stderr
+        assert answered == (trace["verdict"] == "delivered"), (port, trace["verdict"], real.stdout + real.stderr)
+        if status == 2:
+            assert trace["at"] == ingress_chain(world), trace
+
+
+def _delete_ssh_rule(world: World) -> None:
+    chain = ingress_chain(world)
+    if world.lab.load().firewall == "iptables":
+        world.run("iptables", "-D", chain, "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "RETURN")
+        return
+    listing = world.shell("nft", "-a", "list", "chain", "inet", "neutrino", chain)
+    handle = next(line.rsplit("handle ", 1)[1] for line in listing.splitlines() if "tcp dport 22" in line)
+    world.run("nft", "delete", "rule", "inet", "neutrino", chain, "handle", handle.strip())
+
+
+def deleted_rule_is_drift(world: World) -> None:
+    """vm1's tcp/22 rule deleted behind the agent's back: `hood vm1` exits 1 with the chain in drift. (The agent's
+    resync puts the rule back within its interval; should it win the race, the rule is deleted again.)"""
+    for _ in range(3):
+        _delete_ssh_rule(world)
+        res = neutrino("hood", "vm1", "--json", state_dir=world.state_dir, check=False)
+        if res.returncode != 0:
+            break
+    assert res.returncode == 1, res.stdout + res.stderr
+    report = json.loads(res.stdout)
+    drifted = {i["name"] for s in report["sections"] for i in s["items"]
+               if any(r["state"] != "ok" for r in i.get("rules", []))}
+    assert drifted == {ingress_chain(world)}, report

@@ -24,6 +24,7 @@ from neutrino.agent.driver import HostConfig
 from neutrino.agent.firewall.iptables import IptablesFirewallDriver
 from neutrino.agent.l2.ovs import OvsL2Driver
 from neutrino.agent.l3 import L3Driver
+from neutrino.hood import backends
 from neutrino.lib import inspect, ip, nsocket, ovs, proc
 from neutrino.sync.schema import empty_view
 from netfix_l2 import Namespaces
@@ -180,7 +181,7 @@ class World:
             d.sync(self.view)
 
     def snapshot(self) -> dict:
-        return inspect.snapshot(self.host, self.rundir, [self.router_id], [self.net["net1"]])
+        return backends.read(self.host, self.rundir, [self.router_id], [self.net["net1"]], "ovs", "iptables")
 
     def remove_rule(self, group: str, protocol: str, port: int) -> None:
         sg = self.groups[self.sg[group]]

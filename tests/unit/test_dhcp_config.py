@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from neutrino.agent.dhcp import addn_hosts_file, dnsmasq_argv, hosts_file, opts_file, stale_leases
+from neutrino.agent.dhcp import addn_hosts_file, dnsmasq_argv, dropped_hosts, hosts_file, opts_file, stale_leases
 from neutrino.lib import dnsmasq
 
 D = "/state/dhcp/net1"
@@ -152,3 +152,18 @@ def test_leases_file_and_the_stale_ones(tmp_path):
                           _host("p1", "fa:16:3e:00:00:0a", "fd00:0::a", "s6")])      # written another way
     assert [lease.ip_address for lease in stale_leases(net, leases)] == ["10.0.0.11", "10.0.0.12", "fd00::99"]
     assert dnsmasq.leases(str(tmp_path / "none")) == ([], "")
+
+
+def test_dropped_host_entries_are_released_without_the_leases_file():
+    """A host entry that leaves the hosts file (port gone, MAC or address changed) is released even when dnsmasq's
+    leases file was read empty (it truncates and rewrites the file on every lease change)."""
+    s4 = _subnet("s4", "10.0.0.0/24")
+    before = hosts_file(_net([s4], [_host("p1", "fa:16:3e:00:00:0a", "10.0.0.10", "s4"),
+                                    _host("p2", "fa:16:3e:00:00:0b", "10.0.0.11", "s4"),
+                                    _host("p3", "fa:16:3e:00:00:0c", "10.0.0.12", "s4")]))
+    after = hosts_file(_net([s4], [_host("p2", "fa:16:3e:00:00:0b", "10.0.0.13", "s4"),      # moved
+                                   _host("p3", "fa:16:3e:00:00:0c", "10.0.0.12", "s4"),      # unchanged
+                                   _host("p4", "fa:16:3e:00:00:0d", "10.0.0.10", "s4")]))    # p1's address
+    assert dropped_hosts(before, after) == [dnsmasq.Lease("10.0.0.10", mac="fa:16:3e:00:00:0a"),
+                                            dnsmasq.Lease("10.0.0.11", mac="fa:16:3e:00:00:0b")]
+    assert dropped_hosts("", after) == [] and dropped_hosts(after, after) == []

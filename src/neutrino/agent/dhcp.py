@@ -128,6 +128,16 @@ def stale_leases(net: DhcpNetwork, leases: list[dnsmasq.Lease]) -> list[dnsmasq.
             or (not lease.iaid and (lease.mac, lease.ip_address) not in v4)]
 
 
+def dropped_hosts(before: str, after: str) -> list[dnsmasq.Lease]:
+    """IPv4 host entries (MAC, address) of the hosts file `before` that `after` no longer has: their leases are
+    released whether or not dnsmasq's leases file shows them, since dnsmasq truncates and rewrites that file on every
+    lease change and a read at that moment finds it empty."""
+    def v4(text: str) -> set[tuple[str, str]]:
+        entries = (line.split(",") for line in text.splitlines())
+        return {(f[0].lower(), f[2]) for f in entries if len(f) >= 3 and not f[2].startswith("[")}
+    return [dnsmasq.Lease(ip_address=address, mac=mac) for mac, address in sorted(v4(before) - v4(after))]
+
+
 def hosts_file(net: DhcpNetwork) -> str:
     """dhcp-hostsfile: `mac,fqdn,ip` (IPv6 in brackets), tagged `set:port-<id>` when the port has extra options."""
     tagged = _extra_opts(net)
@@ -252,6 +262,7 @@ class DhcpDriver:
         os.makedirs(net_dir, exist_ok=True)      # first: the directory is the record that this namespace is ours
         changed = self._wire(net, ns)
         contents = {"host": hosts_file(net), "addn_hosts": addn_hosts_file(net), "opts": opts_file(net)}
+        dropped = dropped_hosts(_read(os.path.join(net_dir, "host")), contents["host"])
         for fname, text in contents.items():
             changed |= _write_if_changed(os.path.join(net_dir, fname), text)
         digest = hashlib.sha256("\0".join(contents[f] for f in CONF_FILES).encode()).hexdigest()
@@ -261,15 +272,18 @@ class DhcpDriver:
             changed = True
         changed |= started
         self._loaded[net["network_id"]] = (pid, digest)
-        changed |= self._release_stale(net, ns, net_dir)
+        changed |= self._release_stale(net, ns, net_dir, dropped)
         subnet_ids = {s["id"] for s in _dhcp_subnets(net)}
         return changed, sorted({h["port_id"] for h in net["hosts"] if h["subnet_id"] in subnet_ids}), started
 
-    def _release_stale(self, net: DhcpNetwork, ns: str, net_dir: str) -> bool:
-        """Release every lease of a host entry that is gone or changed, so its address can go to the next port
-        (dnsmasq refuses a configured address while another MAC holds its lease); True when any was released."""
+    def _release_stale(self, net: DhcpNetwork, ns: str, net_dir: str, dropped: list[dnsmasq.Lease]) -> bool:
+        """Release every lease of a host entry that is gone or changed (the entries this sync dropped, and any stale
+        lease the leases file shows), so its address can go to the next port (dnsmasq refuses a configured address
+        while another MAC holds its lease); True when any was released."""
         leases, duid = dnsmasq.leases(net_dir)
         stale = stale_leases(net, leases)
+        seen = {(lease.mac, lease.ip_address) for lease in stale}
+        stale += [lease for lease in dropped if (lease.mac, lease.ip_address) not in seen]
         for lease in stale:
             try:
                 dnsmasq.release(lease, net["ns_device"], duid, netns=ns)
@@ -319,13 +333,17 @@ class DhcpDriver:
             self._remove(network_id)
 
 
-def _write_if_changed(path: str, text: str) -> bool:
+def _read(path: str) -> str:
     try:
         with open(path) as f:
-            if f.read() == text:
-                return False
+            return f.read()
     except FileNotFoundError:
-        pass
+        return ""
+
+
+def _write_if_changed(path: str, text: str) -> bool:
+    if os.path.exists(path) and _read(path) == text:
+        return False
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
         f.write(text)

@@ -27,8 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from neutrino import names
-from neutrino.agent.driver import Driver, HostConfig, SyncResult
+from neutrino.agent.driver import Driver, HostConfig, SyncResult, backend
 from neutrino.errors import NeutrinoError
 from neutrino.metrics.agent import AgentStats
 from neutrino.sync.client import Backoff, ProtocolError, SyncClient
@@ -63,34 +62,16 @@ class Slot:
 
 
 def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tuple[str, Driver]]:
-    """The drivers for these roles, in pipeline order (imported lazily: a compute host never loads the L3 code)."""
-    made: dict[str, Driver] = {}
-    if "dhcp" in roles:
-        from neutrino.agent.dhcp import DhcpDriver
-        made["dhcp"] = DhcpDriver(config)
-    if "l3" in roles:
-        from neutrino.agent.l3 import L3Driver
-        made["l3"] = L3Driver(config)
-    if "l2" in roles:
-        if l2 == "ovs":
-            from neutrino.agent.l2.ovs import OvsL2Driver
-            made["l2"] = OvsL2Driver(config)
-        else:
-            from neutrino.agent.l2.linuxbridge import LinuxBridgeL2Driver
-            made["l2"] = LinuxBridgeL2Driver(config)
-        if firewall == "iptables":
-            from neutrino.agent.firewall.iptables import IptablesFirewallDriver
-            made["firewall"] = IptablesFirewallDriver(
-                config, prefix=names.IPT_PREFIX if l2 == "ovs" else names.IPT_LB_PREFIX)
-        else:
-            from neutrino.agent.firewall.nftables import NftablesFirewallDriver
-            made["firewall"] = NftablesFirewallDriver(config, bridge="port" if l2 == "ovs" else "network")
-        from neutrino.agent.qos import QosDriver
-        made["qos"] = QosDriver(config)
-    if "metadata" in roles:
-        from neutrino.agent.metadata import MetadataProxy
-        made["metadata"] = MetadataProxy(config)
-    return [(role, made[role]) for role in ORDER if role in made]
+    """The drivers for these roles, in pipeline order, found by backend name in the registry (agent/driver.py).
+    The firewall and QoS filter what L2 plugs, so they come with the l2 role."""
+    chosen = {"l2": l2, "firewall": firewall}
+    made: list[tuple[str, Driver]] = []
+    for role in ORDER:
+        if role not in roles and not (role in ("firewall", "qos") and "l2" in roles):
+            continue
+        cls = backend(role, chosen.get(role))
+        made.append((role, cls.for_l2(config, l2) if role == "firewall" else cls(config)))
+    return made
 
 
 def view_digest(view: View, keys: tuple[str, ...] | None = None) -> str:

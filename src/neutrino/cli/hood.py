@@ -29,6 +29,12 @@ ERROR = 3       # could not look (no lab, server down, unsupported backends): ne
 
 
 def _fail(e: Exception) -> None:
+    """Exit 3 for what means "could not look" (ours, the OS's, the API client's: a lab whose Keystone is gone);
+    anything else is a bug and keeps its traceback."""
+    from keystoneauth1.exceptions import ClientException
+    from openstack.exceptions import SDKException
+    if not isinstance(e, (NeutrinoError, OSError, ClientException, SDKException)):
+        raise e
     console.print(f"[red]error:[/red] {e}")
     raise typer.Exit(ERROR)
 
@@ -44,7 +50,7 @@ def register(app: typer.Typer) -> None:
         from neutrino.hood.where import Where, hood_report
         try:
             report = hood_report(Where(state_dir, server, token, host, host_ns, ovs_rundir), obj)
-        except (NeutrinoError, OSError) as e:
+        except Exception as e:                              # noqa: BLE001 - sorted by _fail
             _fail(e)
         if as_json:
             print(json.dumps(report, indent=2))
@@ -70,7 +76,7 @@ def register(app: typer.Typer) -> None:
         try:
             result = trace_flow(Where(state_dir, server, token, host, host_ns, ovs_rundir), src, dst, proto, port,
                                 src_ip, src_mac)
-        except (NeutrinoError, OSError) as e:
+        except Exception as e:                              # noqa: BLE001 - sorted by _fail
             _fail(e)
         if as_json:
             print(json.dumps(result.to_dict(), indent=2))

@@ -5,6 +5,8 @@ security group chains (live rules with packet counters), DHCP (dnsmasq and this 
 the metadata rule. Every item names the API object it realizes and carries a state: `ok` (wanted and present),
 `missing` (the view wants it, the kernel lacks it) or `extra` (the kernel has it, the view does not want it).
 What "wanted" means is computed by the agent's own pure rule builders, so hood and the drivers cannot disagree.
+The L2 and firewall parts follow the backends the snapshot was read from (hood.backends): OVS ports and flows or
+Linux bridges and the nft anti-spoof table; iptables chains and ipsets or nft chains and sets.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from neutrino.agent.firewall import rules as fw_rules
 from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN
 from neutrino.errors import NotFound
-from neutrino.hood import services
+from neutrino.hood import backends, nft_items, services
 from neutrino.hood.guard import guard_items
 from neutrino.hood.items import EXTRA, MISSING, OK, compare_rules, item, section as _section, table as _table
 
@@ -82,7 +84,9 @@ def _br_int_port(snap: dict, name: str) -> dict | None:
     return snap.get("ovs", {}).get(BR_INT, {}).get("ports", {}).get(name)
 
 
-def _bridges(view: dict, snap: dict) -> list[dict]:
+def _bridges(view: dict, snap: dict, network_id: str | None = None) -> list[dict]:
+    if backends.of(snap)[0] == "linuxbridge":
+        return _lb_bridges(view, snap, network_id)
     ovs = snap.get("ovs", {})
     out = [item(BR_INT, True, BR_INT in ovs, f"{len(ovs.get(BR_INT, {}).get('ports', {}))} ports")]
     tunnels = bool((view.get("tunnels") or {}).get("local_ip"))
@@ -115,6 +119,47 @@ def _ovs_port_item(snap: dict, name: str, port_id: str, network_id: str) -> dict
     return it
 
 
+def _lb_bridges(view: dict, snap: dict, network_id: str | None) -> list[dict]:
+    """The network's Linux bridge and, with tunnels, its VXLAN device and where its FDB sends frames."""
+    net = view.get("networks", {}).get(network_id or "")
+    if net is None:
+        return []
+    found = backends.l2_expected(view, snap, {"network_id": net["id"], "device": "", "kind": "network"})
+    if not found:
+        return [item("(no bridge)", False, False, f"{net['segment'].get('network_type')} networks are not realized "
+                     "by linuxbridge", {"network": net["id"]})]
+    bridge = found[0][1]
+    links = snap.get("links", {})
+    in_bridge = sorted(n for n, link in links.items() if link.get("master") == bridge)
+    out = [item(bridge, True, bridge in links, "Linux bridge, ports: " + (", ".join(in_bridge) or "none"),
+                {"network": net["id"]})]
+    seg = net["segment"]
+    if seg.get("network_type") == "vxlan" and (view.get("tunnels") or {}).get("local_ip"):
+        vx = names.vxlan(seg["segmentation_id"])
+        peers = sorted({dst for _, dst in snap.get("fdb", {}).get(vx, [])})
+        it = item(vx, True, vx in links, f"VXLAN {seg['segmentation_id']} to " + (", ".join(peers) or "no peer"),
+                  {"network": net["id"]})
+        if vx in links and links[vx].get("master") != bridge:
+            it["state"] = EXTRA
+            it["detail"] += f" (not in {bridge})"
+        out.append(it)
+    return out
+
+
+def _wired_items(view: dict, snap: dict, port: dict, kind: str) -> list[dict]:
+    """Linuxbridge: each device of the port in the bridge its L2 backend wants it in."""
+    re = {"port": port["id"], "network": port["network_id"]}
+    out = []
+    for dev, bridge in backends.l2_expected(view, snap, port):
+        it = _link_item(snap, dev, re, kind=kind)
+        link = snap.get("links", {}).get(dev)
+        if link is not None and link.get("master") != bridge:
+            it["state"] = EXTRA
+            it["detail"] += f" (wanted in {bridge})"
+        out.append(it)
+    return out
+
+
 def _link_item(snap: dict, name: str, realizes: dict, ns_links: dict | None = None, kind: str = "") -> dict:
     links = snap.get("links", {}) if ns_links is None else ns_links
     link = links.get(name)
@@ -134,6 +179,9 @@ def _link_item(snap: dict, name: str, realizes: dict, ns_links: dict | None = No
 def _port_devices(view: dict, snap: dict, port: dict) -> list[dict]:
     pid, net = port["id"], port["network_id"]
     re = {"port": pid}
+    if backends.of(snap)[0] == "linuxbridge":
+        return _wired_items(view, snap, port, "tap (instance NIC)" if port["kind"] == "instance" else
+                            "veth (host end)")
     if port["kind"] != "instance":
         return [_link_item(snap, port["device"], re, kind="veth (host end)"),
                 _ovs_port_item(snap, port["device"], pid, net)]
@@ -165,10 +213,13 @@ def _routers_on(view: dict, network_id: str) -> list[dict]:
 # --- security groups ----------------------------------------------------------------------------------------------
 
 def _sg_items(view: dict, snap: dict, port: dict) -> list[dict]:
-    prefix = names.IPT_PREFIX
-    filtered = {p.id: p for p in filtered_ports(view, "port")}
+    l2, firewall = backends.of(snap)
+    wanted = backends.firewall_expected(view, snap, port)
+    if firewall == "nftables":
+        return nft_items.sg_items(view, snap, port, wanted, l2)
+    prefix = names.IPT_PREFIX if l2 == "ovs" else names.IPT_LB_PREFIX
+    filtered = {p.id: p for p in filtered_ports(view, "port" if l2 == "ovs" else "network")}
     fw = filtered.get(port["id"])
-    wanted = fw_rules.filter_table([fw], "IPv4", prefix).chains if fw else {}
     live = _table(snap.get("iptables", {}), "filter").chains
     origins = _rule_origins(view, port.get("security_groups", []))
     out = []
@@ -332,14 +383,18 @@ def _scope_items(router: dict, rs: dict) -> list[dict]:
     return out
 
 
-def _router_port_items(snap: dict, router: dict, rs: dict) -> list[dict]:
+def _router_port_items(view: dict, snap: dict, router: dict, rs: dict) -> list[dict]:
     out = []
     ports = [*router.get("interfaces", []), *([router["gateway"]] if router.get("gateway") else [])]
     for p in ports:
         re = {"port": p["port_id"], "network": p["network_id"]}
         out.append(_link_item(snap, p["ns_device"], re, rs.get("links", {}) if rs.get("exists") else {},
                               "router port"))
-        out.append(_ovs_port_item(snap, p["device"], p["port_id"], p["network_id"]))
+        if backends.of(snap)[0] == "linuxbridge":
+            out += _wired_items(view, snap, {"id": p["port_id"], "network_id": p["network_id"],
+                                             "device": p["device"], "kind": "router"}, "veth (host end)")
+        else:
+            out.append(_ovs_port_item(snap, p["device"], p["port_id"], p["network_id"]))
     for dev in sorted(rs.get("links", {}) if rs.get("exists") else {}):
         if dev.startswith(("qr-", "qg-")) and dev not in {p["ns_device"] for p in ports}:
             out.append(item(dev, False, True, "router port the view does not have", {"router": router["id"]}))
@@ -350,11 +405,12 @@ def _router_port_items(snap: dict, router: dict, rs: dict) -> list[dict]:
 
 def port_sections(view: dict, snap: dict, port: dict) -> list[dict]:
     net = port["network_id"]
-    sections = [_section("Network devices", _port_devices(view, snap, port) + _bridges(view, snap)),
+    sections = [_section("Network devices", _port_devices(view, snap, port) + _bridges(view, snap, net)),
                 _section("Namespaces", _namespace_items(view, snap, net))]
     if port["kind"] == "instance":
         sections.append(_section("Security group chains", _sg_items(view, snap, port)))
-        sections.append(_section("ARP/ND anti-spoofing", guard_items(snap, port)))
+        sections.append(_section("ARP/ND anti-spoofing", nft_items.antispoof_items(snap, port)
+                                 if backends.of(snap)[0] == "linuxbridge" else guard_items(snap, port)))
         qos = services.qos_items(view, snap, port)
         if qos:
             sections.append(_section("QoS", qos))
@@ -379,7 +435,7 @@ def port_sections(view: dict, snap: dict, port: dict) -> list[dict]:
 def router_sections(view: dict, snap: dict, router: dict) -> list[dict]:
     rs = _router_snap(snap, router["id"])
     ns = names.qrouter(router["id"])
-    return [_section("Network devices", _router_port_items(snap, router, rs)),
+    return [_section("Network devices", _router_port_items(view, snap, router, rs)),
             _section("Namespaces", [item(ns, True, bool(rs.get("exists")), f"router {router.get('name') or ''}",
                                          {"router": router["id"]})]),
             _section("Routes", _route_items(router, rs)),
@@ -391,6 +447,15 @@ def router_sections(view: dict, snap: dict, router: dict) -> list[dict]:
 def network_sections(view: dict, snap: dict, net: dict) -> list[dict]:
     nid = net["id"]
     ports = [p for p in view.get("ports", []) if p["network_id"] == nid]
+    if backends.of(snap)[0] == "linuxbridge":
+        seg = net.get("segment", {})
+        head = item(net.get("name") or nid, True, True, f"{seg.get('network_type')} "
+                    f"{seg.get('segmentation_id') or ''} {seg.get('physical_network') or ''}".strip(), {"network": nid})
+        devices = [it for p in ports for it in _wired_items(view, snap, p, "tap (instance NIC)" if p["kind"] ==
+                                                              "instance" else "veth (host end)")]
+        return [_section("Network devices", [head, *devices, *_bridges(view, snap, nid)]),
+                _section("Namespaces", _namespace_items(view, snap, nid)),
+                _section("DHCP", _dhcp_items(view, snap, nid, None))]
     devices = []
     for p in ports:
         name = names.qvo(p["id"]) if p["kind"] == "instance" else p["device"]
@@ -404,7 +469,7 @@ def network_sections(view: dict, snap: dict, net: dict) -> list[dict]:
     head = item(net.get("name") or nid, True, True, f"{seg.get('network_type')} {seg.get('segmentation_id') or ''}"
                 f" {seg.get('physical_network') or ''}".strip() + f", local VLAN {_local_vlan(snap, nid)}",
                 {"network": nid})
-    return [_section("Network devices", [head, *devices, *_bridges(view, snap)]),
+    return [_section("Network devices", [head, *devices, *_bridges(view, snap, nid)]),
             _section("Namespaces", _namespace_items(view, snap, nid)),
             _section("DHCP", _dhcp_items(view, snap, nid, None))]
 

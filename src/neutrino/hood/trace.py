@@ -1,10 +1,12 @@
 """`neutrino trace`: walk the first packet of a flow (conntrack NEW) hop by hop over what the kernel realizes.
 
-The walk reads the kernel's state, not the API's intent: iptables-save of the host (anti-spoof, egress and ingress
-chains, evaluated by hood.ipt_eval), the br-int local VLAN tags from OVSDB (same tag = same network), the router
-namespaces' NAT tables and the kernel's own routing decision (`ip route get DST from SRC iif qr-X`). The view is used
-only to name the endpoints (which port has which address and subnet). Every hop records the rule that decided it;
-the trace ends delivered, or dropped at a named place by a named rule.
+The walk reads the kernel's state, not the API's intent: the host's firewall (iptables-save evaluated by
+hood.ipt_eval, or the nftables ruleset evaluated by hood.nft_eval: anti-spoof, egress and ingress chains), the L2
+segments (OVS: br-int local VLAN tags from OVSDB, same tag = same network, and its anti-spoof flows; linuxbridge:
+the bridge a device is enslaved to, and the `bridge neutrino_l2` anti-spoof table), the router namespaces' NAT tables
+and the kernel's own routing decision (`ip route get DST from SRC iif qr-X`). The view is used only to name the
+endpoints (which port has which address and subnet). Every hop records the rule that decided it; the trace ends
+delivered, or dropped at a named place by a named rule.
 """
 from __future__ import annotations
 
@@ -15,7 +17,9 @@ from typing import Callable
 from neutrino import names
 from neutrino.agent.l2.antispoof import ARP_TABLE, MAC_TABLE
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN, int_patch
-from neutrino.hood import flow_eval
+from neutrino.agent.firewall import nft_rules
+from neutrino.agent.l2 import antispoof
+from neutrino.hood import backends, flow_eval, nft_eval
 from neutrino.hood.ipt_eval import Packet, Result, Table, evaluate, marked, parse
 from neutrino.lib.ovs import DEAD_VLAN
 
@@ -67,6 +71,9 @@ class Walker:
 
     def __init__(self, view: dict, snap: dict, route_get: RouteGet):
         self.view, self.snap, self.route_get = view, snap, route_get
+        self.l2_backend, self.fw_backend = backends.of(snap)
+        self.links = snap.get("links", {})
+        self.nft = nft_eval.parse(snap.get("nft") or [])
         host = snap.get("iptables", {})
         self.filter = _table(host.get("filter", ""), "filter")
         self.raw = _table(host.get("raw", ""), "raw")
@@ -104,37 +111,69 @@ class Walker:
 
     # --- firewall on a port's qbr -----------------------------------------------------------------------------------
 
-    def bridge_fw(self, t: Trace, pkt: Packet, port: dict, egress: bool) -> bool:
-        """The host's raw PREROUTING and filter FORWARD as the port's qbr sees the packet (br_netfilter)."""
-        pid, tap, qvb, qbr = port["id"], port["device"], names.qvb(port["id"]), names.qbr(port["id"])
-        pin, pout = (tap, qvb) if egress else (qvb, tap)
-        p = replace(pkt, iif=qbr, oif=qbr, physdev_in=pin, physdev_out=pout)
+    def bridge_fw(self, t: Trace, pkt: Packet, port: dict, egress: bool, peer: str | None = None) -> bool:
+        """The host's firewall as the port's bridge sees the packet (br_netfilter): `peer` is the other bridge port
+        (OVS: the port's qvb; linuxbridge: the device the packet comes from or goes to, when known)."""
+        pid, tap = port["id"], port["device"]
+        if self.l2_backend == "ovs":
+            bridge, peer = names.qbr(pid), names.qvb(pid)
+        else:
+            bridge, peer = (self.links.get(tap) or {}).get("master") or "?", peer or "(bridge)"
+        pin, pout = (tap, peer) if egress else (peer, tap)
+        p = replace(pkt, iif=bridge, oif=bridge, physdev_in=pin, physdev_out=pout)
+        if self.fw_backend == "nftables":
+            verdict, decided, took, spoofed, unknown = self._nft_fw(p)
+            chain = f"{'o' if egress else 'i'}{names.sg_dev(pid)}"
+            spoof = f"s{names.sg_dev(pid)}"
+        else:
+            prefix = names.IPT_PREFIX if self.l2_backend == "ovs" else names.IPT_LB_PREFIX
+            verdict, decided, took, spoofed, unknown = self._ipt_fw(p, names.sg_chain("s", pid, prefix))
+            chain, spoof = names.sg_chain("o" if egress else "i", pid, prefix), names.sg_chain("s", pid, prefix)
+        t.unknown += unknown
+        where = chain if chain in [c for c, _ in took] else f"FORWARD ({bridge})"
+        if verdict not in ("ACCEPT", "accept"):
+            what = ("source address/MAC not allowed (anti-spoof)" if spoofed
+                    else f"{'egress' if egress else 'ingress'} firewall {verdict.upper()}")
+            t.drop(spoof if spoofed else where, what, decided, port=pid, security_groups=port.get("security_groups", []))
+            return False
+        what = (f"{'egress' if egress else 'ingress'} allowed" if chain in [c for c, _ in took]
+                else "not filtered (no chain for this port: port security off?)")
+        allowed_by = [line for c, line in took if c == chain]
+        rule = f"{allowed_by[-1]}  →  {decided}" if allowed_by else decided
+        t.add(Hop(where, what, True, rule, {"port": pid, "security_groups": port.get("security_groups", [])}))
+        return True
+
+    def _ipt_fw(self, p: Packet, spoof: str):
+        """iptables: raw PREROUTING (notrack), then filter FORWARD."""
         raw = evaluate(self.raw, "PREROUTING", p, self.ipsets)
         if any(r.target == "CT" and "--notrack" in r.target_opts for r in raw.effects):
             p = replace(p, ctstate=frozenset({"UNTRACKED"}))
         res = evaluate(self.filter, "FORWARD", p, self.ipsets)
-        t.unknown += raw.unknown + res.unknown
-        chain = names.sg_chain("o" if egress else "i", pid)
-        took = [r.chain for r in res.path]
-        where = chain if chain in took else f"FORWARD ({qbr})"
-        spoof = names.sg_chain("s", pid)
-        if res.verdict != "ACCEPT":
-            what = ("source address/MAC not allowed (anti-spoof)" if res.rule and res.rule.chain == spoof
-                    else f"{'egress' if egress else 'ingress'} firewall {res.verdict}")
-            t.drop(spoof if res.rule and res.rule.chain == spoof else where, what, _decided(res), port=pid,
-                   security_groups=port.get("security_groups", []))
-            return False
-        what = (f"{'egress' if egress else 'ingress'} allowed" if chain in took
-                else "not filtered (no chain for this port: port security off?)")
-        allowed_by = [r for r in res.path if r.chain == chain]
-        rule = f"{allowed_by[-1].line}  →  {res.decided_by}" if allowed_by else res.decided_by
-        t.add(Hop(where, what, True, rule, {"port": pid, "security_groups": port.get("security_groups", [])}))
-        return True
+        return (res.verdict, _decided(res), [(r.chain, r.line) for r in res.path],
+                bool(res.rule and res.rule.chain == spoof), raw.unknown + res.unknown)
+
+    def _nft_fw(self, p: Packet):
+        """nftables: `bridge neutrino` labels the packet by bridge port (mark), `inet neutrino` filters on it."""
+        unknown: list[str] = []
+        p = replace(p, mark=0)
+        for family, chain in (("bridge", "prerouting"), ("bridge", "forward"), ("inet", "prerouting")):
+            r = nft_eval.evaluate(self.nft, family, nft_rules.TABLE, chain, p)
+            unknown += r.unknown
+            p = r.packet
+        res = nft_eval.evaluate(self.nft, "inet", nft_rules.TABLE, "forward", p)
+        decided = res.decided_by
+        if res.rule and res.rule.chain == "sg-fallback" and len(res.path) >= 2:
+            decided = f"{res.path[-2].line}  →  {res.rule.line}"
+        spoofed = bool(res.rule and res.rule.chain.startswith("s") and res.rule.chain != "sg-fallback")
+        return res.verdict, decided, [(r.chain, r.line) for r in res.path], spoofed, unknown + res.unknown
 
     # --- br-int's flows at a port (ARP/ND anti-spoofing) ---------------------------------------------------------------
 
-    def guard(self, t: Trace, port: dict, fields: dict) -> bool:
-        """br-int's flow tables for a frame coming in at the port's qvo; False (and the trace dropped) on drop."""
+    def guard(self, t: Trace, port: dict, fields: dict, pkt: Packet) -> bool:
+        """The L2 anti-spoofing for a frame the port sends (OVS: br-int's flow tables at its qvo; linuxbridge:
+        `bridge neutrino_l2`); False (and the trace dropped) on drop."""
+        if self.l2_backend == "linuxbridge":
+            return self._nft_guard(t, port, pkt)
         pid, qvo = port["id"], names.qvo(port["id"])
         ofport = (self.br_int.get(qvo) or {}).get("ofport")
         if ofport is None or not self.flows:
@@ -159,27 +198,80 @@ class Walker:
         t.end("dropped", where, v.path[-1].line if v.path else "table miss")
         return False
 
+    def _nft_guard(self, t: Trace, port: dict, pkt: Packet) -> bool:
+        tap = port["device"]
+        p = replace(pkt, physdev_in=tap, physdev_out=None, iif=None, oif=None)
+        res = nft_eval.evaluate(self.nft, "bridge", antispoof.NFT_TABLE, "prerouting", p)
+        t.unknown += res.unknown
+        rule = "  →  ".join(r.line for r in res.path) or res.decided_by
+        if res.verdict == "accept":
+            t.add(Hop(f"{antispoof.NFT_TABLE} ({tap})", "anti-spoof chains passed it on" if res.path
+                      else "not guarded (port security off?)", True, rule, {"port": port["id"]}))
+            return True
+        chain = res.rule.chain if res.rule else "prerouting"
+        what = ("anti-spoof: the source MAC is not the port's (nor an allowed address pair's)"
+                if chain.startswith("s") else
+                "ARP/ND anti-spoof: the sender is not one of the port's fixed IPs and allowed address pairs with its "
+                "MAC" if pkt.proto == "arp" else "guests may not send this (router advertisement / DHCP server reply)")
+        where = f"{antispoof.NFT_TABLE} {chain}"
+        t.add(Hop(where, what, False, rule, {"port": port["id"],
+                                             "fixed_ips": [f["ip_address"] for f in port["fixed_ips"]],
+                                             "allowed_address_pairs": [p["ip_address"] for p in
+                                                                       port.get("allowed_address_pairs") or []]}))
+        t.end("dropped", where, res.decided_by)
+        return False
+
     # --- L2 -----------------------------------------------------------------------------------------------------------
 
     def tag_of(self, ovs_port: str) -> int | None:
         p = self.br_int.get(ovs_port)
         return p.get("tag") if p else None
 
-    def owner(self, tag: int, addr: str) -> tuple[str, object] | None:
-        """Who answers ARP for addr on VLAN tag: ('port', port), ('router', (rid, qr-dev)), ('remote', fdb entry: a
-        port on another host) or ('external', bridge)."""
+    def segment(self, dev: str):
+        """The L2 segment a host-side device is on: its br-int VLAN tag (OVS) or its bridge (linuxbridge; a
+        bridge is its own segment)."""
+        if self.l2_backend == "ovs":
+            return self.tag_of(dev)
+        link = self.links.get(dev)
+        if link is None:
+            return None
+        return dev if link.get("kind") == "bridge" else link.get("master")
+
+    def port_segment(self, port: dict):
+        return self.segment(names.qvo(port["id"]) if self.l2_backend == "ovs" else port["device"])
+
+    def external_segment(self, dev: str):
+        """The segment of the host's external device (OVS: br-ex's patch into br-int)."""
+        return self.segment(int_patch(dev) if self.l2_backend == "ovs" else dev)
+
+    def seg_name(self, seg) -> str:
+        return f"{BR_INT} VLAN {seg}" if self.l2_backend == "ovs" else f"bridge {seg}"
+
+    def port_dev(self, port: dict) -> str:
+        return names.qvo(port["id"]) if self.l2_backend == "ovs" else port["device"]
+
+    def owner(self, tag, addr: str) -> tuple[str, object] | None:
+        """Who answers ARP for addr on segment tag: ('port', port), ('router', (rid, qr-dev)), ('remote', fdb entry:
+        a port on another host) or ('external', bridge)."""
         for p in self.ports.values():
-            if any(f["ip_address"] == addr for f in p["fixed_ips"]) and self.tag_of(names.qvo(p["id"])) == tag:
+            if any(f["ip_address"] == addr for f in p["fixed_ips"]) and self.port_segment(p) == tag:
                 return "port", p
         for rid, rs in self.snap.get("routers", {}).items():
             for dev, link in (rs.get("links") or {}).items():
                 if dev.startswith(("qr-", "qg-")) and any(a.split("/")[0] == addr for a in link["addresses"]):
-                    if self.tag_of("ns-" + dev[3:]) == tag:
+                    if self.segment("ns-" + dev[3:]) == tag:
                         return "router", (rid, dev)
         for e in self.view.get("fdb", []):
-            if e.get("ip_address") == addr and any(p.get("tag") == tag and (p.get("other_config") or {}).get(
-                    "net_uuid") == e["network_id"] for p in self.br_int.values()):
+            if e.get("ip_address") != addr:
+                continue
+            if self.l2_backend == "linuxbridge":
+                if self.segment(names.vxlan(e["vni"])) == tag:
+                    return "remote", e
+            elif any(p.get("tag") == tag and (p.get("other_config") or {}).get("net_uuid") == e["network_id"]
+                     for p in self.br_int.values()):
                 return "remote", e
+        if self.l2_backend == "linuxbridge":
+            return ("external", tag) if self._host_addr(addr) == tag else None
         for bridge in self.snap.get("ovs", {}):
             if bridge in (BR_INT, BR_TUN) or self.tag_of(int_patch(bridge)) != tag:
                 continue
@@ -188,30 +280,37 @@ class Walker:
                 return "external", dev
         return None
 
-    def l2(self, t: Trace, pkt: Packet, tag: int, next_hop: str, depth: int) -> Trace:
-        if tag == DEAD_VLAN:
-            return t.drop(f"{BR_INT} VLAN {tag}", "port is on the dead VLAN (admin_state_up false)", None)
+    def l2(self, t: Trace, pkt: Packet, tag, next_hop: str, depth: int, came_from: str | None = None) -> Trace:
+        """Switch the packet on segment tag to whoever owns next_hop; came_from: the bridge port it entered by."""
+        seg = self.seg_name(tag)
+        if self.l2_backend == "ovs" and tag == DEAD_VLAN:
+            return t.drop(seg, "port is on the dead VLAN (admin_state_up false)", None)
         found = self.owner(tag, next_hop)
         if found is None:
-            return t.drop(f"{BR_INT} VLAN {tag}", f"nobody on this local VLAN answers ARP for {next_hop}")
+            return t.drop(seg, f"nobody on this {'local VLAN' if self.l2_backend == 'ovs' else 'bridge'} answers ARP "
+                          f"for {next_hop}")
         kind, who = found
         if kind == "port":
-            t.add(Hop(f"{BR_INT} VLAN {tag} → {names.qvo(who['id'])}", f"switched to the port owning {next_hop}",
+            t.add(Hop(f"{seg} → {self.port_dev(who)}", f"switched to the port owning {next_hop}",
                       True, None, {"port": who["id"], "network": who["network_id"]}))
-            if not self.bridge_fw(t, pkt, who, egress=False):
+            if not self.bridge_fw(t, pkt, who, egress=False, peer=came_from):
                 return t
             return t.end("delivered", f"{who['device']} (port {who['id']})", t.hops[-1].rule)
         if kind == "router":
             rid, dev = who
-            t.add(Hop(f"{BR_INT} VLAN {tag} → ns-{dev[3:]}", f"switched to router port {dev}", True, None,
+            t.add(Hop(f"{seg} → ns-{dev[3:]}", f"switched to router port {dev}", True, None,
                       {"router": rid}))
             return self.router(t, pkt, rid, dev, depth + 1)
         if kind == "remote":
-            t.add(Hop(f"{BR_INT} VLAN {tag} → {BR_TUN}", f"{next_hop} is on host {who['host_ip']}: VXLAN "
+            via = BR_TUN if self.l2_backend == "ovs" else names.vxlan(who["vni"])
+            t.add(Hop(f"{seg} → {via}", f"{next_hop} is on host {who['host_ip']}: VXLAN "
                       f"{who['vni']}", True, None, {"network": who["network_id"]}))
-            return t.end("forwarded", f"{BR_TUN} → {who['host_ip']} (trace it again on that host)")
-        t.add(Hop(f"{BR_INT} VLAN {tag} → {int_patch(who)} → {who}", f"switched to the external network ({who})",
-                  True, None, {}))
+            return t.end("forwarded", f"{via} → {who['host_ip']} (trace it again on that host)")
+        if self.l2_backend == "ovs":
+            t.add(Hop(f"{seg} → {int_patch(who)} → {who}", f"switched to the external network ({who})",
+                      True, None, {}))
+        else:
+            t.add(Hop(seg, f"switched to the external network ({who})", True, None, {}))
         return t.end("delivered", f"external ({who} {pkt.dst})")
 
     # --- routers ------------------------------------------------------------------------------------------------------
@@ -279,10 +378,12 @@ class Walker:
             to = post.nat.get("--to-source", "").split(":")[0] or p.src
             t.add(Hop(f"{ns} nat POSTROUTING", f"SNAT {p.src} → {to}", True, post.decided_by, {"router": rid}))
             p = replace(p, src=to)
-        tag = self.tag_of("ns-" + out[3:]) if out.startswith(("qr-", "qg-")) else None
+        tag = self.segment("ns-" + out[3:]) if out.startswith(("qr-", "qg-")) else None
         if tag is None:
-            return t.drop(f"{ns} {out}", f"{out} has no ns- end on {BR_INT}", None, router=rid)
-        return self.l2(t, replace(p, iif=None, oif=None, ctstate=frozenset({"NEW"})), tag, via, depth)
+            return t.drop(f"{ns} {out}", f"{out} has no ns- end on "
+                          f"{BR_INT if self.l2_backend == 'ovs' else 'a bridge'}", None, router=rid)
+        return self.l2(t, replace(p, iif=None, oif=None, ctstate=frozenset({"NEW"})), tag, via, depth,
+                       came_from="ns-" + out[3:])
 
 
 def _table(text: str, name: str) -> Table:
@@ -326,10 +427,11 @@ def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port:
         if "error" in route:
             return t.drop(f"external ({ns or 'host'}) routing", f"ip route get {dst_ip}: {route['error']}")
         out = route["dev"]
-        tag = w.tag_of(int_patch(out))
+        tag = w.external_segment(out)
         t.add(Hop(f"external {out}", f"{src_ip} → {dst_ip} leaves by {out}", True, None, {}))
         if tag is None:
-            return t.drop(f"external {out}", f"{out} is not patched into {BR_INT}")
+            return t.drop(f"external {out}", f"{out} is not patched into {BR_INT}" if w.l2_backend == "ovs" else
+                          f"{out} is not a bridge")
         return w.l2(t, pkt, tag, route.get("gateway") or dst_ip, 0)
     sp = w.port(src)
     if sp is None:
@@ -348,34 +450,39 @@ def trace(view: dict, snap: dict, src: str, dst: str, proto: str = "icmp", port:
     t.add(Hop(f"{sp['device']} → {tap.get('master')}", sent, True, None, {"port": sp["id"]}))
     if proto == "arp":
         return _arp(w, t, sp, pkt)
-    if not w.bridge_fw(t, pkt, sp, egress=True):
-        return t
-    if not w.guard(t, sp, {"dl_src": mac, "dl_type": "ip", "nw_proto": IP_PROTO[proto], "nw_src": pkt.src,
-                           "nw_dst": dst_ip, "tp_src": pkt.sport, "tp_dst": dport, "icmp_type": icmp_type}):
-        return t
-    tag = w.tag_of(names.qvo(sp["id"]))
+    flows = {"dl_src": mac, "dl_type": "ip", "nw_proto": IP_PROTO[proto], "nw_src": pkt.src, "nw_dst": dst_ip,
+             "tp_src": pkt.sport, "tp_dst": dport, "icmp_type": icmp_type}
+    # in the order the frame meets them: OVS's flows sit behind the qbr that filters it, linuxbridge's anti-spoof
+    # table hooks the bridge's prerouting (priority -300) before br_netfilter runs the firewall
+    checks = [lambda: w.bridge_fw(t, pkt, sp, egress=True), lambda: w.guard(t, sp, flows, pkt)]
+    for check in checks if w.l2_backend == "ovs" else reversed(checks):
+        if not check():
+            return t
+    tag = w.port_segment(sp)
     if tag is None:
-        return t.drop(names.qvo(sp["id"]), f"not a port of {BR_INT}", None, port=sp["id"])
-    t.add(Hop(f"{names.qvb(sp['id'])} → {names.qvo(sp['id'])} → {BR_INT}", f"local VLAN {tag}", True, None,
-              {"network": sp["network_id"]}))
+        return t.drop(w.port_dev(sp), f"not a port of {BR_INT}" if w.l2_backend == "ovs" else "not in a bridge",
+                      None, port=sp["id"])
+    if w.l2_backend == "ovs":
+        t.add(Hop(f"{names.qvb(sp['id'])} → {names.qvo(sp['id'])} → {BR_INT}", f"local VLAN {tag}", True, None,
+                  {"network": sp["network_id"]}))
     subnet = _subnet(sp, dst_ip)
     if subnet is None and not own.get("gateway_ip"):
         return t.drop(f"guest of {sp['id']}", f"{dst_ip} is off-link and the subnet has no gateway")
-    return w.l2(t, pkt, tag, dst_ip if subnet else own["gateway_ip"], 0)
+    return w.l2(t, pkt, tag, dst_ip if subnet else own["gateway_ip"], 0, came_from=sp["device"])
 
 
 def _arp(w: Walker, t: Trace, sp: dict, pkt: Packet) -> Trace:
     """An ARP request from a guest: not IP, so the security groups never see it; br-int's flows decide."""
-    t.add(Hop(names.qbr(sp["id"]), "not IP: the security group chains do not see ARP", True, None,
-              {"port": sp["id"]}))
+    bridge = names.qbr(sp["id"]) if w.l2_backend == "ovs" else (w.links.get(sp["device"]) or {}).get("master")
+    t.add(Hop(str(bridge), "not IP: the security group chains do not see ARP", True, None, {"port": sp["id"]}))
     if not w.guard(t, sp, {"dl_src": pkt.mac_src, "dl_type": "arp", "arp_spa": pkt.src, "arp_sha": pkt.mac_src,
-                           "arp_tpa": pkt.dst}):
+                           "arp_tpa": pkt.dst}, replace(pkt, proto="arp")):
         return t
-    tag = w.tag_of(names.qvo(sp["id"]))
+    tag = w.port_segment(sp)
     found = w.owner(tag, pkt.dst) if tag is not None else None
     who = (f"port {found[1]['id']}" if found and found[0] == "port" else
            f"router {found[1][0]}" if found and found[0] == "router" else "nobody here")
-    return t.end("delivered", f"{BR_INT} VLAN {tag}: flooded to the network ({pkt.dst} is {who}), "
+    return t.end("delivered", f"{w.seg_name(tag)}: flooded to the network ({pkt.dst} is {who}), "
                  f"whose neighbour tables learn {pkt.src} is-at {pkt.mac_src}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from neutrino.errors import BadRequest, Conflict, NotFound, ServiceUnavailable
+from neutrino.errors import BadRequest, NotFound, ServiceUnavailable
 from neutrino.lab.paths import Lab
 
 PROTOS = ("tcp", "udp", "icmp", "arp")
@@ -30,18 +30,18 @@ class Where:
             from neutrino.lab.processes import agent_token
             token = agent_token(self.lab)
         self.token = token
-        if self.lab.exists():
-            self.check_lab()
         count = self.lab.load().hosts if self.lab.exists() else 1
         self.hosts = [host] if host else [self.lab.host_name(i) for i in range(1, count + 1)]
         self._host_ns, self._ovs_rundir = host_ns, ovs_rundir
         self._views: dict[str, dict] = {}
 
-    def check_lab(self) -> None:
-        settings = self.lab.load()
-        if (settings.l2, settings.firewall) != ("ovs", "iptables"):
-            raise Conflict(f"this lab runs {settings.l2} + {settings.firewall}; hood and trace read the seed's "
-                           f"ovs + iptables wiring only")
+    def backends(self, host: str) -> tuple[str, str]:
+        """(l2, firewall) the host runs: the lab's settings, else what its kernel shows."""
+        if self.lab.exists():
+            settings = self.lab.load()
+            return settings.l2, settings.firewall
+        from neutrino.hood.backends import detect
+        return detect(self.host_ns(host), self._ovs_rundir)
 
     def fetch_view(self, host: str) -> dict:
         from neutrino.sync.client import SyncClient
@@ -62,11 +62,12 @@ class Where:
         return self.lab.host_ns(host) if self.lab.exists() else None
 
     def snapshot(self, host: str) -> dict:
-        from neutrino.lib import inspect
+        """What the host's kernel holds, read through its L2 and firewall drivers (hood.backends)."""
+        from neutrino.hood import backends
         view = self.view(host)
         rundir = self._ovs_rundir or (self.lab.ovs_rundir(host) if self.lab.exists() else None)
-        return inspect.snapshot(self.host_ns(host), rundir, [r["id"] for r in view.get("routers", [])],
-                                [d["network_id"] for d in view.get("dhcp", [])])
+        return backends.read(self.host_ns(host), rundir, [r["id"] for r in view.get("routers", [])],
+                             [d["network_id"] for d in view.get("dhcp", [])], *self.backends(host))
 
     def named_port(self, name: str) -> tuple[str, str] | None:
         """(port id, host) of the one port with this name, asked of the API (the lab's admin cloud)."""

@@ -34,11 +34,16 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
     return ns
 
 
-def configure(lab: Lab, name: str, timeout: float = 10) -> bool:
+def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
     """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
-    in the instance's directory); True once the guest holds a lease."""
-    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV, timeout=timeout)
-    return address(lab, name) is not None
+    in the instance's directory); True once the guest holds a lease, within timeout."""
+    deadline = time.monotonic() + timeout
+    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV)
+    while address(lab, name) is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def renew(lab: Lab, name: str, timeout: float = 10) -> str | None:

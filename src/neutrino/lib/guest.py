@@ -52,7 +52,7 @@ def script_path() -> str:
 
 def _argv(ns: str, dev: str, tries: int) -> list[str]:
     return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(ns)}", "busybox", "udhcpc", "-i", dev, "-s", script_path(),
-            "-t", str(tries), "-T", "1", "-O", "mtu", "-O", "staticroutes"]
+            "-t", str(tries), "-T", "1", "-A", "1", "-O", "mtu", "-O", "staticroutes"]
 
 
 def dhcp_client(ns: str, dev: str = "eth0", timeout: float = 5) -> bool:
@@ -75,20 +75,16 @@ def client_pid(run_dir: str, dev: str = "eth0") -> int | None:
     return pid if "udhcpc" in argv and _pid_file(run_dir, dev) in argv else None
 
 
-def start_dhcp_client(ns: str, run_dir: str, dev: str = "eth0", timeout: float = 5) -> int:
-    """A background client that keeps renewing; its pid once it holds a lease or, after timeout, keeps trying."""
+def start_dhcp_client(ns: str, run_dir: str, dev: str = "eth0") -> int:
+    """A client that keeps renewing, as a guest OS's does: started detached, trying every second until it holds a
+    lease (the caller waits for the address; a busy host may take a while to answer); its pid."""
     pid = client_pid(run_dir, dev)
     if pid:
         return pid
     os.makedirs(run_dir, exist_ok=True)
-    argv = _argv(ns, dev, max(1, int(timeout))) + ["-b", "-p", _pid_file(run_dir, dev)]
-    proc.run(argv, netns=ns, timeout=timeout + 10)
-    deadline = time.monotonic() + 2
-    while (pid := client_pid(run_dir, dev)) is None:
-        if time.monotonic() > deadline:
-            raise KernelError(f"udhcpc in {ns} did not start")
-        time.sleep(0.02)
-    return pid
+    pidfile = _pid_file(run_dir, dev)
+    return proc.spawn(_argv(ns, dev, 10) + ["-f", "-p", pidfile], netns=ns,
+                      log=os.path.join(run_dir, f"udhcpc-{dev}.log"), pidfile=pidfile)
 
 
 def renew(run_dir: str, dev: str = "eth0") -> None:

@@ -1,6 +1,7 @@
 """Read-only looks at a host's kernel for `neutrino hood` and `neutrino trace`: one JSON-able snapshot of what is
-realized (links, OVS ports and tags, iptables with counters, ipsets, router and DHCP namespaces, dnsmasq), plus the
-kernel's own routing decision (`ip route get`). Nothing here changes the kernel.
+realized (links, routes, router and DHCP namespaces, dnsmasq, qdiscs), the readers the L2 and firewall drivers'
+`held` answers use (OVS ports and flows, iptables with counters, ipsets, the nftables ruleset, VXLAN FDBs), plus
+the kernel's own routing decision (`ip route get`). Nothing here changes the kernel.
 
 The snapshot is plain data so that hood and trace are pure functions of (view, snapshot) and unit tests can feed
 them captured snapshots.
@@ -32,7 +33,25 @@ def _save(table: str, ns: str | None) -> str:
     return proc.output(["iptables-save", "-c", "-t", table], netns=ns)
 
 
-def _ipsets(ns: str | None) -> dict[str, list[str]]:
+def iptables(ns: str | None, tables: tuple[str, ...]) -> dict[str, str]:
+    """table -> `iptables-save -c` text, for these tables of the namespace."""
+    return {t: _save(t, ns) for t in tables}
+
+
+def nft_ruleset(ns: str | None) -> list[dict]:
+    """The namespace's whole nftables ruleset as `nft -j list ruleset` objects."""
+    return json.loads(proc.output(["nft", "-j", "list", "ruleset"], netns=ns) or '{"nftables": []}')["nftables"]
+
+
+def vxlan_fdb(ns: str | None) -> dict[str, list[list[str]]]:
+    """vxlan-* device -> its FDB's [mac, remote ip] entries (where l2population sends each MAC and the floods)."""
+    out: dict[str, list[list[str]]] = {}
+    for dev in sorted(d for d in ip.links(ns) if d.startswith("vxlan-")):
+        out[dev] = sorted([mac, dst] for mac, dst in ip.fdb_entries(dev, ns))
+    return out
+
+
+def ipsets(ns: str | None) -> dict[str, list[str]]:
     """Every ipset of the namespace with its members, as `ipset save` prints them."""
     sets: dict[str, list[str]] = {}
     for line in proc.output(["ipset", "save"], netns=ns).splitlines():
@@ -62,7 +81,7 @@ def _many(v) -> list:
     return v if isinstance(v, list) else [v]
 
 
-def _ovs(rundir: str | None) -> dict[str, dict]:
+def ovs_bridges(rundir: str | None) -> dict[str, dict]:
     """bridge -> {datapath_type, ports: name -> {tag, other_config, external_ids, type, options, ofport},
     flows: `ovs-ofctl dump-flows` text with counters}."""
     if not rundir or not os.path.exists(os.path.join(rundir, "db.sock")):
@@ -127,13 +146,12 @@ def _dnsmasq(ns: str) -> list[dict]:
     return found
 
 
-def snapshot(host_ns: str | None, ovs_rundir: str | None, routers: list[str], networks: list[str]) -> dict:
-    """What the kernel of one host realizes: host links/routes/iptables/ipsets/OVS, and the qrouter- namespaces of
-    `routers` and qdhcp- namespaces of `networks` (only those: namespace names are global on a lab machine)."""
+def snapshot(host_ns: str | None, routers: list[str], networks: list[str]) -> dict:
+    """What the kernel of one host realizes apart from the L2 and firewall backends (whose drivers' `held` adds
+    theirs): host links/routes, QoS (mangle, qdiscs), and the qrouter- namespaces of `routers` and qdhcp-
+    namespaces of `networks` (only those: namespace names are global on a lab machine)."""
     snap = {"host_ns": host_ns, "namespaces": ip.list_netns(), "links": _links(host_ns), "routes": _routes(host_ns),
-            "iptables": {t: _save(t, host_ns) for t in ("filter", "raw", "mangle")}, "ipsets": _ipsets(host_ns),
-            "qdiscs": tc.qdiscs(host_ns),
-            "ovs": _ovs(ovs_rundir), "routers": {}, "dhcp": {}}
+            "iptables": iptables(host_ns, ("mangle",)), "qdiscs": tc.qdiscs(host_ns), "routers": {}, "dhcp": {}}
     for rid in routers:
         snap["routers"][rid] = _namespace(names.qrouter(rid), ("nat", "filter", "mangle"))
     for net in networks:

@@ -14,7 +14,7 @@ import select
 import socket
 import threading
 
-from pyroute2 import IPRoute, NetNS, netns as _netns
+from pyroute2 import IPRoute, NetNS, config as _pyroute2_config, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_LINK
 from pyroute2.netlink.rtnl.marshal import MarshalRtnl
@@ -23,6 +23,9 @@ from neutrino.errors import KernelError
 from neutrino.lib import proc
 
 NETNS_DIR = "/run/netns"
+# pyroute2 enters a namespace through a forked child and gives it 2 s to answer (netns.create does not retry); on a
+# busy 2-core host with dozens of guests and agents the child can take longer, and the call failed instead of waiting.
+_pyroute2_config.default_communicate_timeout = 30
 _sockets: dict[str | None, IPRoute | NetNS] = {}
 _lock = threading.RLock()
 

@@ -38,13 +38,19 @@ def output(argv: list[str], netns: str | None = None, **kw) -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether pid runs; a zombie (exited, waiting for a parent that is not us to collect it) does not."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
 
 
 def cmdline(pid: int) -> list[str]:

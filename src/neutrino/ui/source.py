@@ -27,7 +27,6 @@ class ServerWhere(Where):
         self.lab = Lab(settings.state_dir)
         self._host_ns, self._ovs_rundir, self._views = None, None, {}
         if self.lab.exists():
-            self.check_lab()
             self.hosts = [self.lab.host_name(i) for i in range(1, self.lab.load().hosts + 1)]
         else:
             t = m.Agent.__table__

@@ -17,9 +17,9 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import rules as R
 from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
-from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
-from neutrino.lib import ipset, iptables, nft
-from neutrino.sync.schema import View
+from neutrino.agent.firewall.ports import FwPort, PortCache, allocate, filtered_ports
+from neutrino.lib import inspect, ipset, iptables, nft
+from neutrino.sync.schema import Port, View
 
 FAMILIES = (("IPv4", 4), ("IPv6", 6))
 SET_FAMILY = {"IPv4": "inet", "IPv6": "inet6"}
@@ -87,3 +87,24 @@ class IptablesFirewallDriver:
             for table in ("filter", "raw"):
                 iptables.remove_all(table, self.prefix, ns=self.ns, ipv=ipv)
         ipset.destroy(sorted(n for n in ipset.current("N", self.ns) if n.startswith(("NIPv4", "NIPv6"))), self.ns)
+
+    # --- the hood's questions ---------------------------------------------------------------------------------
+
+    @classmethod
+    def for_l2(cls, config: HostConfig, l2: str) -> "IptablesFirewallDriver":
+        """The firewall of ports this L2 backend wires: the seed's chains on qbr (ovs), Neutron's on brq."""
+        return cls(config, prefix=names.IPT_PREFIX if l2 == "ovs" else names.IPT_LB_PREFIX)
+
+    @staticmethod
+    def expected(view: View, port: Port, l2: str) -> dict[str, list[str]]:
+        """The port's IPv4 chains i/o/s and their rules (iptables-save syntax without `-A chain`)."""
+        prefix, bridge = (names.IPT_PREFIX, "port") if l2 == "ovs" else (names.IPT_LB_PREFIX, "network")
+        fw = next((p for p in filtered_ports(view, bridge) if p.id == port["id"]), None)
+        chains = R.filter_table([fw], "IPv4", prefix).chains if fw else {}
+        own = [names.sg_chain(d, port["id"], prefix) for d in "ios"]
+        return {c: list(chains[c]) for c in own if c in chains}
+
+    @staticmethod
+    def held(host_ns: str | None, ovs_rundir: str | None = None) -> dict:
+        """The host's filter and raw tables with counters, and its ipsets."""
+        return {"iptables": inspect.iptables(host_ns, ("filter", "raw")), "ipsets": inspect.ipsets(host_ns)}

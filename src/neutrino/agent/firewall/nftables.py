@@ -15,9 +15,9 @@ from collections.abc import Callable
 from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall import nft_rules
 from neutrino.agent.firewall.memory import TRUST, KernelMemory, Rendered
-from neutrino.agent.firewall.ports import FwPort, PortCache, allocate
-from neutrino.lib import nft
-from neutrino.sync.schema import View
+from neutrino.agent.firewall.ports import FwPort, PortCache, allocate, filtered_ports
+from neutrino.lib import inspect, nft
+from neutrino.sync.schema import Port, View
 
 
 def _ints(cur: nft.Current | None, set_name: str) -> dict[str, int]:
@@ -68,3 +68,21 @@ class NftablesFirewallDriver:
         self.memory.forget()
         nft.delete_table("inet", nft_rules.TABLE, self.ns)
         nft.delete_table("bridge", nft_rules.TABLE, self.ns)
+
+    # --- the hood's questions ---------------------------------------------------------------------------------
+
+    @classmethod
+    def for_l2(cls, config: HostConfig, l2: str) -> "NftablesFirewallDriver":
+        """The firewall of ports this L2 backend wires: labelled on their qbr (ovs) or their network's brq."""
+        return cls(config, bridge="port" if l2 == "ovs" else "network")
+
+    @staticmethod
+    def expected(view: View, port: Port, l2: str) -> dict[str, list[str]]:
+        """The port's chains i/o/s of `table inet neutrino` and their rules (nft syntax as written)."""
+        fw = next((p for p in filtered_ports(view, "port" if l2 == "ovs" else "network") if p.id == port["id"]), None)
+        return {name: list(c.rules) for name, c in nft_rules.port_chains(fw, 0)[1].items()} if fw else {}
+
+    @staticmethod
+    def held(host_ns: str | None, ovs_rundir: str | None = None) -> dict:
+        """The host's nftables ruleset (`nft -j list ruleset`)."""
+        return {"nft": inspect.nft_ruleset(host_ns)}

@@ -18,8 +18,8 @@ from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.firewall.memory import KernelMemory
 from neutrino.agent.l2 import antispoof
 from neutrino.agent.l2.hostside import NoIpv6
-from neutrino.lib import ip, nft
-from neutrino.sync.schema import View
+from neutrino.lib import inspect, ip, nft
+from neutrino.sync.schema import Port, View
 
 FLOOD = "00:00:00:00:00:00"
 
@@ -162,6 +162,28 @@ class LinuxBridgeL2Driver:
         nft.delete_table("bridge", antispoof.NFT_TABLE, self.netns)
         self._guards = None
         self._memory.forget()
+
+
+    # --- the hood's questions ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def expected(view: View, port: Port, bridge_mappings: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """The port's device (tap, or the ns- end of a router or DHCP port) in its network's bridge: brq<net>
+        for vxlan and local networks, the mapped bridge for a flat one; none for what this host cannot realize."""
+        net = view["networks"].get(port["network_id"])
+        if net is None:
+            return []
+        seg = net["segment"]
+        if seg["network_type"] == "flat":
+            bridge = (bridge_mappings or {}).get(seg["physical_network"])
+        else:
+            bridge = names.brq(net["id"]) if seg["network_type"] in ("vxlan", "local") else None
+        return [(port["device"], bridge)] if bridge else []
+
+    @staticmethod
+    def held(host_ns: str | None, ovs_rundir: str | None = None) -> dict:
+        """The nftables ruleset (the `bridge neutrino_l2` anti-spoof table among it) and the VXLAN FDBs."""
+        return {"nft": inspect.nft_ruleset(host_ns), "fdb": inspect.vxlan_fdb(host_ns)}
 
 
 def _ok(link: dict | None, master: int | None, mtu: int | None) -> bool:

@@ -30,9 +30,9 @@ from neutrino.agent.driver import HostConfig, SyncResult
 from neutrino.agent.l2 import antispoof
 from neutrino.agent.l2.hostside import NoIpv6
 from neutrino.errors import KernelError
-from neutrino.lib import ethtool, ip
+from neutrino.lib import ethtool, inspect, ip
 from neutrino.lib import ovs as lib_ovs
-from neutrino.sync.schema import View
+from neutrino.sync.schema import Port, View
 
 LOG = logging.getLogger(__name__)
 FLOW_TRUST = 10.0   # seconds a verified flow table is taken as still in place (the agent resyncs every 15 s)
@@ -396,6 +396,22 @@ class OvsL2Driver:
             self._unplug_stale_hybrid(set(), ip.links(self.netns))
         self._lvids.clear()
         self.close()
+
+    # --- the hood's questions ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def expected(view: View, port: Port, bridge_mappings: dict[str, str] | None = None) -> list[tuple[str, str]]:
+        """Hybrid plug: tap and qvb in the port's qbr, qvo in br-int; a router or DHCP port's ns- end in br-int."""
+        pid = port["id"]
+        if port["kind"] != "instance":
+            return [(port["device"], BR_INT)]
+        return [(port["device"], names.qbr(pid)), (names.qvb(pid), names.qbr(pid)), (names.qvo(pid), BR_INT)]
+
+    @staticmethod
+    def held(host_ns: str | None, ovs_rundir: str | None) -> dict:
+        """Every OVS bridge with its ports (tags, ids, OpenFlow numbers) and flows with counters."""
+        return {"ovs": inspect.ovs_bridges(ovs_rundir)}
+
 
 
 def _ok(link: dict | None, master: int | None = None, mtu: int | None = None) -> bool:
