@@ -241,15 +241,16 @@ class Sim:
         """Heartbeats while the world is being made (the agents' own loops take over when they start): an agent
         silent past the server's agent_down_time is dead, ports bound to its host fail to bind and stay out of its
         view, and its first report would revive them all at once."""
-        sem = asyncio.Semaphore(32)
-
         async def beat(h: str) -> None:
-            async with sem:
-                await self.report(h, self.conns[h])
-        while True:
-            t = time.monotonic()
-            await asyncio.gather(*(beat(h) for h in self.hosts))
-            await asyncio.sleep(max(0.0, HEARTBEAT - (time.monotonic() - t)))
+            await asyncio.sleep(self.rng.uniform(0, HEARTBEAT))
+            while True:
+                t = time.monotonic()
+                try:
+                    await self.report(h, self.conns[h])
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(max(0.0, HEARTBEAT - (time.monotonic() - t)))
+        await asyncio.gather(*(beat(h) for h in self.hosts))
 
     # --- the world ----------------------------------------------------------------------------------------------
 

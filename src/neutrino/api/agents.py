@@ -110,7 +110,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
     changed = _upsert_agents(s, host, conf)
     if changed:
         common.affects(s, changes.AGENTS, f"host:{host}")
-        scheduling.schedule(s, settings)
+        scheduling.schedule(s, settings, host)
     mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
     dhcp_ready = set(body.get("dhcp_ready") or [])
     for pid, ok in (body.get("ports") or {}).items():
