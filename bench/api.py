@@ -1,6 +1,6 @@
 """API benchmark: the same workload against any Networking API base URL (ours by default, started here).
 
-    python bench/api.py [--url http://127.0.0.1:9696] [--token T] [--ports 500]
+    python bench/api.py [--url http://127.0.0.1:9696] [--token T] [--ports 500] [--workers 2]
 
 Prints rates and latency percentiles for: sequential port creates, creates from 8 threads, GET of all ports
 (median of 5), GET of one port (median of 200), floating IP creates, security group rule creates, port deletes.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -44,7 +45,7 @@ def ok(r: httpx.Response) -> dict:
     return r.json() if r.content else {}
 
 
-def start_server() -> tuple[subprocess.Popen, str, str]:
+def start_server(workers: int = 1) -> tuple[subprocess.Popen, str, str]:
     state = tempfile.mkdtemp(prefix="neutrino-bench-")
     import socket
     with socket.socket() as s:
@@ -52,7 +53,8 @@ def start_server() -> tuple[subprocess.Popen, str, str]:
         port = s.getsockname()[1]
     exe = os.path.join(os.path.dirname(sys.executable), "neutrino")
     proc = subprocess.Popen([exe, "server", "--auth", "noauth", "--state-dir", state, "--port", str(port),
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--log-level", "warning", "--workers", str(workers)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -69,11 +71,12 @@ def main() -> None:
     ap.add_argument("--url")
     ap.add_argument("--token", default="bench")
     ap.add_argument("--ports", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=2, help="server workers (2 was the faster beside Neutron here)")
     args = ap.parse_args()
-    proc = None
+    proc = state = None
     url = args.url
     if not url:
-        proc, url, _state = start_server()
+        proc, url, state = start_server(args.workers)
     headers = {"X-Auth-Token": args.token}
     try:
         run(url, headers, args.ports)
@@ -81,6 +84,7 @@ def main() -> None:
         if proc:
             proc.terminate()
             proc.wait(10)
+            shutil.rmtree(state, ignore_errors=True)
 
 
 def run(url: str, headers: dict, n: int) -> None:

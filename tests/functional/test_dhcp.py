@@ -118,6 +118,9 @@ def test_changed_ip_is_renewed_with_one_reload(lab, one_net):
     h = one_net["hosts"][0]
     g = lab.guest(h["mac_address"])
     guest.start_dhcp_client(g, lab.guest_run_dir(g))
+    deadline = time.monotonic() + 10                                    # the client runs detached: wait for it
+    while guest.configured_address(lab.guest_run_dir(g)) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert guest_addresses(g) == {"10.0.0.10/24"}
     pid, reads = _pid(lab, one_net), _wait_reads(lab, one_net, 1)
 

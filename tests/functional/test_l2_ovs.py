@@ -157,6 +157,42 @@ def test_port_removed_unplugs(host, guests, driver):
     assert names.qvo(pa["id"]) in vsctl(host, "list-ports", "br-int").split()
 
 
+def flow_table(host, bridge: str = "br-int") -> list[str]:
+    out = subprocess.run(["ovs-ofctl", "--no-stats", "dump-flows", f"unix:{host[1]}/{bridge}.mgmt"],
+                         capture_output=True, text=True, check=True).stdout
+    return sorted(line.strip() for line in out.splitlines())
+
+
+def test_one_port_added_then_removed_incrementally_leaves_what_a_cold_sync_does(host, guests, driver):
+    """The incremental path (flows sent as a difference, links re-read as the kernel announces them, OVSDB rows
+    converted as they change) leaves exactly what a fresh agent's cold sync would: that one finds nothing to do."""
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    pc = vb.port(pa["network_id"], "10.0.0.13")
+    gc = guests.guest(host[0], pc, "10.0.0.13/24")
+    assert driver._trusted("br-int")      # so the next sync takes the incremental path
+    assert driver.sync(vb.bump()).ports[pc["id"]]
+    qvo = names.qvo(pc["id"])
+    ofport = vsctl(host, "get", "Interface", qvo, "ofport").strip()
+    assert vsctl(host, "get", "Interface", qvo, "ofport_request").strip() == ofport   # flows named it beforehand
+    table = flow_table(host)
+    assert any(f"in_port={ofport}," in f for f in table)
+    assert ping(gc, "10.0.0.11")
+    fresh = make_driver(host)
+    assert not fresh.sync(vb.view).changed
+    fresh.close()
+    assert flow_table(host) == table
+    gone = vsctl(host, "get", "Interface", names.qvo(pb["id"]), "ofport").strip()
+    vb.remove_port(pb["id"])
+    assert driver._trusted("br-int")
+    assert driver.sync(vb.bump()).changed
+    assert not any(f"in_port={gone}," in f for f in flow_table(host))
+    fresh = make_driver(host)
+    assert not fresh.sync(vb.view).changed
+    fresh.close()
+
+
 def test_devices_deleted_behind_the_agent_are_rewired(host, guests, driver):
     """qvb/qvo recreated by a resync get a new ifindex: OVS must open the new qvo, or traffic stays dead."""
     vb = ViewBuilder()
@@ -169,6 +205,21 @@ def test_devices_deleted_behind_the_agent_are_rewired(host, guests, driver):
     assert ping(ga, "10.0.0.12")
     assert tcp_transfer(gb, "10.0.0.12", ga) == 300_000
     assert not make_driver(host).sync(vb.view).changed
+
+
+def test_ovsdb_changed_behind_the_agent_is_seen_and_repaired(host, guests, driver):
+    """The OVSDB read converts only the rows the IDL announced as changed: a change by another client is one."""
+    vb = ViewBuilder()
+    pa, pb, ga, gb = two_guests(host, guests, vb)
+    driver.sync(vb.view)
+    qvo = names.qvo(pb["id"])
+    tag = vsctl(host, "get", "Port", qvo, "tag").strip()
+    vsctl(host, "set", "Port", qvo, "tag=99")
+    vsctl(host, "remove", "Interface", qvo, "external_ids", "iface-id")
+    assert driver.sync(vb.view).changed
+    assert vsctl(host, "get", "Port", qvo, "tag").strip() == tag
+    assert vsctl(host, "get", "Interface", qvo, "external_ids:iface-id").strip().strip('"') == pb["id"]
+    assert ping(ga, "10.0.0.12")
 
 
 def test_admin_down_is_dead_vlan_and_back(host, guests, driver):

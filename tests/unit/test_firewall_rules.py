@@ -311,3 +311,22 @@ def test_memory_is_trusted_only_within_its_window():
     m.remember({"x": 2}, read_at=now[0], generation=5)
     m.forget()
     assert m.trusted(5) is None
+
+
+def test_memory_window_stretches_after_a_read_slower_than_it():
+    now = [100.0]
+    m = KernelMemory(trust=10, clock=lambda: now[0])
+    now[0] = 130.0                                       # read at 100, applied at 130: it took 30 s
+    m.remember({"x": 1}, read_at=100.0, generation=5)
+    now[0] = 189.0
+    assert m.trusted(5) == {"x": 1}                      # a window of 3 x 30 s, not 10 s: no read loop
+    now[0] = 195.0
+    m.remember({"x": 2}, read_at=100.0, generation=5)   # built on the same read: the window stays 90 s
+    now[0] = 189.5
+    assert m.trusted(5) == {"x": 2}
+    now[0] = 190.0
+    assert m.trusted(5) is None
+    now[0] = 200.0
+    m.remember({"x": 3}, read_at=199.0, generation=5)   # a quick read: back to 10 s
+    now[0] = 209.5
+    assert m.trusted(5) is None

@@ -12,6 +12,7 @@ import tempfile
 
 import typer
 import uvicorn
+import uvloop
 
 from neutrino import config
 from neutrino.lib import proc
@@ -74,6 +75,7 @@ def _workers(settings, count: int) -> int:
     """Bind the listening sockets, fork `count` workers that serve them all, wait; the exit code. Each worker has its
     own database connections and hub; changes reach the other workers by NOTIFY (PostgreSQL) or datagram (SQLite).
     When one worker ends the others are stopped too: the server is one unit for whoever supervises it."""
+    from neutrino.api.serving import settle
     from neutrino.db import notify
 
     _unlink_socket(settings)
@@ -89,7 +91,8 @@ def _workers(settings, count: int) -> int:
             proc.die_with_parent(parent)            # even by kill -9: agents then fail over to another server
             app, _ = build(settings, setup=False)
             app.state.siblings = notify.Siblings(siblings, index)
-            asyncio.run(_serve(app, settings, sockets))
+            settle()
+            uvloop.run(_serve(app, settings, sockets))
             os._exit(0)
         children.append(pid)
     for s in sockets:
@@ -138,7 +141,7 @@ def register(app: typer.Typer) -> None:
                log_format: str = typer.Option(None, help="text | json (one object per line) "
                                                          "[env NEUTRINO_LOG_FORMAT]")):
         """Run the neutrino server."""
-        from neutrino.api.serving import setup_logging
+        from neutrino.api.serving import settle, setup_logging
         settings = config.load(config_file, state_dir=state_dir, bind=bind, port=port, identity_port=identity_port,
                                db_url=db, auth=auth, admin_token=admin_token, unix_socket=unix_socket,
                                agent_token=agent_token, public_url=public_url,
@@ -169,4 +172,5 @@ def register(app: typer.Typer) -> None:
             application.state.db.engine.dispose()          # each worker opens its own connections
             raise typer.Exit(_workers(settings, workers))
         _unlink_socket(settings)
-        asyncio.run(_serve(application, settings))
+        settle()
+        uvloop.run(_serve(application, settings))

@@ -1,7 +1,7 @@
 """Per-project quotas with Neutron's defaults; creating past a limit is 409 OverQuota."""
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from neutrino.db import models as m
 from neutrino.errors import BadRequest, OverQuota
@@ -24,16 +24,21 @@ def set_defaults(overrides: dict[str, int]) -> None:
     DEFAULTS.update(NEUTRON_DEFAULTS, **overrides)
 
 
+_LIMITS = select(T.c.resource, T.c.limit).where(T.c.project_id == bindparam("project"))
+_USED = {res: select(func.count()).select_from(model.__table__).where(model.__table__.c.project_id ==
+                                                                      bindparam("project"))
+         for res, model in TABLES.items()}
+
+
 def limits(s, project_id: str) -> dict[str, int]:
     out = dict(DEFAULTS)
-    for res, lim in s.execute(select(T.c.resource, T.c.limit).where(T.c.project_id == project_id)):
+    for res, lim in s.execute(_LIMITS, {"project": project_id}):
         out[res] = lim
     return out
 
 
 def used(s, project_id: str, resource: str) -> int:
-    table = TABLES[resource].__table__
-    return s.execute(select(func.count()).select_from(table).where(table.c.project_id == project_id)).scalar_one()
+    return s.execute(_USED[resource], {"project": project_id}).scalar_one()
 
 
 def check(s, project_id: str, resource: str, adding: int = 1) -> None:

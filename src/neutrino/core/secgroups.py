@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 from types import SimpleNamespace
 
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from neutrino.context import Context
@@ -261,12 +261,18 @@ def rule_scope(ctx: Context):
 
 
 def get_rule(s, ctx: Context, rule_id: str):
-    row = s.execute(select(T_RULE).where(T_RULE.c.id == rule_id)).first() if isinstance(rule_id, str) else None
+    row = s.execute(common.by_id(T_RULE), {"id": rule_id}).first() if isinstance(rule_id, str) else None
     if row is not None and not common.owned_or_admin(ctx, row):
         row = s.execute(select(T_RULE).where(T_RULE.c.id == rule_id, rule_scope(ctx))).first()
     if row is None:
         raise not_found("SecurityGroupRule", rule_id)
     return row
+
+
+_KIND = select(T_RULE).where(T_RULE.c.security_group_id == bindparam("sg"), T_RULE.c.direction == bindparam("direction"),
+                             T_RULE.c.ethertype == bindparam("ethertype"))
+_SAME_KIND_ANY_PORT = _KIND.where(T_RULE.c.port_range_min.is_(None))       # rules a new one may duplicate
+_SAME_KIND = _KIND.where(T_RULE.c.port_range_min == bindparam("pmin"))
 
 
 def create_rule(s, ctx: Context, data: dict, settings) -> str:
@@ -281,11 +287,9 @@ def create_rule(s, ctx: Context, data: dict, settings) -> str:
     quotas.check(s, project, "security_group_rule")
     key = rule_key(rule)
     pmin = rule.get("port_range_min")
-    same_kind = select(T_RULE).where(T_RULE.c.security_group_id == sg.id, T_RULE.c.direction == rule["direction"],
-                                     T_RULE.c.ethertype == rule["ethertype"],
-                                     T_RULE.c.port_range_min.is_(None) if pmin is None
-                                     else T_RULE.c.port_range_min == pmin)
-    for existing in s.execute(same_kind).all():
+    kind = {"sg": sg.id, "direction": rule["direction"], "ethertype": rule["ethertype"]}
+    same_kind = _SAME_KIND_ANY_PORT if pmin is None else _SAME_KIND
+    for existing in s.execute(same_kind, kind if pmin is None else {**kind, "pmin": pmin}).all():
         if rule_key(existing) == key:
             raise conflict("SecurityGroupRuleExists",
                            f"Security group rule already exists. Rule id is {existing.id}.")

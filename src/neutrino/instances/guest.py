@@ -39,7 +39,7 @@ def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
     in the instance's directory); True once the guest holds a lease, within timeout."""
     deadline = time.monotonic() + timeout
     guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV)
-    while address(lab, name) is None:
+    while (got := guest.configured_address(lab.instance_dir(name), DEV)) is None or got != address(lab, name):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

@@ -2,7 +2,8 @@
 # busybox udhcpc event script for a neutrino guest: configures only the guest's own interface and its resolv.conf.
 # Called as `udhcpc.sh EVENT` inside the guest namespace with udhcpc's variables ($interface $ip $mask $router $dns
 # $domain $mtu $staticroutes). resolv.conf goes to $NEUTRINO_RESOLV_CONF (/etc/netns/<guest ns>/resolv.conf), never
-# to /etc/resolv.conf, which outside a bind mount is the host's.
+# to /etc/resolv.conf, which outside a bind mount is the host's. Once the guest is fully configured (address, routes,
+# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest.
 
 set -u
 
@@ -46,6 +47,7 @@ announce() {
 
 case "$1" in
     deconfig)
+        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && rm -f "$NEUTRINO_LEASE_FILE"
         ip -4 addr flush dev "$interface" scope global
         ip link set dev "$interface" up
         ;;
@@ -56,5 +58,8 @@ case "$1" in
     renew)
         configure
         ;;
+esac
+case "$1" in
+    bound|renew) [ -n "${NEUTRINO_LEASE_FILE:-}" ] && echo "$ip" > "$NEUTRINO_LEASE_FILE" ;;
 esac
 exit 0

@@ -50,8 +50,9 @@ def script_path() -> str:
     return copy
 
 
-def _argv(ns: str, dev: str, tries: int) -> list[str]:
-    return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(ns)}", "busybox", "udhcpc", "-i", dev, "-s", script_path(),
+def _argv(ns: str, dev: str, tries: int, lease_file: str = "") -> list[str]:
+    return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(ns)}", f"NEUTRINO_LEASE_FILE={lease_file}",
+            "busybox", "udhcpc", "-i", dev, "-s", script_path(),
             "-t", str(tries), "-T", "1", "-A", "1", "-O", "mtu", "-O", "staticroutes"]
 
 
@@ -64,6 +65,20 @@ def dhcp_client(ns: str, dev: str = "eth0", timeout: float = 5) -> bool:
 
 def _pid_file(run_dir: str, dev: str) -> str:
     return os.path.join(run_dir, f"udhcpc-{dev}.pid")
+
+
+def _lease_file(run_dir: str, dev: str) -> str:
+    return os.path.join(run_dir, f"udhcpc-{dev}.lease")
+
+
+def configured_address(run_dir: str, dev: str = "eth0") -> str | None:
+    """The address of the renewing client's last lease once the event script has applied all of it (address,
+    routes, resolv.conf, ARP announcement); None before that or after the lease was lost."""
+    try:
+        with open(_lease_file(run_dir, dev)) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
 
 
 def client_pid(run_dir: str, dev: str = "eth0") -> int | None:
@@ -83,7 +98,11 @@ def start_dhcp_client(ns: str, run_dir: str, dev: str = "eth0") -> int:
         return pid
     os.makedirs(run_dir, exist_ok=True)
     pidfile = _pid_file(run_dir, dev)
-    return proc.spawn(_argv(ns, dev, 10) + ["-f", "-p", pidfile], netns=ns,
+    try:
+        os.unlink(_lease_file(run_dir, dev))
+    except FileNotFoundError:
+        pass
+    return proc.spawn(_argv(ns, dev, 10, _lease_file(run_dir, dev)) + ["-f", "-p", pidfile], netns=ns,
                       log=os.path.join(run_dir, f"udhcpc-{dev}.log"), pidfile=pidfile)
 
 

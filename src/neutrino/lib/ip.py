@@ -6,27 +6,27 @@ socket, is the cost: see reference/dataplane-on-this-machine.md).
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import ipaddress
 import json
 import os
 import select
 import socket
+import struct
 import threading
 
-from pyroute2 import IPRoute, NetNS, config as _pyroute2_config, netns as _netns
+from pyroute2 import IPRoute, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl import RTMGRP_LINK
-from pyroute2.netlink.rtnl.marshal import MarshalRtnl
+from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
 
 from neutrino.errors import KernelError
-from neutrino.lib import proc
+from neutrino.lib import nsocket, proc
 
 NETNS_DIR = "/run/netns"
-# pyroute2 enters a namespace through a forked child and gives it 2 s to answer (netns.create does not retry); on a
-# busy 2-core host with dozens of guests and agents the child can take longer, and the call failed instead of waiting.
-_pyroute2_config.default_communicate_timeout = 30
-_sockets: dict[str | None, IPRoute | NetNS] = {}
+CLONE_NEWNET = 0x40000000
+_sockets: dict[str | None, IPRoute] = {}
+_tables: dict[str | None, "LinkTable"] = {}
 _lock = threading.RLock()
 
 
@@ -37,14 +37,27 @@ def sock(ns: str | None = None):
         if s is None:
             if ns is not None and not netns_exists(ns):
                 raise KernelError(f"network namespace {ns} does not exist")
-            s = NetNS(ns) if ns else IPRoute()
-            _sockets[ns] = s
+            s = _sockets[ns] = _open(ns)
         return s
+
+
+def _open(ns: str | None) -> IPRoute:
+    """An rtnetlink socket of the namespace, made by a thread that entered it (pyroute2's own way forks a child
+    process for it: 10-30 ms per namespace, each guest's plug included), subscribed to no announcements (pyroute2
+    would otherwise parse every link change of the host, thousands at a time, before its next answer)."""
+    if ns is None:
+        return IPRoute(groups=0)
+    fd = nsocket.in_netns(ns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
+                                                    socket.NETLINK_ROUTE).detach())
+    return IPRoute(fileno=fd, groups=0)
 
 
 def _forget(ns: str | None) -> None:
     with _lock:
         s = _sockets.pop(ns, None)
+        table = _tables.pop(ns, None)
+    if table is not None:
+        table.close()
     if s is not None:
         try:
             s.close()
@@ -83,13 +96,48 @@ def list_netns() -> list[str]:
 
 
 def ensure_netns(name: str) -> None:
-    """Create a namespace with lo up."""
+    """Create a namespace with lo up (made by a thread of this process, see _create_netns: no process is forked)."""
     if not netns_exists(name):
-        try:
-            _netns.create(name)
-        except FileExistsError:
-            pass
+        _create_netns(name)
     set_up("lo", name)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+MS_REC, MS_BIND, MS_SHARED = 0x4000, 0x1000, 1 << 20
+
+
+def _create_netns(name: str) -> None:
+    """`ip netns add NAME`, done by a short-lived thread of this process: it makes /run/netns a shared mount (as
+    iproute2 does), unshares a new network namespace for itself alone, bind-mounts it on /run/netns/NAME and
+    ends. (pyroute2 forks a child process for this, 10-30 ms and more on a loaded host.)"""
+    def make() -> None:
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        if _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+            if _libc.mount(NETNS_DIR.encode(), NETNS_DIR.encode(), b"none", MS_BIND | MS_REC, None) != 0 or \
+                    _libc.mount(b"", NETNS_DIR.encode(), b"none", MS_SHARED | MS_REC, None) != 0:
+                raise KernelError(f"cannot share {NETNS_DIR}: {os.strerror(ctypes.get_errno())}")
+        path = os.path.join(NETNS_DIR, name)
+        try:
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        except FileExistsError:
+            return                                  # made meanwhile: as good
+        if _libc.unshare(CLONE_NEWNET) != 0 or \
+                _libc.mount(b"/proc/thread-self/ns/net", path.encode(), b"none", MS_BIND, None) != 0:
+            err = ctypes.get_errno()
+            os.unlink(path)
+            raise KernelError(f"cannot create network namespace {name}: {os.strerror(err)}")
+    box: list = []
+
+    def runner() -> None:               # the thread ends in the new namespace: nothing else runs in it
+        try:
+            make()
+        except BaseException as e:      # noqa: BLE001 - handed to the caller's thread
+            box.append(e)
+    t = threading.Thread(target=runner, name=f"netns-add-{name}", daemon=True)
+    t.start()
+    t.join()
+    if box:
+        raise box[0]
 
 
 def delete_netns(name: str) -> None:
@@ -107,13 +155,12 @@ def delete_netns(name: str) -> None:
 class LinkEvents:
     """Links as the kernel announces them in this process's namespace (RTMGRP_LINK): what lets the agent wire a tap
     the moment the hypervisor makes it instead of looking for it on a timer. A plain netlink socket read whole on
-    each wake (pyroute2's own reader buffers announcements where select() no longer sees them)."""
+    each wake (pyroute2's own reader buffers announcements where select() no longer sees them), decoded with struct."""
 
     def __init__(self):
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK, socket.NETLINK_ROUTE)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self._sock.bind((0, RTMGRP_LINK))
-        self._marshal = MarshalRtnl()
 
     def wait(self, timeout: float) -> set[str]:
         """Names of links created or changed within timeout (empty when none)."""
@@ -129,8 +176,8 @@ class LinkEvents:
                 if e.errno == errno.ENOBUFS:
                     return names
                 raise
-            names.update(m.get_attr("IFLA_IFNAME") for m in self._marshal.parse(data)
-                         if m.get("event") == "RTM_NEWLINK")
+            names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
+                         if kind == RTM_NEWLINK)
 
     def close(self) -> None:
         self._sock.close()
@@ -148,21 +195,204 @@ def link_exists(name: str, ns: str | None = None) -> bool:
 def links(ns: str | None = None) -> dict[str, dict]:
     """name -> {index, kind, master (index), state, up, mtu, mac} for every link of a namespace.
 
-    One `ip -j -d link show` process: 14x faster than parsing pyroute2 messages once a host has thousands of links
-    (2000 links: 0.04 s against 0.55 s), and every resync starts with this dump."""
+    Dumped once per namespace (`ip -j -d link show`: 14x faster than parsing pyroute2 messages once a host has
+    thousands of links, 2000 links: 0.04 s against 0.55 s), then kept current from the kernel's link announcements
+    (see LinkTable): every sync of the agent starts here, and a one-port change must not cost a dump of 5000 links.
+    The entries are the table's own: read them, do not change them."""
     if ns is not None and not netns_exists(ns):
         raise KernelError(f"network namespace {ns} does not exist")
+    with _lock:
+        table = _tables.get(ns)
+        if table is None or not table.current():
+            if table is not None:
+                table.close()
+            table = _tables[ns] = LinkTable(ns)
+        return table.links()
+
+
+def _dump(ns: str | None) -> dict[str, dict]:
     raw = json.loads(proc.output(["ip", *(["-n", ns] if ns else []), "-j", "-d", "link", "show"]) or "[]")
+    return _link_info(raw, ns)
+
+
+def links_of(names, ns: str | None = None) -> dict[str, dict]:
+    """links() for just these names (those that do not exist are left out): one `ip -batch` process, whatever the
+    number of links in the namespace (what a caller that remembers the links re-reads after LinkChanges)."""
+    names = sorted(names)
+    if not names:
+        return {}
+    out = proc.run(["ip", *(["-n", ns] if ns else []), "-j", "-d", "-force", "-batch", "-"],
+                   input="".join(f"link show dev {n}\n" for n in names), ok_codes=(0, 1)).stdout
+    raw, decoder, pos = [], json.JSONDecoder(), 0
+    while (pos := _skip_space(out, pos)) < len(out):
+        part, pos = decoder.raw_decode(out, pos)
+        raw += part
+    return _link_info(raw, ns)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos].isspace():
+        pos += 1
+    return pos
+
+
+def _link_info(raw: list[dict], ns: str | None) -> dict[str, dict]:
     index = {x["ifname"]: x["ifindex"] for x in raw}
     return {x["ifname"]: {
         "index": x["ifindex"],
         "kind": (x.get("linkinfo") or {}).get("info_kind"),
-        "master": index.get(x["master"]) if x.get("master") else None,
+        "master": (index.get(x["master"]) or link_index(x["master"], ns)) if x.get("master") else None,
         "state": x.get("operstate"),
         "up": "UP" in x.get("flags", ()),
         "mtu": x.get("mtu"),
         "mac": x.get("address"),
     } for x in raw}
+
+
+def _ns_inode(ns: str | None) -> int:
+    return os.stat(os.path.join(NETNS_DIR, ns) if ns else "/proc/self/ns/net").st_ino
+
+
+class LinkTable:
+    """The links of one namespace: a dump, then the kernel's RTM_NEWLINK/RTM_DELLINK announcements applied as they
+    queue up on a socket subscribed before the dump (each carries the link's whole state, so applying them in order
+    ends at the kernel's). Lost announcements (ENOBUFS after a burst of thousands) mean a new dump, and a namespace
+    made again under the same name a new table."""
+
+    def __init__(self, ns: str | None):
+        self.ns, self.inode = ns, _ns_inode(ns)
+        self._sock = nsocket.in_netns(ns, _link_socket)
+        self._dump()
+
+    def _dump(self) -> None:
+        self._links = _dump(self.ns)
+        self._names = {link["index"]: name for name, link in self._links.items()}
+
+    def current(self) -> bool:
+        """Whether this table still follows the namespace of that name."""
+        try:
+            return _ns_inode(self.ns) == self.inode
+        except FileNotFoundError:
+            return False
+
+    def links(self) -> dict[str, dict]:
+        """A copy of the table after the announcements queued since the last look; after a burst larger than a dump
+        (~1 KB of announcements per link), or one the kernel dropped, a dump."""
+        chunks, size, lost = [], 0, False
+        while True:
+            try:
+                data = self._sock.recv(1 << 20)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                lost = True
+                continue
+            chunks.append(data)
+            size += len(data)
+        if lost or size > max(1 << 20, 1024 * len(self._links)):
+            self._dump()                            # announcements from now on still count
+        else:
+            for data in chunks:
+                for kind, family, idx, flags, attrs in _link_messages(data):
+                    self._apply(kind, family, idx, flags, attrs)
+        return dict(self._links)
+
+    def _apply(self, kind: int, family: int, idx: int, flags: int, attrs: dict[int, bytes]) -> None:
+        if family != socket.AF_UNSPEC or kind not in (RTM_NEWLINK, RTM_DELLINK):
+            return                  # AF_BRIDGE ones tell of bridge ports (a DELLINK there: a port left its bridge)
+        old = self._names.pop(idx, None)                  # a rename or a removal: the old name goes
+        if old is not None:
+            self._links.pop(old, None)
+        if kind == RTM_DELLINK:
+            return
+        name = _text(attrs.get(IFLA_IFNAME))
+        info = dict(_attrs(attrs.get(IFLA_LINKINFO, b"")))
+        master = attrs.get(IFLA_MASTER)
+        mtu = attrs.get(IFLA_MTU)
+        oper = attrs.get(IFLA_OPERSTATE)
+        mac = attrs.get(IFLA_ADDRESS)
+        self._names[idx] = name
+        self._links[name] = {
+            "index": idx,
+            "kind": _text(info.get(IFLA_INFO_KIND)) or None,
+            "master": struct.unpack("=I", master)[0] or None if master else None,
+            "state": OPERSTATES[oper[0]] if oper and oper[0] < len(OPERSTATES) else None,
+            "up": bool(flags & 1),
+            "mtu": struct.unpack("=I", mtu)[0] if mtu else None,
+            "mac": ":".join(f"{b:02x}" for b in mac) if mac else None,
+        }
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_OPERSTATE, IFLA_LINKINFO, IFLA_INFO_KIND = 1, 3, 4, 10, 16, 18, 1
+OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
+
+
+def _link_messages(data: bytes):
+    """(type, family, index, flags, {attribute: payload}) of each rtnetlink link message in a datagram: only what
+    the table keeps, read with struct (pyroute2's full decoding costs ~1 ms a message on a loaded host)."""
+    off = 0
+    while off + 32 <= len(data):
+        length, kind = struct.unpack_from("=IH", data, off)
+        if length < 32:
+            return
+        family, _, idx, flags = struct.unpack_from("=BxHiI", data, off + 16)
+        yield kind, family, idx, flags, dict(_attrs(data[off + 32:off + length]))
+        off += (length + 3) & ~3
+
+
+def _attrs(data: bytes):
+    off = 0
+    while off + 4 <= len(data):
+        alen, atype = struct.unpack_from("=HH", data, off)
+        if alen < 4:
+            return
+        yield atype & 0x3FFF, data[off + 4:off + alen]
+        off += (alen + 3) & ~3
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.split(b"\0", 1)[0].decode() if raw is not None else None
+
+
+def _link_socket() -> socket.socket:
+    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
+                      socket.NETLINK_ROUTE)
+    s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)       # SO_RCVBUFFORCE: room for a burst of announcements
+    s.bind((0, RTMGRP_LINK))
+    return s
+
+
+class LinkChanges:
+    """Names of a namespace's links created, changed or deleted since the last look (RTMGRP_LINK, subscribed
+    inside the namespace): a caller that remembers the links it read re-reads only those (links_of). `changed()`
+    is None when announcements were lost (the socket overflowed): read everything again."""
+
+    def __init__(self, ns: str | None = None):
+        self._sock = nsocket.in_netns(ns, _link_socket)
+
+    def changed(self) -> set[str] | None:
+        names: set[str] | None = set()
+        while True:
+            try:
+                data = self._sock.recv(1 << 16)
+            except BlockingIOError:
+                return names
+            except OSError as e:
+                if e.errno != errno.ENOBUFS:
+                    raise
+                names = None             # keep reading: what is queued after the loss is stale as well
+                continue
+            if names is not None:
+                names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
+                             if kind in (RTM_NEWLINK, RTM_DELLINK))
+
+    def close(self) -> None:
+        self._sock.close()
 
 
 def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None = None,
@@ -177,7 +407,11 @@ def ensure_veth(name: str, peer: str, ns: str | None = None, peer_ns: str | None
         if peer_mac:
             peer_spec["address"] = peer_mac
         kw = {"mtu": mtu} if mtu else {}
-        _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw)
+        if _call(ns, sock(ns).link, "add", ifname=name, kind="veth", peer=peer_spec, ok=(errno.EEXIST,), **kw):
+            # made now with the asked MTU and MAC: only `up` is left, one request for each end
+            _call(ns, sock(ns).link, "set", ifname=name, state="up")
+            _call(peer_ns, sock(peer_ns).link, "set", ifname=peer, state="up")
+            return
     set_link(name, ns, mtu=mtu, up=True)
     set_link(peer, peer_ns, mtu=mtu, mac=peer_mac, up=True)
 
@@ -203,8 +437,11 @@ def ensure_tap(name: str, ns: str | None = None, mtu: int | None = None) -> None
     """A persistent TAP device (IFF_TAP, no packet info, as `ip tuntap add NAME mode tap`) for a VM to attach to
     (qemu `-netdev tap,ifname=NAME`), up; its own MAC is left alone (the VM owns the port's MAC)."""
     if not link_exists(name, ns):
-        _call(ns, sock(ns).link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
-              ok=(errno.EEXIST,))
+        def add() -> None:          # /dev/net/tun makes the device in the namespace of the thread that opens it
+            with IPRoute(groups=0) as here:
+                _call(ns, here.link, "add", ifname=name, kind="tuntap", mode="tap", ifr={"no_pi": True},
+                      ok=(errno.EEXIST,))
+        nsocket.in_netns(ns, add)
     set_link(name, ns, mtu=mtu, up=True)
 
 
@@ -230,6 +467,35 @@ def set_link(name: str, ns: str | None = None, mtu: int | None = None, mac: str 
         _call(ns, sock(ns).link, "set", index=idx, **kw)
     if up is not None and bool(cur["flags"] & 1) != up:
         _call(ns, sock(ns).link, "set", index=idx, state="up" if up else "down")
+
+
+def set_seen(link: dict, ns: str | None = None, mtu: int | None = None, master: int | None = None,
+             up: bool | None = None) -> None:
+    """set_link for a link as `links` just showed it (its entry), master by index: one netlink request with what
+    differs (set_link looks the link up first: four round trips, and a cold sync of 1000 taps makes 1000 of them)."""
+    kw: dict = {}
+    if mtu and link["mtu"] != mtu:
+        kw["mtu"] = mtu
+    if master is not None and link["master"] != master:
+        kw["master"] = master
+    if up is not None and link["up"] != up:
+        kw["state"] = "up" if up else "down"
+    if kw:
+        _call(ns, sock(ns).link, "set", index=link["index"], **kw)
+
+
+BATCH_FROM = 16      # links changed at once from which one `ip -batch` process beats a netlink request each
+
+
+def enslave(todo: list[tuple[str, str, int | None]], links: dict[str, dict], ns: str | None = None) -> None:
+    """Put links into their bridges, up, with their MTU: [(link, bridge, mtu)], `links` as just read. A few by one
+    netlink request each, many (a cold sync) by one `ip -batch` (1000 taps: ~0.1 s against ~2 s of requests)."""
+    if len(todo) <= BATCH_FROM:
+        for name, bridge, mtu in todo:
+            set_seen(links[name], ns, mtu=mtu, master=links[bridge]["index"], up=True)
+        return
+    batch([f"link set dev {name}" + (f" mtu {mtu}" if mtu else "") + f" master {bridge} up"
+           for name, bridge, mtu in todo], ns)
 
 
 def set_up(name: str, ns: str | None = None) -> None:

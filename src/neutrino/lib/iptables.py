@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 from neutrino.lib import nft, proc
 
+RESTORE_TIMEOUT = 600     # seconds: a cold restore of 1000 ports' chains takes over a minute on a loaded machine
+
 BUILTIN = {
     "filter": ("INPUT", "FORWARD", "OUTPUT"),
     "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
@@ -135,16 +137,25 @@ def restore(table: str, lines: list[str], ns: str | None = None, ipv: int = 4) -
 
 
 def restore_all(batches: list[tuple[str, int, list[str]]], ns: str | None = None) -> None:
-    """restore for several (table, ip version, lines) of different tables at once, concurrently (iptables-nft
-    commits each as its own transaction and retries one that raced another)."""
-    batches = [b for b in batches if b[2]]
+    """restore for several (table, ip version, lines): the tables of one ip version in one `iptables-restore
+    --noflush` (one process, one cache read of the ruleset; iptables-nft still commits each table as its own
+    transaction), the two versions concurrently."""
+    by_ipv: dict[int, list[str]] = {}
+    for table, ipv, lines in batches:
+        if lines:
+            by_ipv.setdefault(ipv, []).extend([f"*{table}", *lines, "COMMIT"])
+    commits = sum(1 for _, _, lines in batches if lines)
+
+    def one(ipv: int) -> None:
+        proc.run([_binaries(ipv)[1], "--noflush"], netns=ns, input="\n".join(by_ipv[ipv]) + "\n",
+                 timeout=RESTORE_TIMEOUT)
 
     def write() -> None:
-        with ThreadPoolExecutor(max_workers=len(batches) or 1) as pool:
-            for _ in pool.map(lambda b: restore(b[0], b[2], ns, b[1]), batches):
+        with ThreadPoolExecutor(max_workers=len(by_ipv) or 1) as pool:
+            for _ in pool.map(one, sorted(by_ipv)):
                 pass
-    if batches:
-        nft.own(ns, write, commits=len(batches))
+    if by_ipv:
+        nft.own(ns, write, commits=commits)
 
 
 def apply(want: TableState, prefix: str, ns: str | None = None, ipv: int = 4,

@@ -2,8 +2,10 @@
 
 Everything a driver asks for is idempotent. OVSDB changes are collected as ovsdbapp commands and committed in one
 transaction (`Ovsdb.commit`), so wiring 1000 ports costs one round trip, not 1000 (reference row 12: 50 add-port
-one by one 0.49 s, in one transaction 0.04 s). Flows are reconciled with `ovs-ofctl diff-flows` (a read) and, only
-when they differ, `ovs-ofctl --bundle replace-flows` (OVS sends just the difference, atomically).
+one by one 0.49 s, in one transaction 0.04 s). Reads convert only the OVSDB rows that changed since the last read.
+Flows are verified with `ovs-ofctl diff-flows` (a read of the whole table) and replaced, only when they differ, with
+`ovs-ofctl --bundle replace-flows`; a caller that knows what a table holds sends only the flows that change
+(`change_flows`, one bundle, nothing read).
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ovsdbapp.backend.ovs_idl import command as idl_command
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.open_vswitch import impl_idl
 
 from neutrino.errors import KernelError
@@ -100,6 +102,7 @@ class PortInfo:
     type: str = ""
     options: dict[str, str] = field(default_factory=dict)
     ofport: int | None = None
+    ofport_request: int | None = None
     ifindex: int | None = None      # the kernel device OVS opened (a recreated device has a new one)
 
 
@@ -118,22 +121,98 @@ def _one(value):
     return value
 
 
-class _Snapshot(idl_command.ReadOnlyCommand):
-    """Every bridge with its ports and interfaces, read from the IDL cache in one pass."""
+# the columns neutrino reads or writes (and ovsdbapp's commands need): interface statistics and status, which
+# ovs-vswitchd rewrites every few seconds for every port, are not replicated, so an idle host sends the agent nothing
+COLUMNS = {
+    "Open_vSwitch": ["bridges", "cur_cfg", "next_cfg"],
+    "Bridge": ["name", "ports", "datapath_type", "fail_mode"],
+    "Port": ["name", "interfaces", "tag", "other_config"],
+    "Interface": ["name", "type", "options", "external_ids", "ofport", "ofport_request", "ifindex"],
+}
+
+
+class _TrackingIdl(connection.OvsdbIdl):
+    """The IDL, noting which Bridge/Port/Interface rows changed since the last snapshot (ovs's `notify` hook, called
+    under the connection's lock like every read), so that a snapshot converts only those rows."""
+
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self.dirty: dict[str, set] = {t: set() for t in ("Bridge", "Port", "Interface")}
+
+    def notify(self, event, row, updates=None):
+        table = self.dirty.get(row._table.name)
+        if table is not None:
+            table.add(row.uuid)
+
+
+class _Snapshot:
+    """Bridges, ports and interfaces as PortInfo/BridgeInfo, kept between reads: a read converts only the rows the
+    IDL announced as changed (a port added at 5000 ports converts one Port and one Interface, not 5000), and
+    everything again after a reconnect (the IDL refills its tables without announcing rows that went meanwhile)."""
+
+    def __init__(self, idl: _TrackingIdl):
+        self.idl = idl
+        self.session = None
+        self.ports: dict = {}            # Port uuid -> PortInfo
+        self.port_of: dict = {}          # Interface uuid -> Port uuid
+        self.iface_of: dict = {}         # Port uuid -> Interface uuid
+        self.bridges: dict = {}          # Bridge uuid -> (name, datapath_type, fail_mode, [Port uuid])
+
+    def read(self) -> dict[str, BridgeInfo]:
+        idl, dirty = self.idl, self.idl.dirty
+        session = idl._session.get_seqno()
+        if session != self.session:      # (re)connected: every row again
+            self.session = session
+            self.ports, self.port_of, self.iface_of = {}, {}, {}
+            self.bridges = {}
+            for t in dirty:
+                dirty[t] = set(idl.tables[t].rows)
+        ports, ifaces, brs = dirty["Port"], dirty["Interface"], dirty["Bridge"]
+        dirty["Port"], dirty["Interface"], dirty["Bridge"] = set(), set(), set()
+        for uuid in ports | {self.port_of[i] for i in ifaces if i in self.port_of}:
+            self._port(uuid)
+        orphans = {i for i in ifaces if i not in self.port_of and i in idl.tables["Interface"].rows}
+        if orphans:                      # an interface announced apart from its port: find the port (rare)
+            for p in list(idl.tables["Port"].rows.values()):
+                if any(i.uuid in orphans for i in p.interfaces):
+                    self._port(p.uuid)
+        rows = idl.tables["Bridge"].rows
+        for uuid in brs:
+            br = rows.get(uuid)
+            if br is None:
+                self.bridges.pop(uuid, None)
+            else:
+                members = [a.value for a in br._data["ports"].values]     # the uuids, without making 5000 rows
+                self.bridges[uuid] = (br.name, br.datapath_type, _one(br.fail_mode), members)
+        return {name: BridgeInfo(name, dp, fail, {self.ports[u].name: self.ports[u] for u in members
+                                                   if u in self.ports})
+                for name, dp, fail, members in self.bridges.values()}
+
+    def _port(self, uuid) -> None:
+        """Convert one Port row (and its interface) again; forget it when it is gone."""
+        p = self.idl.tables["Port"].rows.get(uuid)
+        self.ports.pop(uuid, None)
+        self.port_of.pop(self.iface_of.pop(uuid, None), None)
+        if p is None:
+            return
+        iface = p.interfaces[0] if p.interfaces else None
+        if iface is not None:
+            self.port_of[iface.uuid], self.iface_of[uuid] = uuid, iface.uuid
+        self.ports[uuid] = PortInfo(
+            name=p.name, tag=_one(p.tag), other_config=dict(p.other_config),
+            external_ids=dict(iface.external_ids) if iface else {}, type=iface.type if iface else "",
+            options=dict(iface.options) if iface else {}, ofport=_one(iface.ofport) if iface else None,
+            ofport_request=_one(iface.ofport_request) if iface else None,
+            ifindex=_one(iface.ifindex) if iface else None)
+
+
+class _Read(idl_command.ReadOnlyCommand):
+    def __init__(self, api, snapshot: _Snapshot):
+        super().__init__(api)
+        self.snapshot = snapshot
 
     def run_idl(self, txn):
-        out = {}
-        for br in self.api.tables["Bridge"].rows.values():
-            ports = {}
-            for p in br.ports:
-                iface = p.interfaces[0] if p.interfaces else None
-                ports[p.name] = PortInfo(
-                    name=p.name, tag=_one(p.tag), other_config=dict(p.other_config),
-                    external_ids=dict(iface.external_ids) if iface else {},
-                    type=iface.type if iface else "", options=dict(iface.options) if iface else {},
-                    ofport=_one(iface.ofport) if iface else None, ifindex=_one(iface.ifindex) if iface else None)
-            out[br.name] = BridgeInfo(br.name, br.datapath_type, _one(br.fail_mode), ports)
-        self.result = out
+        self.result = self.snapshot.read()
 
 
 class Ovsdb:
@@ -141,12 +220,16 @@ class Ovsdb:
 
     def __init__(self, url: str, timeout: float = 30):
         try:
-            idl = connection.OvsdbIdl.from_server(url, "Open_vSwitch")
+            helper = idlutils.get_schema_helper(url, "Open_vSwitch")
+            for table, columns in COLUMNS.items():
+                helper.register_columns(table, columns)
+            idl = _TrackingIdl(url, helper)
             self._conn = connection.Connection(idl=idl, timeout=timeout)
             # ovsdbapp keeps the connection on the class: a subclass per connection lets one process (the lab,
             # tests) talk to several OVSDBs, and a closed connection never comes back
             api_cls = type("OvsdbIdl", (impl_idl.OvsdbIdl,), {"_ovsdb_connection": None})
             self.api = api_cls(self._conn)
+            self._snapshot = _Snapshot(idl)
         except Exception as e:  # noqa: BLE001 - ovsdbapp raises many kinds
             raise KernelError(f"cannot connect to OVSDB at {url}: {e}") from e
 
@@ -154,7 +237,7 @@ class Ovsdb:
         self._conn.stop()
 
     def bridges(self) -> dict[str, BridgeInfo]:
-        return _Snapshot(self.api).execute(check_error=True)
+        return _Read(self.api, self._snapshot).execute(check_error=True)
 
     def commit(self, cmds: list) -> None:
         """Run the commands in one transaction (nothing when empty)."""
@@ -183,8 +266,9 @@ class Ovsdb:
 
     def ensure_port(self, bridge: BridgeInfo | None, bridge_name: str, name: str, tag: int | None = None,
                     other_config: dict | None = None, external_ids: dict | None = None, type: str = "",
-                    options: dict | None = None) -> list:
-        """A port with one interface; only the columns that differ are written (maps: the given keys)."""
+                    options: dict | None = None, ofport_request: int | None = None) -> list:
+        """A port with one interface; only the columns that differ are written (maps: the given keys). A new port's
+        ofport_request asks ovs-vswitchd for that OpenFlow port number, so flows can name it before it exists."""
         cur = bridge.ports.get(name) if bridge else None
         other_config, external_ids, options = other_config or {}, external_ids or {}, options or {}
         cmds = []
@@ -196,6 +280,8 @@ class Ovsdb:
                 iface["options"] = options
             if external_ids:
                 iface["external_ids"] = external_ids
+            if ofport_request:
+                iface["ofport_request"] = ofport_request
             cmds.append(self.api.add_port(bridge_name, name, may_exist=True, **iface))
             port_cols = ([("tag", tag)] if tag is not None else []) + ([("other_config", other_config)]
                                                                          if other_config else [])
@@ -234,7 +320,8 @@ def _mgmt(rundir: str, bridge: str) -> str:
 
 
 def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
-    """Make the bridge's flow table exactly `flows` (ovs-ofctl syntax); True when anything changed."""
+    """Make the bridge's flow table exactly `flows` (ovs-ofctl syntax); True when anything changed. Reads the whole
+    table (`diff-flows`): the drift check; a caller that knows what the table holds sends `change_flows`."""
     with tempfile.NamedTemporaryFile("w", suffix=".flows", delete=False) as f:
         f.write("\n".join(flows) + "\n")
         path = f.name
@@ -246,3 +333,19 @@ def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
         return True
     finally:
         os.unlink(path)
+
+
+def match_of(flow: str) -> str:
+    """A flow without its actions: what `delete_strict` names it by (table, priority and match)."""
+    return flow.partition(",actions=")[0]
+
+
+def change_flows(rundir: str, bridge: str, add: list[str], delete: list[str]) -> bool:
+    """Add (or replace the actions of) flows and strictly delete others without reading the table, atomically (one
+    bundle) when anything is deleted: `delete` are flows (or matches) as given to ensure_flows. True when anything
+    was sent."""
+    mods = [f"add {f}" for f in add] + [f"delete_strict {match_of(f)}" for f in delete]
+    if mods:    # adds alone need no bundle (each flow is whole; fewer round trips to a busy ovs-vswitchd)
+        proc.run(["ovs-ofctl", *(["--bundle"] if delete else []), "add-flows", _mgmt(rundir, bridge), "-"],
+                 input="\n".join(mods) + "\n")
+    return bool(mods)

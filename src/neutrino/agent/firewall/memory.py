@@ -20,23 +20,33 @@ from neutrino.errors import KernelError
 TRUST = 10.0     # seconds; below the agent's 15 s resync interval, so every periodic resync reads the kernel
 
 
+SLOW = 3         # a read (and its apply) that took longer than trust / SLOW stretches the window to SLOW times it
+
+
 class KernelMemory:
     def __init__(self, trust: float = TRUST, clock: Callable[[], float] = time.monotonic):
         self.trust = trust
+        self.window = trust         # trust, or longer after a slow read: see remember
         self.clock = clock
         self.state: Any = None
         self.read_at = float("-inf")
         self.generation: int | None = None
+        self._fresh = float("-inf")     # read_at of the last real read
 
     def trusted(self, generation: int) -> Any:
         """The remembered kernel state, or None when it must be read again."""
-        if self.state is not None and generation == self.generation and self.clock() - self.read_at < self.trust:
+        if self.state is not None and generation == self.generation and self.clock() - self.read_at < self.window:
             return self.state
         return None
 
     def remember(self, state: Any, read_at: float, generation: int) -> None:
         """Keep what the kernel holds now; read_at = when the kernel was last read (the state builds on that),
-        generation = the ruleset generation right after this driver's apply."""
+        generation = the ruleset generation right after this driver's apply. After a real read the window is
+        at least SLOW times what that read and apply took: at 5000 ports reading the tables back takes longer
+        than `trust`, and every sync would otherwise read them again."""
+        if read_at != self._fresh:
+            self._fresh = read_at
+            self.window = max(self.trust, SLOW * (self.clock() - read_at))
         self.state, self.read_at, self.generation = state, read_at, generation
 
     def forget(self) -> None:

@@ -94,7 +94,7 @@ def ovs_flows(g: Guard, ofport: int) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-OVS_DEFAULTS = [f"table={ARP_TABLE},priority=0,actions=drop", f"table={MAC_TABLE},priority=0,actions=drop"]
+OVS_DEFAULTS = (f"table={ARP_TABLE},priority=0,actions=drop", f"table={MAC_TABLE},priority=0,actions=drop")
 
 
 def _net(cidr: str) -> str:

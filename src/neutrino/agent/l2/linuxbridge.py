@@ -3,8 +3,9 @@
 Per network: `brq<net_id[:11]>` (vxlan/local networks) or, for a flat network on physnet P, the bridge named
 `bridge_mappings[P]` (created when missing). On a host with a tunnel IP, a vxlan network gets `vxlan-<vni>` in its
 bridge (without one, the network stays local to this host): no multicast, no learning; where floods go (`00:00:00:00:00:00 dst <peer>`) and unicast MACs come from the view's FDB (l2population).
-No VLAN networks: this kernel has no 8021q. Each sync reads one link dump and the FDBs and changes only the
-difference; a second sync with the same view writes nothing.
+No VLAN networks: this kernel has no 8021q. Each sync reads the link table (lib.ip.links: dumped once, then kept
+from the kernel's link announcements, so a one-port change does not re-read 5000 links) and the FDBs, and changes
+only the difference, one netlink request per tap; a second sync with the same view writes nothing.
 
 Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
 (antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
@@ -116,6 +117,7 @@ class LinuxBridgeL2Driver:
         host_side |= {p["device"] for p in view["ports"] if p["kind"] == "instance"}
         changed |= self._no_ipv6.ensure(sorted(host_side), links, ns)
         plugged: set[str] = set()
+        wire: list[tuple[str, str, int | None]] = []
         for port in view["ports"]:
             dev, bridge = port["device"], bridges.get(port["network_id"])
             if dev not in links or bridge is None:
@@ -125,12 +127,13 @@ class LinuxBridgeL2Driver:
             if port["admin_state_up"]:
                 plugged.add(dev)
                 if not _ok(links[dev], links[bridge]["index"], mtu):
-                    ip.set_link(dev, ns, mtu=mtu, master=bridge, up=True)
-                    changed = True
+                    wire.append((dev, bridge, mtu))
             elif links[dev]["master"] is not None:
                 ip.detach(dev, ns)
                 changed = True
             result.ports[port["id"]] = True
+        ip.enslave(wire, links, ns)
+        changed |= bool(wire)
         changed |= self._remove_stale(set(bridges.values()), {names.vxlan(n["segment"]["segmentation_id"])
                                                                for n in view["networks"].values()
                                                                if n["id"] in bridges and self.config.tunnel_ip
@@ -143,16 +146,15 @@ class LinuxBridgeL2Driver:
         """Detach tap/ns- devices of ports gone from our bridges; delete unused brq*/vxlan-* devices."""
         ours = {links[b]["index"] for b in set(self.config.bridge_mappings.values()) | bridges if b in links}
         ours |= {v["index"] for k, v in links.items() if k.startswith("brq")}
-        changed = False
-        for name, link in sorted(links.items()):
-            if link["master"] in ours and name.startswith(("tap", "ns-")) and name not in plugged:
-                ip.detach(name, self.netns)
-                changed = True
-        for name in sorted(links):
-            if (name.startswith("brq") and name not in bridges) or (name.startswith("vxlan-") and name not in vxlans):
-                ip.delete_link(name, self.netns)
-                changed = True
-        return changed
+        detach = sorted(name for name, link in links.items()
+                        if link["master"] in ours and name.startswith(("tap", "ns-")) and name not in plugged)
+        delete = sorted(name for name in links if (name.startswith("brq") and name not in bridges)
+                        or (name.startswith("vxlan-") and name not in vxlans))
+        for name in detach:
+            ip.detach(name, self.netns)
+        for name in delete:
+            ip.delete_link(name, self.netns)
+        return bool(detach or delete)
 
     def cleanup(self) -> None:
         """Delete every brq*/vxlan-* device and detach our devices from the mapped bridges (taps stay)."""

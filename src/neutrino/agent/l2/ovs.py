@@ -1,17 +1,23 @@
 """The seed's L2 wiring on Open vSwitch: tap → qbr → qvb/qvo → br-int (local VLAN per network) → br-tun / br-ex.
 
-Each sync reads OVSDB (one in-memory snapshot) and the host's links (one netlink dump), computes the difference
-with the view and applies it: kernel devices first, then ONE OVSDB transaction for every port add/change/removal,
-then flows (`ovs-ofctl diff-flows`, replaced only when they differ), then the devices of removed ports. A second
-sync with the same view writes nothing.
+Each sync reads OVSDB and the host's links, computes the difference with the view and applies it: kernel devices
+first (one `ip -batch`), then the flows of ports about to appear, then ONE OVSDB transaction for every port
+add/change/removal, then the rest of the flows, then the devices of removed ports. A second sync with the same view
+writes nothing. The reads cost what changed, not what exists (a port added at 5000 ports): OVSDB rows are converted
+as the IDL announces them (lib.ovs), links are re-read only for the names the kernel announced since the last sync
+(ip.LinkChanges), and flows are sent as a difference against what this driver left. Every TRUST seconds (so at
+every periodic resync of the agent) links and flow tables are read whole again and repaired: drift behind the
+agent's back lasts at most one resync, and lost link announcements force a whole read at once.
 
 Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
 Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
 admin_state_up is false sits on the dead VLAN 4095.
 
 Instance ports with port security get ARP/ND anti-spoofing flows on br-int at their qvo (antispoof.py). Flows name
-OpenFlow port numbers, known only once ovs-vswitchd opened the port: a new port waits on the dead VLAN until its
-flows are in, so it never forwards unguarded. Host-side devices of guests carry no IPv6 (no link-local to reach).
+OpenFlow port numbers: every port this driver adds asks for its number (Interface.ofport_request, one no port of
+br-int has or asked for), so its flows are in before the port is, and it never forwards unguarded; should
+ovs-vswitchd give another number (a port made behind the driver's back took it), the port sits on the dead VLAN
+until the next sync's flows name the real one. Host-side devices of guests carry no IPv6 (no link-local to reach).
 
 `restarted()` (the agent's watcher asks it ten times a second) notices a restart of ovs-vswitchd or ovsdb-server
 by their pids: a new ovs-vswitchd starts with empty flow tables (a secure bridge drops everything meanwhile) and,
@@ -35,7 +41,8 @@ from neutrino.lib import ovs as lib_ovs
 from neutrino.sync.schema import Port, View
 
 LOG = logging.getLogger(__name__)
-FLOW_TRUST = 10.0   # seconds a verified flow table is taken as still in place (the agent resyncs every 15 s)
+TRUST = 10.0        # seconds flow tables and links read from the kernel are taken as still in place, changed only
+                    # by this driver (flows) or as the kernel announced (links); the agent resyncs every 15 s
 OFPORT_WAIT = 2.0   # seconds a sync waits for ovs-vswitchd to open new guarded ports
 
 BR_INT = "br-int"
@@ -43,6 +50,7 @@ BR_TUN = "br-tun"
 PATCH_TUN = "patch-tun"      # on br-int
 PATCH_INT = "patch-int"      # on br-tun
 MAX_VLAN = 4094
+MAX_OFPORT = 0xfeff     # OpenFlow 1.0's last physical port number
 HYBRID_PREFIXES = ("qbr", "qvb")
 DEV_LEN = 3 + names.ID_LEN
 
@@ -82,11 +90,17 @@ class OvsL2Driver:
         self.datapath = lib_ovs.datapath_type()
         self._db: lib_ovs.Ovsdb | None = None
         self._lvids: dict[str, int] = {}
-        self._flows_checked: dict[str, tuple[list[str], float]] = {}
+        # bridge -> ({group: its flows}, when the table was last read); a group is a guarded port's flows by its
+        # device, or the bridge's own ("")
+        self._tables: dict[str, tuple[dict[str, tuple[str, ...]], float]] = {}
         self._pids: tuple[int | None, ...] | None = None     # (ovsdb-server, ovs-vswitchd) as of the last sync
         self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
         self._restore_addrs = False
         self._no_ipv6 = NoIpv6()
+        self._watch: ip.LinkChanges | None = None
+        self._links_known: dict[str, dict] = {}
+        self._links_read_at = float("-inf")
+        self._tx_done: dict[str, int] = {}                   # qvb -> ifindex its tx checksum offload was turned off
 
     # --- plumbing -------------------------------------------------------------------------------------------------
 
@@ -96,8 +110,12 @@ class OvsL2Driver:
         return self._db
 
     def close(self) -> None:
-        """Drop the OVSDB connection (the wiring stays); flow tables are verified again on the next sync."""
-        self._flows_checked.clear()
+        """Drop the OVSDB connection (the wiring stays); flow tables and links are read again on the next sync."""
+        self._tables.clear()
+        self._links_read_at = float("-inf")
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -112,14 +130,43 @@ class OvsL2Driver:
             return False
         if pids[0] != self._pids[0]:
             self.close()                      # a new ovsdb-server: reconnect
-        self._flows_checked.clear()
+        self._tables.clear()
         self._restore_addrs = True
         self._pids = pids
         return True
 
-    def _bridge_devices(self, have: dict, links: dict) -> None:
-        """Remember the bridges' addresses; after a restart, wait for the bridge devices and give them back."""
+    def _links(self, full: bool) -> tuple[dict[str, dict], bool]:
+        """The host's links, and whether they were read whole: when `full`, past TRUST or when the kernel's
+        announcements were lost; otherwise those of the last look, re-read only for the names the kernel announced
+        since (a port added at 5000 ports reads its four devices, not 20 000)."""
+        if self._watch is None:
+            self._watch = ip.LinkChanges(self.netns)     # before the read: nothing changes unseen in between
+            full = True
+        names = self._watch.changed()
+        if full or names is None or time.monotonic() - self._links_read_at >= TRUST:
+            self._links_read_at = time.monotonic()
+            self._links_known = ip.links(self.netns)
+            return self._links_known, True
+        fresh = ip.links_of(names, self.netns)
+        for name in names:
+            self._links_known.pop(name, None)
+        self._links_known.update(fresh)
+        return self._links_known, False
+
+    def _tx_off(self, qvbs: list[str], links: dict, full: bool) -> bool:
+        """Tx checksum offload off on every qvb (see HostConfig.userspace_ovs): each device once per incarnation,
+        all of them again on a full read (drift)."""
+        todo = [d for d in qvbs if d in links and (full or self._tx_done.get(d) != links[d]["index"])]
+        changed = bool(ethtool.tx_off(todo, self.netns))
+        self._tx_done = {d: links[d]["index"] for d in qvbs if d in links}
+        return changed
+
+    def _bridge_devices(self, have: dict, links: dict, full: bool) -> None:
+        """Remember the bridges' addresses (on a full read); after a restart, wait for the bridge devices and give
+        them back."""
         if not self._restore_addrs:
+            if not full:
+                return
             self._bridge_addrs.update({b: ip.addresses(b, self.netns) for b in sorted(have) if b in links})
             return
         deadline = time.monotonic() + OFPORT_WAIT
@@ -195,26 +242,55 @@ class OvsL2Driver:
         del br_int.ports[dev]
         return True
 
-    def _flows(self, bridge: str, flows: list[str], fresh_bridges: bool) -> bool:
-        """ensure_flows, skipped while the same flows were verified on the bridge less than FLOW_TRUST s ago and
-        OVSDB did not change: ovs-ofctl waits on a busy ovs-vswitchd (0.25 s per bridge at 200 userspace ports),
-        and every view change would pay it. A periodic resync still checks (and repairs) the flow tables."""
-        now = time.monotonic()
-        last = self._flows_checked.get(bridge)
-        if not fresh_bridges and last and last[0] == flows and now - last[1] < FLOW_TRUST:
-            return False
-        changed = lib_ovs.ensure_flows(self.rundir, bridge, flows)
-        self._flows_checked[bridge] = (flows, now)
+    def _trusted(self, bridge: str) -> bool:
+        """Whether the flows this driver left on the bridge are known to be all it holds: the table was read less
+        than TRUST s ago and changed since only by this driver."""
+        return bridge in self._tables and time.monotonic() - self._tables[bridge][1] < TRUST
+
+    def _add_flows(self, bridge: str, groups: dict[str, tuple[str, ...]]) -> bool:
+        """Before the OVSDB commit: the flows of ports about to appear (their OpenFlow numbers are requested), so
+        that a port is guarded from its first frame. Nothing is read or deleted."""
+        if self._trusted(bridge):
+            known = self._tables[bridge][0]
+            groups = {k: g for k, g in groups.items() if known.get(k) != g}
+            # what the group held before stays known too, for _flows to delete (a port recreated on a new number)
+            known.update({k: tuple(dict.fromkeys(known.get(k, ()) + g)) for k, g in groups.items()})
+        return lib_ovs.change_flows(self.rundir, bridge, [f for g in groups.values() for f in g], [])
+
+    def _flows(self, bridge: str, groups: dict[str, tuple[str, ...]]) -> bool:
+        """Make the bridge's table the flows of `groups` (a port's flows, the bridge's own...). While the table is
+        trusted only the groups that changed are compared and their difference sent (one bundle, nothing read:
+        O(change)); otherwise the table is read and repaired (diff-flows), which every periodic resync does, so
+        drift behind the agent's back lasts at most one resync."""
+        if not self._trusted(bridge):
+            changed = lib_ovs.ensure_flows(self.rundir, bridge, [f for g in groups.values() for f in g])
+            self._tables[bridge] = (dict(groups), time.monotonic())
+            return changed
+        known = self._tables[bridge][0]
+        add: list[str] = []
+        delete: list[str] = []
+        for key, flows in groups.items():
+            old = known.get(key, ())
+            if old is flows or old == flows:
+                continue
+            had, matches = set(old), {lib_ovs.match_of(f) for f in flows}
+            add += [f for f in flows if f not in had]
+            delete += [f for f in old if lib_ovs.match_of(f) not in matches]
+        for key in known.keys() - groups.keys():
+            delete += known[key]
+        try:
+            changed = lib_ovs.change_flows(self.rundir, bridge, add, delete)
+        except KernelError:
+            del self._tables[bridge]             # not what we thought: read and repair
+            return self._flows(bridge, groups)
+        self._tables[bridge] = (dict(groups), self._tables[bridge][1])
         return changed
 
-    def _await_ofports(self, db: lib_ovs.Ovsdb, devs: set[str]) -> lib_ovs.BridgeInfo | None:
-        """br-int once ovs-vswitchd gave these ports an OpenFlow number (or OFPORT_WAIT went by)."""
-        deadline = time.monotonic() + OFPORT_WAIT
-        while True:
-            br_int = db.bridges().get(BR_INT)
-            if all(_ofport(br_int, d) for d in devs) or time.monotonic() > deadline:
-                return br_int
-            time.sleep(0.01)
+    @staticmethod
+    def _free_ofports(br_int: lib_ovs.BridgeInfo | None):
+        """OpenFlow port numbers no port of br-int has or asked for, lowest first."""
+        used = {n for p in (br_int.ports.values() if br_int else ()) for n in (p.ofport, p.ofport_request) if n}
+        return (n for n in range(1, MAX_OFPORT + 1) if n not in used)
 
     def _unplug_stale_hybrid(self, keep: set[str], links: dict) -> bool:
         """Delete qvb (its qvo goes with it) and qbr of ports no longer here; the tap stays with its owner."""
@@ -227,20 +303,27 @@ class OvsL2Driver:
 
     # --- OVS side -------------------------------------------------------------------------------------------------
 
-    def _bridges(self, db: lib_ovs.Ovsdb, have: dict, view: View, lvids: dict[str, int]) -> list:
-        """br-int, physnet bridges with their patch pair, br-tun with its patch pair and one vxlan port per peer."""
+    def _bridges(self, db: lib_ovs.Ovsdb, have: dict, view: View, lvids: dict[str, int], free) -> list:
+        """br-int, physnet bridges with their patch pair, br-tun with its patch pair and one vxlan port per peer.
+        br-int's patch ports take their OpenFlow numbers from `free` too, so that none collides with a number asked
+        for a guest port in the same transaction."""
         dp = self.datapath
         cmds = db.ensure_bridge(have, BR_INT, dp, "secure")
         br_int = have.get(BR_INT)
+
+        def request(name: str) -> int | None:
+            return None if br_int and name in br_int.ports else next(free)
         for physnet, bridge in sorted(self.config.bridge_mappings.items()):
             cmds += db.ensure_bridge(have, bridge, dp, "secure")
             cmds += db.ensure_port(br_int, BR_INT, int_patch(bridge), tag=self._flat_tag(view, physnet, lvids),
-                                   type="patch", options={"peer": phy_patch(bridge)})
+                                   type="patch", options={"peer": phy_patch(bridge)},
+                                   ofport_request=request(int_patch(bridge)))
             cmds += db.ensure_port(have.get(bridge), bridge, phy_patch(bridge), type="patch",
                                    options={"peer": int_patch(bridge)})
         if self.config.tunnel_ip:
             cmds += db.ensure_bridge(have, BR_TUN, dp, "secure")
-            cmds += db.ensure_port(br_int, BR_INT, PATCH_TUN, type="patch", options={"peer": PATCH_INT})
+            cmds += db.ensure_port(br_int, BR_INT, PATCH_TUN, type="patch", options={"peer": PATCH_INT},
+                                   ofport_request=request(PATCH_TUN))
             br_tun = have.get(BR_TUN)
             cmds += db.ensure_port(br_tun, BR_TUN, PATCH_INT, type="patch", options={"peer": PATCH_TUN})
             peers = {p["ip"] for p in view["tunnels"].get("peers", []) if p["ip"] != self.config.tunnel_ip}
@@ -301,14 +384,17 @@ class OvsL2Driver:
         db = self._ovsdb()
         have = db.bridges()
         lvids = self.local_vlans(view, have.get(BR_INT))
-        links = ip.links(self.netns)
+        links, full = self._links(full=self._restore_addrs)
         result = SyncResult()
         changed = False
-        cmds = self._bridges(db, have, view, lvids)
         br_int = have.get(BR_INT)
+        free = self._free_ofports(br_int)
+        cmds = self._bridges(db, have, view, lvids, free)
         guards = {p["id"]: antispoof.guard(p) for p in antispoof.guarded_ports(view)}
-        guarded: dict[str, antispoof.Guard] = {}     # qvo -> its guard
-        held: dict[str, tuple] = {}                  # qvo -> (port id, tag, other_config) until its flows are in
+        normal = ("table=0,priority=0,actions=NORMAL",)
+        int_flows = {"": normal + antispoof.OVS_DEFAULTS}     # br-int's flows: its own, each guarded port's
+        new_flows: dict[str, tuple[str, ...]] = {}   # those of ports that appear in this sync
+        fresh: dict[str, tuple[str, int]] = {}       # guarded qvo added now -> (port id, OpenFlow number asked)
         wanted_ovs: set[str] = set()
         keep_hybrid: set[str] = set()
         plan = [c for p in view["ports"] if p["kind"] == "instance" and p["device"] in links
@@ -318,7 +404,7 @@ class OvsL2Driver:
                 ip.batch(plan, self.netns, force=True)
             except KernelError as e:        # one port's failure must not hold up the others: retried next sync
                 LOG.warning("hybrid plug: %s", e)
-            links = ip.links(self.netns)
+            links = self._links(full=False)[0]
             changed = True
         for port in view["ports"]:
             pid, net = port["id"], view["networks"].get(port["network_id"])
@@ -344,45 +430,52 @@ class OvsL2Driver:
             if self._reopen(br_int, ovs_dev, links):
                 changed = True
             tag = lvid if port["admin_state_up"] else lib_ovs.DEAD_VLAN
+            cur = br_int.ports.get(ovs_dev) if br_int else None
+            request = None
+            if cur is None:                   # every port this driver adds gets its OpenFlow number from it
+                request = next(free)
             if pid in guards:
-                guarded[ovs_dev] = guards[pid]
-                if _ofport(br_int, ovs_dev) is None:      # no flows can name it yet: hold it on the dead VLAN
-                    held[ovs_dev] = (pid, tag, other)
+                ofport = _ofport(br_int, ovs_dev) or (cur.ofport_request if cur else request)
+                if ofport is None:            # an old port ovs-vswitchd has not opened: no flow can name it yet
                     tag = lib_ovs.DEAD_VLAN
-            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext)
+                    result.ports[pid] = False
+                else:
+                    flows = int_flows[ovs_dev] = antispoof.ovs_flows(guards[pid], ofport)
+                    if request:
+                        new_flows[ovs_dev] = flows
+                        fresh[ovs_dev] = (pid, request)
+            cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext,
+                                   ofport_request=request)
             wanted_ovs.add(ovs_dev)
-            result.ports[pid] = True
-        if self.datapath == "netdev":   # see HostConfig.userspace_ovs; verified on every sync (cheap)
-            changed |= bool(ethtool.tx_off([names.qvb(p) for p in sorted(keep_hybrid)], self.netns))
+            result.ports.setdefault(pid, True)
+        if self.datapath == "netdev":
+            changed |= self._tx_off([names.qvb(p) for p in sorted(keep_hybrid)], links, full)
         changed |= self._no_ipv6.ensure([d for p in view["ports"] if p["id"][:names.ID_LEN] in keep_hybrid
                                          for d in (p["device"], names.qbr(p["id"]), names.qvb(p["id"]),
                                                    names.qvo(p["id"]))], links, self.netns)
         stale = [n for n, p in (br_int.ports.items() if br_int else ())
                  if "iface-id" in p.external_ids and n not in wanted_ovs]
         cmds += db.del_ports(stale, BR_INT)
-        db.commit(cmds)
+        for bridge in (BR_INT, BR_TUN, *self.config.bridge_mappings.values()):
+            if bridge not in have:            # made in this commit: starts with an empty table (fail mode secure)
+                self._tables.pop(bridge, None)
+        if new_flows and br_int is not None:
+            changed |= self._add_flows(BR_INT, new_flows)
+        db.commit(cmds)                       # returns once ovs-vswitchd applied it (ports open, numbers given)
         changed |= bool(cmds)
-        if held:
-            br_int = self._await_ofports(db, set(held))
-        guard_flows = [f for dev, g in sorted(guarded.items()) if _ofport(br_int, dev)
-                       for f in antispoof.ovs_flows(g, _ofport(br_int, dev))]
-        normal = ["table=0,priority=0,actions=NORMAL"]
-        changed |= self._flows(BR_INT, normal + antispoof.OVS_DEFAULTS + guard_flows, fresh_bridges=bool(cmds))
+        after = db.bridges() if cmds else have
+        br_int = after.get(BR_INT)
+        moved = {dev: pid for dev, (pid, want) in sorted(fresh.items()) if _ofport(br_int, dev) not in (None, want)}
+        if moved:       # the number asked for was taken (by a port made behind our back): dead until flows name it
+            db.commit([c for dev in moved for c in db.ensure_port(br_int, BR_INT, dev, tag=lib_ovs.DEAD_VLAN)])
+            result.ports.update({pid: False for pid in moved.values()})
+        changed |= self._flows(BR_INT, int_flows)
         for bridge in sorted(set(self.config.bridge_mappings.values())):
-            changed |= self._flows(bridge, normal, fresh_bridges=bool(cmds))
-        release = []
-        for dev, (pid, tag, other) in sorted(held.items()):
-            if _ofport(br_int, dev) is None:
-                result.ports[pid] = False                # still unguarded: stays dead, tried again next sync
-            else:
-                release += db.ensure_port(br_int, BR_INT, dev, tag=tag, other_config=other)
-        db.commit(release)
-        changed |= bool(release)
+            changed |= self._flows(bridge, {"": normal})
         if self.config.tunnel_ip:
-            br_tun = (db.bridges() if cmds else have)[BR_TUN]
-            changed |= self._flows(BR_TUN, self._tun_flows(view, lvids, br_tun), fresh_bridges=bool(cmds))
+            changed |= self._flows(BR_TUN, {"": tuple(self._tun_flows(view, lvids, after[BR_TUN]))})
         changed |= self._unplug_stale_hybrid(keep_hybrid, links)
-        self._bridge_devices(have, links)
+        self._bridge_devices(have, links, full)
         result.changed = changed
         return result
 
