@@ -26,6 +26,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -44,11 +45,19 @@ CONF = {"l2": "ovs", "firewall": "iptables", "roles": ["l2"], "bridge_mappings":
 HEARTBEAT = 30.0
 POLL_WAIT = 30
 BULK = 250
+# httpx loads the CA bundle for every client it makes (~30 ms of CPU each): 2,000 agent clients would keep the
+# simulation's own process busy for a minute and the figures would measure it, not the servers. One for all.
+TLS = ssl.create_default_context()
 
 
 def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))] if values else float("nan")
+
+
+def load() -> str:
+    """The machine's load average (1, 5, 15 min): the servers share the cores with whatever else runs."""
+    return "load " + "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def free_port() -> int:
@@ -81,6 +90,10 @@ def rss_mib(pid: int) -> float:
         with open(f"/proc/{p}/status") as f:
             total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
     return total
+
+
+class WriteFailed(Exception):
+    """The API refused a write."""
 
 
 class Server:
@@ -138,12 +151,17 @@ class Sim:
         self.hosts = [f"sim{i:04d}" for i in range(args.hosts)]
         self.rng = random.Random(16)
         self.clients: list[httpx.AsyncClient] = []       # closed at the end
-        self.apis = [httpx.AsyncClient(base_url=s.url, timeout=120, limits=httpx.Limits(max_connections=64))
-                     for s in servers]
+        self.conns: dict[str, list[httpx.AsyncClient]] = {}     # host -> its agent's client per server
+        self.apis = [httpx.AsyncClient(base_url=s.url, timeout=120, limits=httpx.Limits(max_connections=64),
+                                       verify=TLS) for s in servers]
         self.watching = {h: i % len(servers) for i, h in enumerate(self.hosts)}
         self.ports: dict[str, dict[str, bool]] = {h: {} for h in self.hosts}     # host -> port id -> admin up
         self.pending: dict[str, list] = {h: [] for h in self.hosts}
         self.latency: list[tuple[float, bool]] = []                            # (seconds, cross-server)
+        self.api_latency: list[float] = []                                     # seconds until the API answered
+        self.failed: list[str] = []                                            # writes the API did not take
+        self.answered: dict[float, float] = {}                                 # write's start -> API's answer
+        self.after_answer: list[float] = []     # seconds from the API's answer to the view (0: the view was first)
         self.first_view: dict[str, float] = {}
         self.view_bytes: dict[str, int] = {}
         self.view_ports: dict[str, int] = {}
@@ -156,7 +174,7 @@ class Sim:
 
     def connect(self) -> list[httpx.AsyncClient]:
         """One connection per server for one agent, as `neutrino agent` keeps (it stays with one worker)."""
-        out = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=s.sock), base_url="http://sim",
+        out = [httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=s.sock, verify=TLS), base_url="http://sim",
                                  headers={"X-Auth-Token": TOKEN}, timeout=POLL_WAIT + 15,
                                  limits=httpx.Limits(max_connections=1)) for s in self.servers]
         self.clients += out
@@ -169,7 +187,7 @@ class Sim:
     async def agent(self, host: str) -> None:
         since = 0
         next_beat = time.monotonic() + self.rng.uniform(0, HEARTBEAT)
-        clients = self.connect()
+        clients = self.conns[host]
         while not self.stopping:
             server = self.watching[host]
             try:
@@ -213,16 +231,33 @@ class Sim:
                 done = key not in by_id
             if done:
                 self.latency.append((now - t0, via != server))
+                answered = self.answered.get(t0)
+                self.after_answer.append(max(0.0, now - answered) if answered is not None else 0.0)
             else:
                 left.append((kind, key, want, t0, via))
         self.pending[host] = left
+
+    async def keep_alive(self) -> None:
+        """Heartbeats while the world is being made (the agents' own loops take over when they start): an agent
+        silent past the server's agent_down_time is dead, ports bound to its host fail to bind and stay out of its
+        view, and its first report would revive them all at once."""
+        async def beat(h: str) -> None:
+            await asyncio.sleep(self.rng.uniform(0, HEARTBEAT))
+            while True:
+                t = time.monotonic()
+                try:
+                    await self.report(h, self.conns[h])
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(max(0.0, HEARTBEAT - (time.monotonic() - t)))
+        await asyncio.gather(*(beat(h) for h in self.hosts))
 
     # --- the world ----------------------------------------------------------------------------------------------
 
     async def api(self, method: str, path: str, body=None, server: int = 0) -> dict:
         r = await self.apis[server].request(method, path, json=body)
         if r.status_code >= 300:
-            sys.exit(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
+            raise WriteFailed(f"{method} {path} -> {r.status_code}: {r.text[:300]}")
         return r.json() if r.content else {}
 
     async def populate(self) -> None:
@@ -246,44 +281,46 @@ class Sim:
                                 for i in range(start, min(a.networks, start + BULK))]}
             await self.api("POST", "/v2.0/subnets", body)
         self.nets = nets
-        batches = []
-        for start in range(0, a.ports, BULK):
-            batches.append([self._port_body(self.rng.choice(self.hosts)) for _ in range(start, min(a.ports,
-                                                                                                  start + BULK))])
-
-        async def one(i: int, batch: list[dict]) -> None:
+        for i, start in enumerate(range(0, a.ports, BULK)):     # one at a time: concurrent bulks collide and retry
+            batch = [self._port_body(self.rng.choice(self.hosts)) for _ in range(min(BULK, a.ports - start))]
             out = await self.api("POST", "/v2.0/ports", {"ports": batch}, server=i % len(self.servers))
             for p in out["ports"]:
                 self.ports[p["binding:host_id"]][p["id"]] = True
-        for i, batch in enumerate(batches):      # one at a time: concurrent bulks allocate the same addresses
-            await one(i, batch)
 
     def _port_body(self, host: str, device_id: str = "") -> dict:
-        return {"network_id": self.rng.choice(self.nets), "binding:host_id": host, "device_owner": "compute:nova",
-                "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
+        return {"network_id": self.rng.choice(self.nets), "binding:host_id": host,
+                "device_owner": "compute:nova", "device_id": device_id or str(uuid.uuid4()), "security_groups": [self.sg]}
 
     async def write(self, n: int) -> None:
-        """One create, update or delete through server n % servers, timed until the owning agent's view has it."""
+        """One create, update or delete through server n % servers, timed until the owning agent's view has it (and
+        until the API answered, apart: the difference is what the watch adds)."""
         host = self.rng.choice(self.hosts)
         server = n % len(self.servers)
         ops = self.ports[host]
         kind = self.rng.choice(["create", "update", "delete"]) if ops else "create"
         t0 = time.monotonic()
-        if kind == "create":
-            body = self._port_body(host, str(uuid.uuid4()))
-            self.pending[host].append(("create", body["device_id"], None, t0, server))
-            p = (await self.api("POST", "/v2.0/ports", {"port": body}, server))["port"]
-            ops[p["id"]] = True
+        try:
+            if kind == "create":
+                body = self._port_body(host, str(uuid.uuid4()))
+                self.pending[host].append(("create", body["device_id"], None, t0, server))
+                p = (await self.api("POST", "/v2.0/ports", {"port": body}, server))["port"]
+                ops[p["id"]] = True
+            else:
+                pid = self.rng.choice(list(ops))
+                if kind == "update":
+                    ops[pid] = not ops[pid]
+                    self.pending[host].append(("update", pid, ops[pid], t0, server))
+                    await self.api("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": ops[pid]}}, server)
+                else:
+                    del ops[pid]
+                    self.pending[host].append(("delete", pid, None, t0, server))
+                    await self.api("DELETE", f"/v2.0/ports/{pid}", server=server)
+        except (httpx.HTTPError, WriteFailed) as e:       # counted apart, not waited for
+            self.failed.append(str(e)[:200])
+            self.pending[host] = [x for x in self.pending[host] if x[3] != t0]
             return
-        pid = self.rng.choice(list(ops))
-        if kind == "update":
-            ops[pid] = not ops[pid]
-            self.pending[host].append(("update", pid, ops[pid], t0, server))
-            await self.api("PUT", f"/v2.0/ports/{pid}", {"port": {"admin_state_up": ops[pid]}}, server)
-        else:
-            del ops[pid]
-            self.pending[host].append(("delete", pid, None, t0, server))
-            await self.api("DELETE", f"/v2.0/ports/{pid}", server=server)
+        self.answered[t0] = time.monotonic()
+        self.api_latency.append(self.answered[t0] - t0)
 
     async def run(self) -> None:
         a = self.args
@@ -292,20 +329,24 @@ class Sim:
 
         async def register(h):
             async with sem:
-                await self.report(h, self.connect())
+                self.conns[h] = self.connect()
+                await self.report(h, self.conns[h])
         await asyncio.gather(*(register(h) for h in self.hosts))
-        print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s", flush=True)
+        print(f"{a.hosts} agents registered in {time.monotonic() - t:.1f} s ({load()})", flush=True)
         t = time.monotonic()
+        beating = asyncio.create_task(self.keep_alive())
         await self.populate()
-        print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s", flush=True)
+        print(f"{a.networks} networks, {a.ports} ports created in {time.monotonic() - t:.1f} s ({load()})", flush=True)
 
+        beating.cancel()
+        await asyncio.gather(beating, return_exceptions=True)
         t0 = time.monotonic()
         cpu0 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
         agents = [asyncio.create_task(self.agent(h)) for h in self.hosts]
         while len(self.first_view) < len(self.hosts):
             await asyncio.sleep(0.05)
         sync = time.monotonic() - t0
-        print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s", flush=True)
+        print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s ({load()})", flush=True)
 
         cpu1 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
         t1 = time.monotonic()
@@ -344,13 +385,19 @@ class Sim:
         cross = [x * 1000 for x, c in self.latency if c]
         same = [x * 1000 for x, c in self.latency if not c]
         print(f"\nsteady writes: {n} in {steady:.1f} s ({n / steady:.1f}/s) through {len(self.servers)} servers; "
-              f"{lost} never seen by their agent")
+              f"{lost} never seen by their agent, {len(self.failed)} failed ({load()} at its end)")
+        if self.failed:
+            print(f"  first failure: {self.failed[0]}")
         print(f"write -> owning agent's view   n={len(ms):<6} p50={pct(ms, 50):7.1f} ms  p99={pct(ms, 99):7.1f} ms  "
               f"max={max(ms, default=0):7.1f} ms")
         print(f"  through another server       n={len(cross):<6} p50={pct(cross, 50):7.1f} ms  "
               f"p99={pct(cross, 99):7.1f} ms")
         print(f"  through the watched server   n={len(same):<6} p50={pct(same, 50):7.1f} ms  "
               f"p99={pct(same, 99):7.1f} ms")
+        api = [x * 1000 for x in self.api_latency]
+        after = [x * 1000 for x in self.after_answer]
+        print(f"  (the API's answer to the write  p50={pct(api, 50):7.1f} ms  p99={pct(api, 99):7.1f} ms; from that "
+              f"answer to the view p50={pct(after, 50):7.1f} ms  p99={pct(after, 99):7.1f} ms)")
         print(f"full sync of all {a.hosts} agents: {sync:.1f} s; after kill -9 of server 1, its {watched} agents "
               f"held a view from another server within {moved:.1f} s ({len(self.moved)}/{watched} moved)")
         for s in self.servers:
@@ -389,6 +436,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.hosts, args.ports, args.networks, args.duration = 100, 5000, 200, 20.0
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))      # and still stop the servers below
     root = tempfile.mkdtemp(prefix="neutrino-scale-")
     servers: list[Server] = []
     try:

@@ -55,7 +55,7 @@ async def view(request: Request, host: str, since: int = 0, wait: float = 0):
     try:
         while True:
             w.event.clear()                  # before reading the revision: a change published after it wakes us
-            current = await app.db.call(common.revision)
+            current = hub.latest if hub.exact else await app.db.call(common.revision)
             if hub.due(host, since, current):
                 break
             left = deadline - time.monotonic()
@@ -110,7 +110,7 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
     changed = _upsert_agents(s, host, conf)
     if changed:
         common.affects(s, changes.AGENTS, f"host:{host}")
-        scheduling.schedule(s, settings)
+        scheduling.schedule(s, settings, host)
     mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
     dhcp_ready = set(body.get("dhcp_ready") or [])
     for pid, ok in (body.get("ports") or {}).items():

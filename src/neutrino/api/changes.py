@@ -73,29 +73,34 @@ class Hub:
     def __init__(self):
         self.log: OrderedDict[int, Keys] = OrderedDict()
         self.floor = 0                  # revisions up to here may be missing from the log
+        self.top = 0                    # the newest revision published (or the floor)
         self.served: dict[str, tuple[int, frozenset[str]]] = {}   # host -> (revision, keys) of its last answer
         self.watches: set[Watch] = set()
         self.listening = False          # a LISTEN connection is live: changes of other servers arrive here
+        self.exact = False              # every commit after `floor` reaches this hub: `latest` is the revision
         self.listener = None            # what brings other processes' changes (db/notify.py), once started
 
     @property
     def latest(self) -> int:
-        return next(reversed(self.log), self.floor)
+        """The newest revision heard of (while `exact`, the database's: no need to read it for every watch)."""
+        return self.top
 
     def publish(self, revision: int, keys: Keys) -> None:
         """A committed change (ours or another server's); wakes the watches it concerns."""
         if revision in self.log or revision <= self.floor:
             return
         self.log[revision] = keys
+        self.top = max(self.top, revision)
         while len(self.log) > LOG_SIZE:
             self.floor = max(self.floor, self.log.popitem(last=False)[0])
         for w in self.watches:
             if keys is None or w.keys is None or w.keys & keys:
                 w.event.set()
 
-    def reset(self) -> None:
-        """Changes may have been missed (the LISTEN connection was lost): forget the log, wake every watch."""
-        self.floor = max(self.floor, self.latest)
+    def reset(self, revision: int = 0) -> None:
+        """Changes may have been missed (the LISTEN connection was lost, or is new and `revision` is the database's
+        as it began): forget the log, wake every watch."""
+        self.floor = self.top = max(self.floor, self.top, revision)
         self.log.clear()
         for w in self.watches:
             w.event.set()

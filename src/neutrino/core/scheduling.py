@@ -87,14 +87,25 @@ def _routers(s, settings) -> None:
             _place(s, row, host, settings)
 
 
-def _waiting_ports(s, settings) -> None:
-    for row in s.execute(select(T_PORT).where(T_PORT.c.vif_type == "binding_failed")).all():
-        if agents.l2_agent(s, row.host_id, _down_time(settings)) is not None:
-            binding.bind(s, row.id, settings)
-            common.affects(s, f"ports:{row.network_id}", f"host:{row.host_id}")
+def _waiting_ports(s, settings, host: str | None = None) -> None:
+    """Bind the ports that failed for want of a live agent on hosts that now have one (one agent lookup per host:
+    a host coming back may hold thousands of them); only `host`'s when its agent's report is what changed, so that
+    agents coming back together do not all bind the same ports in their transactions."""
+    live: dict[str, bool] = {}
+    stmt = select(T_PORT.c.id, T_PORT.c.network_id, T_PORT.c.host_id).where(T_PORT.c.vif_type == "binding_failed")
+    if host is not None:
+        stmt = stmt.where(T_PORT.c.host_id == host)
+    for pid, nid, where in s.execute(stmt).all():
+        if where not in live:
+            live[where] = agents.l2_agent(s, where, _down_time(settings)) is not None
+        if live[where]:
+            binding.bind(s, pid, settings)
+            common.affects(s, f"ports:{nid}", f"host:{where}")
 
 
-def schedule(s, settings) -> None:
+def schedule(s, settings, host: str | None = None) -> None:
+    """Everything pending, or (`host`: its agent registered or came back) what that can change: DHCP and routers
+    anywhere (a new candidate host), ports of that host only."""
     _dhcp(s, settings)
     _routers(s, settings)
-    _waiting_ports(s, settings)
+    _waiting_ports(s, settings, host)

@@ -135,8 +135,7 @@ def _router_port(row, ips, mtu, scopes: dict[str, str]) -> dict:
             "address_scopes": by_version}
 
 
-def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
-    routers = s.execute(select(T_ROUTER).where(T_ROUTER.c.host == host).order_by(T_ROUTER.c.id)).all()
+def _routers(s, routers: list, load: _Loader, mtus: dict[str, int]) -> list[dict]:
     if not routers:
         return []
     rids = [r.id for r in routers]
@@ -174,8 +173,7 @@ def _routers(s, host: str, load: _Loader, mtus: dict[str, int]) -> list[dict]:
     return out
 
 
-def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
-    net_ids = [nid for (nid,) in s.execute(select(T_DHCP.c.network_id).where(T_DHCP.c.host == host))]
+def _dhcp(s, net_ids: list[str], load: _Loader, nets: dict, settings) -> list[dict]:
     if not net_ids:
         return []
     all_ports = common.in_chunks(s, lambda c: select(T_PORT).where(T_PORT.c.network_id.in_(c)), net_ids)
@@ -207,8 +205,14 @@ def _dhcp(s, host: str, load: _Loader, nets: dict, settings) -> list[dict]:
 
 
 def _tunnels(s, host: str, settings, local_nets: set[str], load: _Loader) -> tuple[dict, list[dict]]:
+    """The host's tunnel endpoint, its peers and the l2pop entries; a host without one (VLAN/flat only) needs
+    neither, and is not made to read every agent of the cloud."""
+    l2 = T_AGENT.c.agent_type.in_(list(agents.L2_TYPES.values()))
+    if not any((row.configurations or {}).get("tunnel_ip") and agents.alive(row, settings.agent_down_time)
+               for row in s.execute(select(T_AGENT).where(l2, T_AGENT.c.host == host))):
+        return {"local_ip": None, "peers": []}, []
     ips = {}
-    for row in s.execute(select(T_AGENT).where(T_AGENT.c.agent_type.in_(list(agents.L2_TYPES.values())))):
+    for row in s.execute(select(T_AGENT).where(l2)):
         tip = (row.configurations or {}).get("tunnel_ip")
         if tip and agents.alive(row, settings.agent_down_time):
             ips[row.host] = tip
@@ -242,7 +246,8 @@ def compile_view(s, host: str, settings) -> dict:
                                                T_PORT.c.vif_type.notin_(["unbound", "binding_failed"]),
                                                T_PORT.c.device_owner != "network:floatingip")
                           .order_by(T_PORT.c.id)).all()
-    routers_here = [rid for (rid,) in s.execute(select(T_ROUTER.c.id).where(T_ROUTER.c.host == host))]
+    routers = s.execute(select(T_ROUTER).where(T_ROUTER.c.host == host).order_by(T_ROUTER.c.id)).all()
+    routers_here = [r.id for r in routers]
     dhcp_here = [nid for (nid,) in s.execute(select(T_DHCP.c.network_id).where(T_DHCP.c.host == host))]
     net_ids = {p.network_id for p in port_rows} | set(dhcp_here)
     if routers_here:
@@ -273,5 +278,5 @@ def compile_view(s, host: str, settings) -> dict:
     tunnels, fdb = _tunnels(s, host, settings, net_ids, load)
     view = empty_view(host, revision)
     view.update(networks=nets, ports=ports, security_groups=groups, remote_groups=members, tunnels=tunnels, fdb=fdb,
-                routers=_routers(s, host, load, mtus), dhcp=_dhcp(s, host, load, nets, settings))
+                routers=_routers(s, routers, load, mtus), dhcp=_dhcp(s, dhcp_here, load, nets, settings))
     return view

@@ -17,6 +17,8 @@ import time
 
 from sqlalchemy import text
 
+from neutrino.db.models import Meta
+
 LOG = logging.getLogger(__name__)
 CHANNEL = "neutrino_changes"
 ALL = "*"                 # in a payload: every agent
@@ -24,6 +26,7 @@ MAX_PAYLOAD = 7900        # NOTIFY payloads are capped at 8000 bytes: more keys 
 Keys = frozenset[str] | None    # what a change names; None: the change may touch every view
 RECONNECT = 0.5         # seconds between attempts to reconnect the LISTEN connection
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+_REVISION = f"SELECT revision FROM {Meta.__tablename__} WHERE id = 1"
 
 
 def is_postgres(s) -> bool:
@@ -118,7 +121,8 @@ def _run(url: str, hub, loop: asyncio.AbstractEventLoop) -> None:
         try:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(f"LISTEN {CHANNEL}")
-                on_loop(_connected, hub, True)
+                row = conn.execute(_REVISION).fetchone()     # after LISTEN: every later commit is NOTIFYed
+                on_loop(_connected, hub, True, row[0] if row else 0)
                 for n in conn.notifies():
                     on_loop(hub.publish, *parse(n.payload))
         except (psycopg.Error, OSError) as e:
@@ -132,6 +136,8 @@ def _run(url: str, hub, loop: asyncio.AbstractEventLoop) -> None:
         time.sleep(RECONNECT)
 
 
-def _connected(hub, up: bool) -> None:
-    hub.listening = up
-    hub.reset()
+def _connected(hub, up: bool, revision: int = 0) -> None:
+    """The LISTEN connection came up (from the database's `revision`: the hub hears every commit after it) or
+    went down (watches read the revision themselves until it is back)."""
+    hub.listening = hub.exact = up
+    hub.reset(revision)
