@@ -120,10 +120,29 @@ class Soak:
             peer, address = peers[self.created % len(peers)]
             ns = self.lab.guest_ns(name)
             out = proc.run(["busybox", "nslookup", peer], netns=ns, check=False).stdout
+            failed = len(self.failures)
             if f"Address: {address}" not in out.split("Name:", 1)[-1]:
                 self.failures.append(f"{name} resolved {peer} as: {out!r}, want {address}")
             if proc.run(["ping", "-c1", "-W2", peer], netns=ns, check=False).returncode != 0:
                 self.failures.append(f"{name} cannot ping {peer} ({address})")
+            if len(self.failures) > failed:
+                self.failures.append(self.diagnose(name, address))
+
+    def diagnose(self, name: str, peer_address: str) -> str:
+        """What the host and guest held when a check failed, and whether the guest could ping within 10 s more."""
+        ns = self.lab.guest_ns(name)
+        t0 = time.monotonic()
+        while proc.run(["ping", "-c1", "-W1", peer_address], netns=ns, check=False).returncode != 0:
+            if time.monotonic() - t0 > 10:
+                break
+        later = time.monotonic() - t0
+        hood = subprocess.run([sys.executable, "-m", "neutrino.cli.main", "hood", name],
+                              env={**os.environ, "NEUTRINO_STATE_DIR": self.lab.state_dir, "COLUMNS": "200"},
+                              capture_output=True, text=True, timeout=60)
+        neigh = proc.run(["ip", "neigh"], netns=ns, check=False).stdout
+        addrs = proc.run(["ip", "-br", "addr"], netns=ns, check=False).stdout
+        return (f"{name}: ping of {peer_address} {'works' if later <= 10 else 'still fails'} after {later:.1f} s; "
+                f"guest addr {addrs!r} neigh {neigh!r}; hood exit {hood.returncode}:\n{hood.stdout[-3000:]}")
 
     def project(self, cloud: str, cycles: int, network_id: str) -> None:
         clouds = manager.Clouds.of(self.lab, cloud)
