@@ -17,31 +17,13 @@ from neutrino.agent import dhcp as dhcp_agent
 from neutrino.agent import l3 as l3_agent
 from neutrino.agent import l3_scopes
 from neutrino.agent.firewall import rules as fw_rules
-from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
+from neutrino.agent.firewall.ports import filtered_ports
 from neutrino.agent.l2.ovs import BR_INT, BR_TUN
 from neutrino.errors import NotFound
 from neutrino.hood import backends, nft_items, services
 from neutrino.hood.guard import guard_items
-from neutrino.hood.items import EXTRA, MISSING, OK, compare_rules, item, section as _section, table as _table
-
-
-def _rule_origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
-    """iptables rule spec -> {security_group, rule} for the group rules of these groups (first group wins)."""
-    out: dict[str, dict] = {}
-    groups = view.get("security_groups", {})
-    for sg in sg_ids:
-        for r in groups.get(sg, {}).get("rules", []):
-            prefix = r.get("remote_ip_prefix")
-            if prefix:
-                net = ipaddress.ip_network(prefix, strict=False)
-                if (net.version == 4) != (r["ethertype"] == "IPv4"):
-                    continue
-                prefix = None if net.prefixlen == 0 else str(net)
-            spec = fw_rules.rule_spec(SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"),
-                                             r["ethertype"]), r.get("port_range_min"), r.get("port_range_max"),
-                                             prefix, r.get("remote_group_id") or r.get("remote_address_group_id")))
-            out.setdefault(spec, {"security_group": sg, "rule": r["id"]})
-    return out
+from neutrino.hood.items import EXTRA, MISSING, OK, compare_rules, item, rule_origins, section as _section, \
+    table as _table
 
 
 # --- finding the object -------------------------------------------------------------------------------------------
@@ -221,7 +203,7 @@ def _sg_items(view: dict, snap: dict, port: dict) -> list[dict]:
     filtered = {p.id: p for p in filtered_ports(view, "port" if l2 == "ovs" else "network")}
     fw = filtered.get(port["id"])
     live = _table(snap.get("iptables", {}), "filter").chains
-    origins = _rule_origins(view, port.get("security_groups", []))
+    origins = rule_origins(view, port.get("security_groups", []), fw_rules.rule_spec)
     out = []
     for d, what in (("i", "ingress"), ("o", "egress"), ("s", "anti-spoof")):
         chain = names.sg_chain(d, port["id"], prefix)

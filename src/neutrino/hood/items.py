@@ -2,6 +2,10 @@
 object's rules with their counters, each in state ok, missing or extra."""
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
+
+from neutrino.agent.firewall.ports import SgRule, proto_number
 from neutrino.hood.ipt_eval import Table, parse
 
 OK, MISSING, EXTRA = "ok", "missing", "extra"
@@ -37,4 +41,24 @@ def compare_rules(live: list, wanted: list[str], origin: dict[str, dict] | None 
         if w not in have:
             out.append({"rule": f"-A {chain} {w}" if chain else w, "packets": 0, "bytes": 0, "state": MISSING,
                         "realizes": origin.get(w, {})})
+    return out
+
+
+def rule_origins(view: dict, sg_ids: list[str], render: Callable[[SgRule], str]) -> dict[str, dict]:
+    """Rendered rule (iptables spec or nft expression, as the firewall driver writes it) -> {security_group, rule}
+    for the group rules of these groups (first group wins)."""
+    out: dict[str, dict] = {}
+    groups = view.get("security_groups", {})
+    for sg in sg_ids:
+        for r in groups.get(sg, {}).get("rules", []):
+            prefix = r.get("remote_ip_prefix")
+            if prefix:
+                net = ipaddress.ip_network(prefix, strict=False)
+                if (net.version == 4) != (r["ethertype"] == "IPv4"):
+                    continue
+                prefix = None if net.prefixlen == 0 else str(net)
+            rendered = render(SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"), r["ethertype"]),
+                                     r.get("port_range_min"), r.get("port_range_max"), prefix,
+                                     r.get("remote_group_id") or r.get("remote_address_group_id")))
+            out.setdefault(rendered, {"security_group": sg, "rule": r["id"]})
     return out

@@ -13,9 +13,9 @@ import ipaddress
 
 from neutrino import names
 from neutrino.agent.firewall import nft_rules
-from neutrino.agent.firewall.ports import SgRule, filtered_ports, proto_number
+from neutrino.agent.firewall.ports import filtered_ports
 from neutrino.agent.l2 import antispoof
-from neutrino.hood.items import EXTRA, MISSING, OK, item
+from neutrino.hood.items import EXTRA, MISSING, OK, item, rule_origins
 from neutrino.hood.nft_eval import Rule, Ruleset, parse
 from neutrino.lib.nft import Chain
 
@@ -45,24 +45,6 @@ def chain_item(rs: Ruleset, family: str, table: str, chain: str, wanted: list[st
     return item(chain, wanted is not None, live is not None, detail, realizes, rules)
 
 
-def _origins(view: dict, sg_ids: list[str]) -> dict[str, dict]:
-    """nft rule -> {security_group, rule} for the group rules of these groups (first group wins)."""
-    out: dict[str, dict] = {}
-    for sg in sg_ids:
-        for r in view.get("security_groups", {}).get(sg, {}).get("rules", []):
-            prefix = r.get("remote_ip_prefix")
-            if prefix:
-                net = ipaddress.ip_network(prefix, strict=False)
-                if (net.version == 4) != (r["ethertype"] == "IPv4"):
-                    continue
-                prefix = None if net.prefixlen == 0 else str(net)
-            expr = nft_rules.rule_expr(SgRule(r["direction"], r["ethertype"], proto_number(r.get("protocol"),
-                                              r["ethertype"]), r.get("port_range_min"), r.get("port_range_max"),
-                                              prefix, r.get("remote_group_id") or r.get("remote_address_group_id")))
-            out.setdefault(expr, {"security_group": sg, "rule": r["id"]})
-    return out
-
-
 def _member(el) -> str:
     if isinstance(el, dict) and "prefix" in el:
         return f"{el['prefix']['addr']}/{el['prefix']['len']}"
@@ -81,7 +63,7 @@ def sg_items(view: dict, snap: dict, port: dict, wanted: dict[str, list[str]], l
     rs = ruleset(snap)
     fw = next((p for p in filtered_ports(view, "port" if l2 == "ovs" else "network") if p.id == port["id"]), None)
     re = {"port": port["id"], "security_groups": port.get("security_groups", [])}
-    origins = _origins(view, port.get("security_groups", []))
+    origins = rule_origins(view, port.get("security_groups", []), nft_rules.rule_expr)
     out = []
     dev = names.sg_dev(port["id"])
     for kind, what in (("i", "ingress"), ("o", "egress"), ("s", "anti-spoof")):
