@@ -11,6 +11,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 import pytest
 import yaml
@@ -167,7 +168,7 @@ class Soak:
                 if len(mine) == 2:
                     self.remove(clouds, mine.pop(0))
         except Exception as e:  # noqa: BLE001 - the failure is reported by the test, which joins the threads
-            self.failures.append(f"{cloud}: {type(e).__name__}: {e}")
+            self.failures.append(f"{cloud}: {type(e).__name__}: {e}\n{traceback.format_exc(limit=-6)}")
             self.stop.set()
 
     def slot(self) -> bool:

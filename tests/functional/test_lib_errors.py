@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 
 import pytest
 
@@ -38,3 +39,24 @@ def test_ifb_and_qdisc_calls_are_idempotent(nets):
     assert tc.tbf_matches(tc.qdiscs(ns)["ifbtest"]["root"], 1000, 10000)
     tc.delete_root("ifbtest", ns)
     assert tc.qdiscs(ns).get("ifbtest", {}).get("root", {}).get("kind") != "tbf"
+
+
+def test_netlink_sockets_of_one_namespace_from_many_threads(nets):
+    """The agent drives a namespace from its loop, device and watcher threads, a lab script from several: each thread
+    gets a working socket (a shared fd once turned into 'Socket operation on non-socket' or another socket's fd)."""
+    ns = nets.add()
+    errors: list[str] = []
+
+    def work() -> None:
+        try:
+            for _ in range(30):
+                assert ip.link_index("lo", ns) is not None
+                ip.addresses("lo", ns)
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            errors.append(repr(e))
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []

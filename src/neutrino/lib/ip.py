@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 
-from pyroute2 import IPRoute, netns as _netns
+from pyroute2 import IPRoute, config as _pyroute2_config, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
 
@@ -24,6 +24,9 @@ from neutrino.errors import KernelError
 from neutrino.lib import nsocket, proc
 
 NETNS_DIR = "/run/netns"
+# pyroute2's child that opens a socket in a namespace gets 2 s to answer; on a busy 2-core host with dozens of guests
+# and agents it can take longer, and the call then failed instead of waiting.
+_pyroute2_config.default_communicate_timeout = 30
 CLONE_NEWNET = 0x40000000
 _sockets: dict[str | None, IPRoute] = {}
 _tables: dict[str | None, "LinkTable"] = {}
@@ -42,14 +45,12 @@ def sock(netns: str | None = None):
 
 
 def _open(netns: str | None) -> IPRoute:
-    """An rtnetlink socket of the namespace, made by a thread that entered it (pyroute2's own way forks a child
-    process for it: 10-30 ms per namespace, each guest's plug included), subscribed to no announcements (pyroute2
-    would otherwise parse every link change of the host, thousands at a time, before its next answer)."""
-    if netns is None:
-        return IPRoute(groups=0)
-    fd = nsocket.in_netns(netns, lambda: socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC,
-                                                    socket.NETLINK_ROUTE).detach())
-    return IPRoute(fileno=fd, groups=0)
+    """An rtnetlink socket of the namespace, subscribed to no announcements (pyroute2 would otherwise parse every
+    link change of the host, thousands at a time, before its next answer). pyroute2 gives each thread that uses it
+    a socket of its own, opened in the namespace by a forked child (the first call of a thread in a namespace costs
+    10-30 ms); handing it one ready fd instead breaks as soon as a second thread uses it (pyroute2 closes the fd it
+    was given when it makes the first thread's copy, and the next thread wraps whatever reuses that number)."""
+    return IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
 
 
 def _forget(netns: str | None) -> None:
