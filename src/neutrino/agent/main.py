@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from neutrino.agent.driver import Driver, HostConfig, SyncResult, backend
 from neutrino.errors import NeutrinoError
+from neutrino.lib import ip, ovs as lib_ovs
 from neutrino.metrics.agent import AgentStats
 from neutrino.sync.client import Backoff, ProtocolError, SyncClient
 from neutrino.sync.schema import View
@@ -135,7 +136,6 @@ class Agent:
         self.slots = [Slot(role, drv) for role, drv in
                       (drivers if drivers is not None else build_drivers(config, l2, firewall, roles))]
         if datapath_type is None:
-            from neutrino.lib import ovs as lib_ovs
             datapath_type = lib_ovs.datapath_type()
         self.info = {"l2": l2, "firewall": firewall, "roles": [r for r in ROLES if r in roles],
                      "bridge_mappings": dict(config.bridge_mappings), "tunnel_ip": config.tunnel_ip,
@@ -234,7 +234,6 @@ class Agent:
     def _devices_arrived(self) -> bool:
         """Whether an awaited device now exists: then the drivers run at once instead of at the next resync
         (what Neutron's OVS agent learns from its OVSDB monitor)."""
-        from neutrino.lib import ip
         return any(ip.link_exists(dev) for dev in self._awaited())
 
     def _poll(self) -> None:
@@ -288,7 +287,6 @@ class Agent:
         """The device thread: when the kernel announces an awaited device (an instance's tap just made), run the
         drivers and report at once, while the loop may sit in a long-poll (Neutron's OVS agent learns the same from
         its OVSDB monitor)."""
-        from neutrino.lib import ip
         events = ip.LinkEvents()
         try:
             while not self.stopped:
@@ -358,7 +356,6 @@ class Agent:
         t0 = self.clock()
         try:
             if slot.role == "l2" and self.ovs_rundir:
-                from neutrino.lib import ovs as lib_ovs
                 self.stats.started(lib_ovs.start_daemons(self.ovs_rundir))   # lab mode: our own OVS (kept)
             slot.result = slot.driver.sync(view)
         except Exception as e:                              # noqa: BLE001 - one driver must not stop the others

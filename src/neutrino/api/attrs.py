@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import orjson
 
-from neutrino.errors import bad_request, show
+from neutrino.errors import Forbidden, bad_request, show
 from neutrino.text import CONTROL, CONTROL_BUT_WHITESPACE, canonical_uuid
 
 REQUIRED = object()
@@ -262,8 +262,6 @@ def any_dict(name, v):
 def validate_body(attrs: dict[str, Attr], body: Any, resource: str, creating: bool, ctx, settings=None) -> dict:
     """Check a POST/PUT body against the attribute map: unknown or read-only keys and bad values are 400s, lists
     past their limit (from `settings`) too."""
-    from neutrino.errors import Forbidden
-
     if not isinstance(body, dict):
         raise bad_request(f"Invalid input for {resource}. Reason: body is not a dictionary.")
     out = {}

@@ -21,7 +21,7 @@ from neutrino.api import changes, listing
 from neutrino.api.attrs import Attr, string, validate_body
 from neutrino.core import common, scheduling
 from neutrino.db import notify
-from neutrino.errors import BadRequest, Forbidden, bad_request
+from neutrino.errors import BadRequest, Forbidden, NotFound, bad_request
 from neutrino.responses import json_response
 
 MAX_TAGS = 50
@@ -277,12 +277,14 @@ class Controller:
         await self._tags_tx(request, rid, lambda _old: [])
         return Response(status_code=204)
 
+    def _tag_not_found(self, rid: str, tag: str) -> NotFound:
+        err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
+        err.type_name = "TagNotFound"
+        return err
+
     async def tag_check(self, request: Request, rid: str, tag: str):
         if tag not in await self._tags_tx(request, rid, None):
-            from neutrino.errors import NotFound
-            err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
-            err.type_name = "TagNotFound"
-            raise err
+            raise self._tag_not_found(rid, tag)
         return Response(status_code=204)
 
     async def tag_put(self, request: Request, rid: str, tag: str):
@@ -293,10 +295,7 @@ class Controller:
     async def tag_delete(self, request: Request, rid: str, tag: str):
         def change(old):
             if tag not in old:
-                from neutrino.errors import NotFound
-                err = NotFound(f"Tag {tag} could not be found for {self.res.singular} {rid}.")
-                err.type_name = "TagNotFound"
-                raise err
+                raise self._tag_not_found(rid, tag)
             return [t for t in old if t != tag]
         await self._tags_tx(request, rid, change)
         return Response(status_code=204)
