@@ -230,7 +230,7 @@ def lb_e2e(boots: int) -> None:
     """A temporary linuxbridge + nftables lab: port create -> ACTIVE and -> guest has its lease (p50/p99), with where
     the time goes: the API calls, the tap plug (lib.ip, as instances/guest.plug does it), the agent and report."""
     from neutrino.instances import guest, manager
-    from neutrino.lab import lifecycle
+    from neutrino.seed import lifecycle
     from neutrino.lab.paths import Lab
 
     state = tempfile.mkdtemp(prefix="neutrino-bench-lab-")

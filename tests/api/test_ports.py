@@ -126,6 +126,23 @@ def test_binding_with_live_agent_and_status(client):
     assert client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"] == "ACTIVE"
 
 
+def test_reported_status_follows_the_l2_agent_after_the_blocks_are_gone(client):
+    """Once ACTIVE, a port the agent reports down is DOWN (whatever DHCP says), and ACTIVE again when it is back."""
+    n = mknet(client)
+    mksub(client, n["id"])
+    conf = {"l2": "linuxbridge", "firewall": "nftables", "roles": ["l2", "dhcp"]}
+    client.post("/agent/v1/hosts/h1/report", json={"agent": conf})
+    p = mkport(client, n["id"], **{"binding:host_id": "h1"})
+
+    def status(ports: dict) -> str:
+        client.post("/agent/v1/hosts/h1/report", json={"agent": conf, "ports": ports, "dhcp_ready": [p["id"]]})
+        return client.get(f"/v2.0/ports/{p['id']}").json()["port"]["status"]
+    assert status({p["id"]: True}) == "ACTIVE"
+    assert status({p["id"]: False}) == "DOWN"
+    assert status({p["id"]: False}) == "DOWN"
+    assert status({p["id"]: True}) == "ACTIVE"
+
+
 def test_metadata_answers_only_the_instance_behind_the_source_address(client):
     """The compute side records an instance; the metadata service answers its own port's address only."""
     n = mknet(client)

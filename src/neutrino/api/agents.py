@@ -112,16 +112,17 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
         common.affects(s, changes.AGENTS, f"host:{host}")
         scheduling.schedule(s, settings, host)
     mine = dict(s.execute(select(T_PORT.c.id, T_PORT.c.status).where(T_PORT.c.host_id == host)).all())
-    dhcp_ready = set(body.get("dhcp_ready") or [])
+    blocks = binding.blocked(s)
+    dhcp_ready = {(pid, binding.DHCP) for pid in body.get("dhcp_ready") or []}
     for pid, ok in (body.get("ports") or {}).items():
         if pid not in mine:
             continue
-        if ok:
+        if ok and ((pid, binding.L2) in blocks or mine[pid] != "ACTIVE"):    # blocked, or back up from DOWN
             binding.clear(s, pid, binding.L2)
-        elif mine[pid] == "ACTIVE":
+        elif not ok and mine[pid] == "ACTIVE":
             s.execute(update(T_PORT).where(T_PORT.c.id == pid).values(status="DOWN"))
-    for pid in dhcp_ready:
-        binding.clear(s, pid, binding.DHCP)
+    for pid, entity in sorted(dhcp_ready & blocks):       # a DHCP entry for a port on any host
+        binding.clear(s, pid, entity)
     fips = body.get("floatingips") or {}
     for fid, ok in fips.items():
         s.execute(update(T_FIP).where(T_FIP.c.id == fid).values(status="ACTIVE" if ok else "DOWN"))

@@ -56,6 +56,12 @@ def bind(s, port_id: str, settings) -> None:
     s.execute(update(T).where(T.c.id == port_id).values(**values))
 
 
+def blocked(s) -> set[tuple[str, str]]:
+    """Every (port, entity) block left: few (only ports still provisioning), so one read spares an agent's report a
+    delete per port it says is in place."""
+    return {(r.port_id, r.entity) for r in s.execute(select(T_PB.c.port_id, T_PB.c.entity))}
+
+
 def clear(s, port_id: str, entity: str) -> None:
     """An entity finished provisioning the port; ACTIVE when no block is left and the port is bound (as Neutron: a
     port on no host stays DOWN whatever the DHCP agent reports)."""
