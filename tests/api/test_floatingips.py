@@ -251,3 +251,26 @@ def test_port_forwarding_errors(client, project_client):
     assert t.delete(f"/v2.0/ports/{vm['id']}").status_code == 204
     assert ok(t.get(_pf_url(fid)))["port_forwardings"] == []
     assert _fip(t, fid)["router_id"] is None
+
+
+def test_agent_reports_set_floating_ip_and_router_status(client, project_client):
+    """A report names every floating IP and router of its host: their statuses follow it (a router only from the
+    host it is on), and what did not change is not written again."""
+    conf = {"l2": "ovs", "roles": ["l2", "l3"]}
+    ok(client.post("/agent/v1/hosts/h1/report", json={"agent": conf}))
+    t = project_client("p1")
+    s = seed(client, t)
+    fip = ok(floatingip(t, s.public["id"], port_id=port(t, s.private["id"], "vm1")["id"]), 201)["floatingip"]
+    rid, fid = s.router["id"], fip["id"]
+    assert ok(client.get(f"/v2.0/routers/{rid}"))["router"]["status"] == "ACTIVE"      # Neutron's default
+
+    def report(host: str, router_ok: bool, fip_ok: bool):
+        ok(client.post(f"/agent/v1/hosts/{host}/report", json={"agent": conf, "routers": {rid: router_ok},
+                                                                  "floatingips": {fid: fip_ok, NIL: True}}))
+        return ok(client.get(f"/v2.0/routers/{rid}"))["router"]["status"], _fip(t, fid)["status"]
+
+    assert report("h1", True, True) == ("ACTIVE", "ACTIVE")
+    assert report("h1", True, True) == ("ACTIVE", "ACTIVE")
+    assert report("h1", False, False) == ("ERROR", "DOWN")
+    assert report("h2", True, False)[0] == "ERROR"                  # router1 is not on h2
+    assert report("h1", True, True) == ("ACTIVE", "ACTIVE")

@@ -123,17 +123,23 @@ def _apply_report(s, host: str, body: dict, settings) -> int:
             s.execute(update(T_PORT).where(T_PORT.c.id == pid).values(status="DOWN"))
     for pid, entity in sorted(dhcp_ready & blocks):       # a DHCP entry for a port on any host
         binding.clear(s, pid, entity)
-    fips = body.get("floatingips") or {}
-    for fid, ok in fips.items():
-        s.execute(update(T_FIP).where(T_FIP.c.id == fid).values(status="ACTIVE" if ok else "DOWN"))
-    for rid, ok in (body.get("routers") or {}).items():
-        s.execute(update(T_ROUTER).where(T_ROUTER.c.id == rid, T_ROUTER.c.host == host)
-                  .values(status="ACTIVE" if ok else "ERROR"))
+    _set_status(s, T_FIP, {fid: "ACTIVE" if ok else "DOWN" for fid, ok in (body.get("floatingips") or {}).items()})
+    _set_status(s, T_ROUTER, {rid: "ACTIVE" if ok else "ERROR" for rid, ok in (body.get("routers") or {}).items()},
+                T_ROUTER.c.host == host)
     metering.record(s, host, body.get("metering") or {})
     if not changed:
         return common.revision(s), None
     change = changes.record(s, precise=True)
     return change.revision, change
+
+
+def _set_status(s, table, wanted: dict[str, str], *where) -> None:
+    """Write the statuses that differ: a report names every floating IP and router of its host each time, and one
+    read spares a host with 1000 floating IPs 1000 updates per report."""
+    have = dict(common.in_chunks(s, lambda c: select(table.c.id, table.c.status).where(table.c.id.in_(c)), wanted))
+    for oid, status in sorted(wanted.items()):
+        if oid in have and have[oid] != status:
+            s.execute(update(table).where(table.c.id == oid, *where).values(status=status))
 
 
 @router.post("/agent/v1/hosts/{host}/report")
