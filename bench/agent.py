@@ -119,41 +119,53 @@ def timed_sync(drvs, view) -> tuple[float, list[float]]:
     return sum(parts), parts
 
 
-def scale(n: int, rules: int) -> None:
-    """The linuxbridge backend with either firewall (ovs: scale_ovs)."""
-    for kind, count in (("linuxbridge+iptables", n), ("linuxbridge+nftables", n)):
-        print(f"\nscale [{kind}]: {count} instance ports x {rules} rules, one {count}-member remote group")
-        tag = uuid.uuid4().hex[:6]
-        host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
-        rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
-        try:
-            ip.ensure_netns(host_ns)
-            ip.ensure_netns(peer_ns)
-            if kind.startswith("ovs"):
-                ovs.start_daemons(rundir, host_ns)
-            view = scale_view(count, rules)
-            t = time.perf_counter()
-            make_taps(host_ns, peer_ns, view["ports"])
-            line(f"{count} taps made by the 'hypervisor'", ms(time.perf_counter() - t))
-            drvs = drivers(kind, host_ns, rundir)
-            cold, parts = timed_sync(drvs, view)
-            line("cold sync", f"{ms(cold)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
-            idle, parts = timed_sync(drvs, view)
-            line("idle resync (kernel re-read, no change)", f"{ms(idle)}  (l2 {parts[0]:.2f} s, "
-                                                            f"firewall {parts[1]:.2f} s)")
+@contextlib.contextmanager
+def scale_host(kind: str, count: int, rules: int):
+    """An emulated host with count tapped instance ports under kind's drivers, cold-synced and resynced once (both
+    printed); yields (add, view, drivers), add() making one more port's tap and adding it to the view."""
+    print(f"\nscale [{kind}]: {count} instance ports x {rules} rules, one {count}-member remote group")
+    tag = uuid.uuid4().hex[:6]
+    host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
+    rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
+    try:
+        ip.ensure_netns(host_ns)
+        ip.ensure_netns(peer_ns)
+        if kind.startswith("ovs"):
+            ovs.start_daemons(rundir, host_ns)
+        view = scale_view(count, rules)
+        t = time.perf_counter()
+        make_taps(host_ns, peer_ns, view["ports"])
+        line(f"{count} taps made by the 'hypervisor'", ms(time.perf_counter() - t))
+        drvs = drivers(kind, host_ns, rundir)
+        cold, parts = timed_sync(drvs, view)
+        line("cold sync", f"{ms(cold)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
+        idle, parts = timed_sync(drvs, view)
+        line("idle resync (kernel re-read, no change)", f"{ms(idle)}  (l2 {parts[0]:.2f} s, "
+                                                        f"firewall {parts[1]:.2f} s)")
+
+        def add() -> dict:
             extra = scale_view(1, rules)["ports"][0]
             extra["network_id"] = view["ports"][0]["network_id"]
             extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
             extra["security_groups"] = view["ports"][0]["security_groups"]
             view["ports"].append(extra)
             make_taps(host_ns, peer_ns, [extra])
+            return extra
+        yield add, view, drvs
+    finally:   # the kernel frees the namespaces' devices and rules at once; the daemons go by pid
+        ovs.stop_daemons(rundir)
+        ip.delete_netns(peer_ns)
+        ip.delete_netns(host_ns)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def scale(n: int, rules: int) -> None:
+    """The linuxbridge backend with either firewall (ovs: scale_ovs)."""
+    for kind in ("linuxbridge+iptables", "linuxbridge+nftables"):
+        with scale_host(kind, n, rules) as (add, view, drvs):
+            add()
             one, parts = timed_sync(drvs, view)
-            line(f"one port added at {count}", f"{ms(one)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
-        finally:   # the kernel frees the namespaces' devices and rules at once; the daemons go by pid
-            ovs.stop_daemons(rundir)
-            ip.delete_netns(peer_ns)
-            ip.delete_netns(host_ns)
-            shutil.rmtree(rundir, ignore_errors=True)
+            line(f"one port added at {n}", f"{ms(one)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
 
 
 # --- linuxbridge + nftables hot paths (issue 19) ---------------------------------------------------------------
@@ -273,30 +285,8 @@ def scale_ovs(counts: list[int], rules: int) -> None:
     number of processes it ran. Userspace OVS (no openvswitch module here) polls one AF_PACKET socket per port on
     the same 2 cores: what that costs shows in the cold sync and in ovs-vswitchd's answer times, not in our work."""
     for count in counts:
-        print(f"\nscale [ovs+iptables]: {count} instance ports x {rules} rules, one {count}-member remote group")
-        tag = uuid.uuid4().hex[:6]
-        host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
-        rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
-        try:
-            ip.ensure_netns(host_ns)
-            ip.ensure_netns(peer_ns)
-            ovs.start_daemons(rundir, host_ns)
-            view = scale_view(count, rules)
-            t = time.perf_counter()
-            make_taps(host_ns, peer_ns, view["ports"])
-            line(f"{count} taps made by the 'hypervisor'", ms(time.perf_counter() - t))
-            drvs = drivers("ovs+iptables", host_ns, rundir)
-            cold, parts = timed_sync(drvs, view)
-            line("cold sync", f"{ms(cold)}  (l2 {parts[0]:.2f} s, firewall {parts[1]:.2f} s)")
-            idle, parts = timed_sync(drvs, view)
-            line("idle resync (kernel re-read, no change)", f"{ms(idle)}  (l2 {parts[0]:.2f} s, "
-                                                            f"firewall {parts[1]:.2f} s)")
-            extra = scale_view(1, rules)["ports"][0]
-            extra["network_id"] = view["ports"][0]["network_id"]
-            extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
-            extra["security_groups"] = view["ports"][0]["security_groups"]
-            view["ports"].append(extra)
-            make_taps(host_ns, peer_ns, [extra])
+        with scale_host("ovs+iptables", count, rules) as (add, view, drvs):
+            extra = add()
             with counting_processes() as runs:
                 one, parts = timed_sync(drvs, view)
             line(f"one port added at {count}", f"{ms(one)}  (l2 {parts[0]:.3f} s, firewall {parts[1]:.3f} s; "
@@ -306,11 +296,6 @@ def scale_ovs(counts: list[int], rules: int) -> None:
                 one, parts = timed_sync(drvs, view)
             line(f"one port removed at {count}", f"{ms(one)}  (l2 {parts[0]:.3f} s, firewall {parts[1]:.3f} s; "
                                                  f"{len(runs)} processes)")
-        finally:
-            ovs.stop_daemons(rundir)
-            ip.delete_netns(peer_ns)
-            ip.delete_netns(host_ns)
-            shutil.rmtree(rundir, ignore_errors=True)
 
 
 @contextlib.contextmanager
