@@ -217,27 +217,6 @@ def _dump(netns: str | None) -> dict[str, dict]:
     return _link_info(raw, netns)
 
 
-def links_of(names, netns: str | None = None) -> dict[str, dict]:
-    """links() for just these names (those that do not exist are left out): one `ip -batch` process, whatever the
-    number of links in the namespace (what a caller that remembers the links re-reads after LinkChanges)."""
-    names = sorted(names)
-    if not names:
-        return {}
-    out = proc.run(["ip", *(["-n", netns] if netns else []), "-j", "-d", "-force", "-batch", "-"],
-                   input="".join(f"link show dev {n}\n" for n in names), ok_codes=(0, 1)).stdout
-    raw, decoder, pos = [], json.JSONDecoder(), 0
-    while (pos := _skip_space(out, pos)) < len(out):
-        part, pos = decoder.raw_decode(out, pos)
-        raw += part
-    return _link_info(raw, netns)
-
-
-def _skip_space(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos].isspace():
-        pos += 1
-    return pos
-
-
 def _link_info(raw: list[dict], netns: str | None) -> dict[str, dict]:
     index = {x["ifname"]: x["ifindex"] for x in raw}
     return {x["ifname"]: {
@@ -367,34 +346,6 @@ def _link_socket() -> socket.socket:
     s.setsockopt(socket.SOL_SOCKET, 33, 4 << 20)       # SO_RCVBUFFORCE: room for a burst of announcements
     s.bind((0, RTMGRP_LINK))
     return s
-
-
-class LinkChanges:
-    """Names of a namespace's links created, changed or deleted since the last look (RTMGRP_LINK, subscribed
-    inside the namespace): a caller that remembers the links it read re-reads only those (links_of). `changed()`
-    is None when announcements were lost (the socket overflowed): read everything again."""
-
-    def __init__(self, netns: str | None = None):
-        self._sock = nsocket.in_netns(netns, _link_socket)
-
-    def changed(self) -> set[str] | None:
-        names: set[str] | None = set()
-        while True:
-            try:
-                data = self._sock.recv(1 << 16)
-            except BlockingIOError:
-                return names
-            except OSError as e:
-                if e.errno != errno.ENOBUFS:
-                    raise
-                names = None             # keep reading: what is queued after the loss is stale as well
-                continue
-            if names is not None:
-                names.update(_text(attrs.get(IFLA_IFNAME)) for kind, _, _, _, attrs in _link_messages(data)
-                             if kind in (RTM_NEWLINK, RTM_DELLINK))
-
-    def close(self) -> None:
-        self._sock.close()
 
 
 def ensure_veth(name: str, peer: str, netns: str | None = None, peer_netns: str | None = None,

@@ -1,13 +1,18 @@
 """The seed's L2 wiring on Open vSwitch: tap → qbr → qvb/qvo → br-int (local VLAN per network) → br-tun / br-ex.
 
-Each sync reads OVSDB and the host's links, computes the difference with the view and applies it: kernel devices
-first (one `ip -batch`), then the flows of ports about to appear, then ONE OVSDB transaction for every port
-add/change/removal, then the rest of the flows, then the devices of removed ports. A second sync with the same view
-writes nothing. The reads cost what changed, not what exists (a port added at 5000 ports): OVSDB rows are converted
-as the IDL announces them (lib.ovs), links are re-read only for the names the kernel announced since the last sync
-(ip.LinkChanges), and flows are sent as a difference against what this driver left. Every TRUST seconds (so at
-every periodic resync of the agent) links and flow tables are read whole again and repaired: drift behind the
-agent's back lasts at most one resync, and lost link announcements force a whole read at once.
+Each sync reads OVSDB and the host's links, computes the difference with the view and applies it: the flows of
+guarded ports about to appear first, then kernel devices (one `ip -batch`), then ONE OVSDB transaction for every
+port add/change/removal, then the rest of the flows, then the devices of removed ports. A second sync with the same
+view writes nothing. The reads cost what changed, not what exists (a port added at 5000 ports): OVSDB rows are
+converted as the IDL announces them (lib.ovs), links come from lib.ip's table kept current by the kernel's
+announcements, and flows are sent as a difference against what this driver left. Every TRUST seconds (so at every
+periodic resync of the agent) flow tables are read whole again and repaired: drift behind the agent's back lasts at
+most one resync.
+
+Why flows before devices: ovs-vswitchd (OVS 3.1) runs a whole bridge reconfiguration on every link announcement of
+its namespace, whatever the link (if-notifier), and that costs O(its ports): two address dumps of the namespace
+(getifaddrs) and netlink requests per port, 0.1-0.5 s at 1000 ports on 2 cores. An OpenFlow request or an OVSDB
+commit sent after the batch waits that out; sent before, it does not.
 
 Local VLANs (1..4094) are allocated here and written into each br-int Port's other_config (`net_uuid`, `tag`, as
 Neutron does), so a new driver object (agent restart) recovers them from OVS and keeps every tag. A port whose
@@ -97,8 +102,6 @@ class OvsL2Driver:
         self._bridge_addrs: dict[str, set[str]] = {}         # bridge device -> its addresses, as of the last sync
         self._restore_addrs = False
         self._no_ipv6 = NoIpv6()
-        self._watch: ip.LinkChanges | None = None
-        self._links_known: dict[str, dict] = {}
         self._links_read_at = float("-inf")
         self._tx_done: dict[str, int] = {}                   # qvb -> ifindex its tx checksum offload was turned off
 
@@ -113,9 +116,6 @@ class OvsL2Driver:
         """Drop the OVSDB connection (the wiring stays); flow tables and links are read again on the next sync."""
         self._tables.clear()
         self._links_read_at = float("-inf")
-        if self._watch is not None:
-            self._watch.close()
-            self._watch = None
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -136,22 +136,14 @@ class OvsL2Driver:
         return True
 
     def _links(self, full: bool) -> tuple[dict[str, dict], bool]:
-        """The host's links, and whether they were read whole: when `full`, past TRUST or when the kernel's
-        announcements were lost; otherwise those of the last look, re-read only for the names the kernel announced
-        since (a port added at 5000 ports reads its four devices, not 20 000)."""
-        if self._watch is None:
-            self._watch = ip.LinkChanges(self.netns)     # before the read: nothing changes unseen in between
-            full = True
-        names = self._watch.changed()
-        if full or names is None or time.monotonic() - self._links_read_at >= TRUST:
+        """The host's links, and whether this look counts as a whole read (when `full` or past TRUST: what is redone
+        then, the tx offload of every qvb and the bridges' addresses). lib.ip keeps the table current from the
+        kernel's link announcements (a dump again when they were lost): no process and no dump per look."""
+        links = ip.links(self.netns)
+        if full or time.monotonic() - self._links_read_at >= TRUST:
             self._links_read_at = time.monotonic()
-            self._links_known = ip.links(self.netns)
-            return self._links_known, True
-        fresh = ip.links_of(names, self.netns)
-        for name in names:
-            self._links_known.pop(name, None)
-        self._links_known.update(fresh)
-        return self._links_known, False
+            return links, True
+        return links, False
 
     def _tx_off(self, qvbs: list[str], links: dict, full: bool) -> bool:
         """Tx checksum offload off on every qvb (see HostConfig.userspace_ovs): each device once per incarnation,
@@ -399,6 +391,16 @@ class OvsL2Driver:
         keep_hybrid: set[str] = set()
         plan = [c for p in view["ports"] if p["kind"] == "instance" and p["device"] in links
                 and p["network_id"] in view["networks"] for c in self._hybrid_plan(p, links)]
+        asked: dict[str, int] = {}    # qvo of a guarded port new to br-int -> the OpenFlow number asked for it
+        if plan and br_int is not None:
+            # its flows go before the batch: every link the batch makes or changes has ovs-vswitchd reconfigure
+            # all its ports (hundreds of ms at 1000 ports), which an OpenFlow request sent after it would wait out
+            new = [p["id"] for p in view["ports"] if p["id"] in guards and p["device"] in links
+                   and p["network_id"] in view["networks"] and names.qvo(p["id"]) not in br_int.ports]
+            asked = {names.qvo(pid): next(free) for pid in new}
+            changed |= self._add_flows(BR_INT, {names.qvo(pid): antispoof.ovs_flows(guards[pid], n)
+                                                for pid, n in zip(new, asked.values())})
+        sent = set(asked)
         if plan:
             try:
                 ip.batch(plan, self.netns, force=True)
@@ -433,7 +435,7 @@ class OvsL2Driver:
             cur = br_int.ports.get(ovs_dev) if br_int else None
             request = None
             if cur is None:                   # every port this driver adds gets its OpenFlow number from it
-                request = next(free)
+                request = asked.pop(ovs_dev, None) or next(free)
             if pid in guards:
                 ofport = _ofport(br_int, ovs_dev) or (cur.ofport_request if cur else request)
                 if ofport is None:            # an old port ovs-vswitchd has not opened: no flow can name it yet
@@ -442,8 +444,9 @@ class OvsL2Driver:
                 else:
                     flows = int_flows[ovs_dev] = antispoof.ovs_flows(guards[pid], ofport)
                     if request:
-                        new_flows[ovs_dev] = flows
                         fresh[ovs_dev] = (pid, request)
+                        if ovs_dev not in sent:
+                            new_flows[ovs_dev] = flows
             cmds += db.ensure_port(br_int, BR_INT, ovs_dev, tag=tag, other_config=other, external_ids=ext,
                                    ofport_request=request)
             wanted_ovs.add(ovs_dev)
