@@ -203,8 +203,8 @@ class OvsL2Driver:
         tap, qbr, qvb, qvo = port["device"], names.qbr(pid), names.qvb(pid), names.qvo(pid)
         m = f" mtu {mtu}" if mtu else ""
         cmds = []
-        if qbr not in links:
-            cmds.append(f"link add {qbr}{m} type bridge")
+        if qbr not in links:      # no IPv6 link-local from the start: each address and route it brings is
+            cmds += [f"link add {qbr}{m} type bridge", f"link set {qbr} addrgenmode none"]   # more vswitchd work
         if not _ok(links.get(qbr), mtu=mtu):
             cmds.append(f"link set {qbr}{m} up")
         if qvb not in links or qvo not in links:
@@ -212,7 +212,8 @@ class OvsL2Driver:
                 cmds.append(f"link del {qvb}")
             elif qvo in links:
                 cmds.append(f"link del {qvo}")
-            cmds.append(f"link add {qvb}{m} type veth peer name {qvo}{m}")
+            cmds += [f"link add {qvb}{m} type veth peer name {qvo}{m}", f"link set {qvb} addrgenmode none",
+                     f"link set {qvo} addrgenmode none"]
         qbr_idx = links[qbr]["index"] if qbr in links else None
         for dev in (tap, qvb):
             if cmds or not _ok(links.get(dev), master=qbr_idx, mtu=mtu):
