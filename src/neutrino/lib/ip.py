@@ -76,12 +76,17 @@ def _call(netns, fn, *args, ok=(), **kw):
                           errno=e.code) from e
 
 
+BATCH_MIN_RATE = 100    # commands/s an `ip -batch` is given at least: in a namespace where a userspace ovs-vswitchd
+                        # dumps every link on every link change, a cold sync of 5000 ports (35 000 commands) took
+                        # over a minute
+
+
 def batch(commands: list[str], netns: str | None = None, force: bool = False) -> None:
     """Many `ip` commands in one process (`ip -batch`, ~1000 veth pairs/s); with force, a failing command does not
     stop the rest (the error is still raised at the end)."""
     if commands:
         proc.run(["ip", *(["-n", netns] if netns else []), *(["-force"] if force else []), "-batch", "-"],
-                 input="\n".join(commands) + "\n")
+                 input="\n".join(commands) + "\n", timeout=max(60.0, len(commands) / BATCH_MIN_RATE))
 
 
 # --- namespaces ---------------------------------------------------------------------------------------------------
