@@ -282,8 +282,10 @@ def scale_ovs(counts: list[int], rules: int) -> None:
     """ovs+iptables at each count: cold sync, idle resync (a full read: the agent's periodic resync), then one port
     added and one removed while the driver trusts what it last read (a view change between two resyncs: OVSDB rows
     converted as announced, links re-read as announced, flows and chains sent as a difference), each with the
-    number of processes it ran. Userspace OVS (no openvswitch module here) polls one AF_PACKET socket per port on
-    the same 2 cores: what that costs shows in the cold sync and in ovs-vswitchd's answer times, not in our work."""
+    number of processes it ran, and ovs-vswitchd's answer time idle and right after one link change (it reconfigures
+    all its ports on every link announcement of its namespace: the floor under the incremental path). Userspace OVS
+    (no openvswitch module here) runs on the same 2 cores: what it costs shows in the cold sync and in those answer
+    times, not in our work."""
     for count in counts:
         with scale_host("ovs+iptables", count, rules) as (add, view, drvs):
             extra = add()
@@ -296,6 +298,29 @@ def scale_ovs(counts: list[int], rules: int) -> None:
                 one, parts = timed_sync(drvs, view)
             line(f"one port removed at {count}", f"{ms(one)}  (l2 {parts[0]:.3f} s, firewall {parts[1]:.3f} s; "
                                                  f"{len(runs)} processes)")
+            idle, after = vswitchd_answer(drvs[0].rundir, drvs[0].netns)
+            line(f"ovs-vswitchd answer at {count}: idle / after a link", f"{ms(idle)} / {ms(after)}  (median of 3)")
+
+
+def vswitchd_answer(rundir: str, host_ns: str, rounds: int = 3) -> tuple[float, float]:
+    """How long ovs-vswitchd takes to answer a request (`ovs-appctl version`) when idle, and right after a veth
+    pair appeared in its namespace: OVS 3.1 reconfigures every port it has on any link announcement (if-notifier),
+    so this is the floor under anything the L2 driver changes in the kernel and then waits for."""
+    pid = ovs.daemon_pid(rundir, "ovs-vswitchd")
+    ctl = ["ovs-appctl", "-t", os.path.join(rundir, f"ovs-vswitchd.{pid}.ctl"), "version"]
+
+    def answer() -> float:
+        t = time.perf_counter()
+        proc.run(ctl)
+        return time.perf_counter() - t
+    idle, after = [], []
+    for _ in range(rounds):
+        answer()                                  # whatever was still pending
+        idle.append(answer())
+        ip.batch(["link add nbprobe0 type veth peer name nbprobe1"], host_ns)
+        after.append(answer())
+        ip.batch(["link del nbprobe0"], host_ns)
+    return statistics.median(idle), statistics.median(after)
 
 
 @contextlib.contextmanager
