@@ -218,8 +218,9 @@ class OvsL2Driver:
         for dev in (tap, qvb):
             if cmds or not _ok(links.get(dev), master=qbr_idx, mtu=mtu):
                 cmds.append(f"link set {dev} master {qbr}{m} up")
-        if cmds or not _ok(links.get(qvo), mtu=mtu):
-            cmds.append(f"link set {qvo}{m} up")
+        if cmds or not _ok(links.get(qvo), mtu=mtu):   # promiscuous already: the userspace datapath sets it when it
+            cmds.append(f"link set {qvo}{m} promisc on up")   # adds the port, a link change ovs-vswitchd then
+                                                              # answers with another reconfiguration of every port
         return cmds
 
     def _reopen(self, br_int: lib_ovs.BridgeInfo | None, dev: str, links: dict) -> bool:
