@@ -26,6 +26,8 @@ SCHEMA = "/usr/share/openvswitch/vswitch.ovsschema"
 DAEMONS = ("ovsdb-server", "ovs-vswitchd")
 DEAD_VLAN = 4095
 COMMIT_WAIT_PER_COMMAND = 0.01     # seconds a commit waits for ovs-vswitchd per command, above the connection's timeout
+FLOW_SECONDS = 0.005               # seconds ovs-ofctl is given per flow above a minute (a cold sync of 5000 ports sends
+                                   # 70 000 flows, which outlasted a minute)
 
 
 # --- daemons ------------------------------------------------------------------------------------------------------
@@ -333,9 +335,10 @@ def ensure_flows(rundir: str, bridge: str, flows: list[str]) -> bool:
         path = f.name
     try:
         target = _mgmt(rundir, bridge)
-        if proc.run(["ovs-ofctl", "diff-flows", target, path], ok_codes=(0, 2)).returncode == 0:
+        timeout = 60 + FLOW_SECONDS * len(flows)
+        if proc.run(["ovs-ofctl", "diff-flows", target, path], ok_codes=(0, 2), timeout=timeout).returncode == 0:
             return False
-        proc.run(["ovs-ofctl", "--bundle", "replace-flows", target, path])
+        proc.run(["ovs-ofctl", "--bundle", "replace-flows", target, path], timeout=timeout)
         return True
     finally:
         os.unlink(path)
@@ -353,5 +356,5 @@ def change_flows(rundir: str, bridge: str, add: list[str], delete: list[str]) ->
     mods = [f"add {f}" for f in add] + [f"delete_strict {match_of(f)}" for f in delete]
     if mods:    # adds alone need no bundle (each flow is whole; fewer round trips to a busy ovs-vswitchd)
         proc.run(["ovs-ofctl", *(["--bundle"] if delete else []), "add-flows", _mgmt(rundir, bridge), "-"],
-                 input="\n".join(mods) + "\n")
+                 input="\n".join(mods) + "\n", timeout=60 + FLOW_SECONDS * len(mods))
     return bool(mods)
