@@ -299,7 +299,7 @@ def scale_ovs(counts: list[int], rules: int) -> None:
             line(f"one port removed at {count}", f"{ms(one)}  (l2 {parts[0]:.3f} s, firewall {parts[1]:.3f} s; "
                                                  f"{len(runs)} processes)")
             idle, after = vswitchd_answer(drvs[0].rundir, drvs[0].netns)
-            line(f"ovs-vswitchd answer at {count}: idle / after a link", f"{ms(idle)} / {ms(after)}  (median of 3)")
+            line(f"ovs-vswitchd answer at {count}: idle / after a link", f"{ms(idle)} / {ms(after)}  (best / median of 3)")
 
 
 def vswitchd_answer(rundir: str, host_ns: str, rounds: int = 3) -> tuple[float, float]:
@@ -313,14 +313,16 @@ def vswitchd_answer(rundir: str, host_ns: str, rounds: int = 3) -> tuple[float, 
         t = time.perf_counter()
         proc.run(ctl)
         return time.perf_counter() - t
-    idle, after = [], []
+    idle = min(answer() for _ in range(rounds))     # the best of a few: nothing pending
+    after = []
     for _ in range(rounds):
-        answer()                                  # whatever was still pending
-        idle.append(answer())
         ip.batch(["link add nbprobe0 type veth peer name nbprobe1"], host_ns)
         after.append(answer())
         ip.batch(["link del nbprobe0"], host_ns)
-    return statistics.median(idle), statistics.median(after)
+        deadline = time.monotonic() + 10
+        while answer() > 2 * idle + 0.01 and time.monotonic() < deadline:   # the removal's reconfigurations
+            pass
+    return idle, statistics.median(after)
 
 
 @contextlib.contextmanager
