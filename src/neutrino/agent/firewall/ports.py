@@ -164,7 +164,8 @@ def remote_members(view: View, ports: list[FwPort]) -> dict[tuple[str, str], lis
 def allocate(current: dict[str, int], wanted: list[str], limit: int = 65535) -> dict[str, int]:
     """Stable small ids (conntrack zones, port marks): keep the ids the kernel already has, give new keys the
     lowest free ones."""
-    out = {k: v for k, v in current.items() if k in wanted and 0 < v <= limit}
+    keys = set(wanted)
+    out = {k: v for k, v in current.items() if k in keys and 0 < v <= limit}
     used = set(out.values())
     nxt = 1
     for key in wanted:
@@ -191,6 +192,7 @@ class PortCache:
         self._groups: dict[str, tuple[dict, tuple[bool, list[SgRule]]]] = {}   # id -> (copy, (stateful, rules))
         self._ports: dict[str, tuple[FwPort, dict, tuple]] = {}     # id -> (port, copy, its groups' normalisations)
         self._members: dict[tuple[str, str], tuple[tuple[str, ...], list[str]]] = {}
+        self._nets: dict[str, tuple[tuple[int, int], str]] = {}     # member address -> (sort key, CIDR)
 
     def _group(self, sg: dict) -> tuple[bool, list[SgRule]]:
         """(stateful, rules) of a group: the same object while the group is unchanged."""
@@ -238,9 +240,19 @@ class PortCache:
             ips = tuple(view.get("remote_groups", {}).get(sg, {}).get(eth, []))
             hit = self._members.get((sg, eth))
             if hit is None or hit[0] != ips:
-                nets = {ipaddress.ip_network(ip, strict=False) for ip in ips}
-                hit = (ips, [str(n) for n in sorted(nets, key=lambda n: (n.network_address, n.prefixlen))])
+                hit = (ips, [cidr for _, cidr in sorted({self._net(ip) for ip in ips})])
             kept[(sg, eth)] = hit
             out[(sg, eth)] = hit[1]
         self._members = kept
+        if len(self._nets) > 2 * sum(len(v[0]) for v in kept.values()) + 1024:
+            self._nets = {}
         return out
+
+    def _net(self, ip: str) -> tuple[tuple[int, int], str]:
+        """A member address as (sort key, canonical CIDR), parsed once: one member joining a group of 5000 does
+        not parse the other 4999 again."""
+        hit = self._nets.get(ip)
+        if hit is None:
+            net = ipaddress.ip_network(ip, strict=False)
+            hit = self._nets[ip] = ((int(net.network_address), net.prefixlen), str(net))
+        return hit
