@@ -279,11 +279,11 @@ def _is_map(s: Set) -> bool:
 _own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a commit of ours: the one before it}
 
 
-def run(script: list[str], netns: str | None = None) -> None:
+def run(script: list[str], netns: str | None = None) -> int:
     """Apply a script as one transaction (as `nft -f`); a generation moved by exactly one is this process's own
-    (see `own`)."""
+    (see `own`). Returns what `generation` answers right after (read in the same visit to the namespace)."""
     if not script:
-        return
+        return generation(netns)
 
     def commit() -> tuple[int, int, int, str]:
         before = _generation()
@@ -293,6 +293,7 @@ def run(script: list[str], netns: str | None = None) -> None:
     if rc != 0:
         raise KernelError(f"nft -f in {netns or 'own ns'}: {err.strip()}", returncode=rc, stderr=err)
     _owned(netns, before, after, 1)
+    return _own.get(netns, {}).get(after, after)
 
 
 def own(netns: str | None, write, commits: int = 1) -> None:

@@ -23,6 +23,13 @@ TABLE = "neutrino"
 IP = {"IPv4": "ip", "IPv6": "ip6"}
 ADDR = {"IPv4": "ipv4_addr", "IPv6": "ipv6_addr"}
 NFPROTO = {"IPv4": "meta nfproto ipv4", "IPv6": "meta nfproto ipv6"}
+# ICMPv6 types as named sets of the table, by the names nft prints: an anonymous `{ ... }` in every port's chains
+# made two sets per port, and the kernel binds each anonymous set by scanning the whole transaction (a cold sync of
+# 5000 ports spent most of its 90 s there) and nft lists them all on every read.
+ICMPV6_NAMES = {130: "mld-listener-query", 131: "mld-listener-report", 132: "mld-listener-done",
+                134: "nd-router-advert", 135: "nd-neighbor-solicit", 136: "nd-neighbor-advert",
+                143: "mld2-listener-report"}
+ICMPV6_SETS = {"icmpv6-in": ICMPV6_IN, "icmpv6-unspec": ICMPV6_EGRESS_UNSPEC}
 EST = "ct state established,related return"
 INVALID = "ct state invalid drop"
 FALLBACK = "jump sg-fallback"
@@ -65,7 +72,7 @@ def _group(port: FwPort, direction: str) -> list[str]:
 
 def ingress_chain(p: FwPort) -> list[str]:
     rules = [EST] if p.stateful else []
-    rules.append("icmpv6 type { " + ", ".join(map(str, ICMPV6_IN)) + " } return")
+    rules.append("icmpv6 type @icmpv6-in return")
     rules += _group(p, "ingress")
     rules += ["meta nfproto ipv4 udp sport 67 udp dport 68 return",
               "meta nfproto ipv6 udp sport 547 udp dport 546 return"]
@@ -74,8 +81,7 @@ def ingress_chain(p: FwPort) -> list[str]:
 
 def egress_chain(p: FwPort) -> list[str]:
     rules = ["ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",
-             "ip6 saddr :: ip6 daddr ff02::/16 icmpv6 type { " + ", ".join(map(str, ICMPV6_EGRESS_UNSPEC))
-             + " } return",
+             "ip6 saddr :: ip6 daddr ff02::/16 icmpv6 type @icmpv6-unspec return",
              f"jump {chain('s', p)}",
              "meta nfproto ipv4 udp sport 68 udp dport 67 return",
              "meta nfproto ipv4 udp sport 67 udp dport 68 drop",
@@ -126,6 +132,8 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
     t.sets["stateless"] = Set("type mark;", {str(marks[p.tap]): None for p in ports if not p.stateful})
     t.sets["to_port"] = Set("type mark : verdict;", {str(marks[p.tap] << 16): f"jump {chain('i', p)}" for p in ports})
     t.sets["from_port"] = Set("type mark : verdict;", {str(marks[p.tap]): f"jump {chain('o', p)}" for p in ports})
+    for name, types in ICMPV6_SETS.items():
+        t.sets[name] = Set("type icmpv6_type;", {ICMPV6_NAMES[n]: None for n in types})
     for (sg, eth), cidrs in members.items():
         t.sets[names.ipset_name(sg, eth)] = Set(f"type {ADDR[eth]}; flags interval;", {c: None for c in cidrs})
     # `accept` after notrack: a later `ct zone set` would replace the untracked mark with a zone template.
