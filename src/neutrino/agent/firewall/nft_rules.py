@@ -105,33 +105,38 @@ def spoof_chain(p: FwPort) -> list[str]:
     return rules + ["drop"]
 
 
-def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain]]:
-    """One port's own chains: in the bridge table (its outbound mark) and in the inet table."""
+def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain], tuple]:
+    """One port's own chains: in the bridge table (its outbound mark) and in the inet table; and its elements of
+    the dispatch maps (inport, outport, to_port, from_port: key, value), rendered with them so that a sync of 5000
+    unchanged ports formats none of them again."""
     return ({chain("m", p): Chain([f"meta mark set meta mark & 0x0000ffff | {mark << 16:#010x}"])},
             {chain("i", p): Chain(ingress_chain(p)), chain("o", p): Chain(egress_chain(p)),
-             chain("s", p): Chain(spoof_chain(p))})
+             chain("s", p): Chain(spoof_chain(p))},
+            ((f'"{p.tap}"', str(mark)), (f'"{p.tap}"', f"goto {chain('m', p)}"),
+             (str(mark << 16), f"jump {chain('i', p)}"), (str(mark), f"jump {chain('o', p)}")))
 
 
 def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks: dict[str, int],
-           zones: dict[str, int], render: Callable[[FwPort, int], tuple[dict, dict]] = port_chains) -> list[Table]:
+           zones: dict[str, int], render: Callable[[FwPort, int], tuple] = port_chains) -> list[Table]:
     """The bridge labelling table and the inet filtering table. marks: tap -> port id (1..65535); zones:
     network id -> conntrack zone; render: port_chains or a cache of it."""
+    rendered = [render(p, marks[p.tap]) for p in ports]
     br = Table("bridge", TABLE)
-    br.sets["inport"] = Set("type ifname : mark;", {f'"{p.tap}"': str(marks[p.tap]) for p in ports})
-    br.sets["outport"] = Set("type ifname : verdict;", {f'"{p.tap}"': f"goto {chain('m', p)}" for p in ports})
+    br.sets["inport"] = Set("type ifname : mark;", dict(r[2][0] for r in rendered))
+    br.sets["outport"] = Set("type ifname : verdict;", dict(r[2][1] for r in rendered))
     # Reset first: a mark set on one bridge must not follow the packet through a veth onto the next (hybrid plug).
     br.chains["prerouting"] = Chain(["meta mark set 0x00000000", "meta mark set iifname map @inport"],
                                     "type filter hook prerouting priority -200; policy accept;")
     br.chains["forward"] = Chain(["oifname vmap @outport"], "type filter hook forward priority -200; policy accept;")
-    rendered = [render(p, marks[p.tap]) for p in ports]
-    for br_chains, _ in rendered:
-        br.chains.update(br_chains)
+    for r in rendered:
+        br.chains.update(r[0])
 
     t = Table("inet", TABLE)
-    t.sets["zones"] = Set("typeof iifname : ct zone;", {f'"{p.bridge}"': str(zones[p.network_id]) for p in ports})
-    t.sets["stateless"] = Set("type mark;", {str(marks[p.tap]): None for p in ports if not p.stateful})
-    t.sets["to_port"] = Set("type mark : verdict;", {str(marks[p.tap] << 16): f"jump {chain('i', p)}" for p in ports})
-    t.sets["from_port"] = Set("type mark : verdict;", {str(marks[p.tap]): f"jump {chain('o', p)}" for p in ports})
+    bridges = {p.bridge: p.network_id for p in ports}
+    t.sets["zones"] = Set("typeof iifname : ct zone;", {f'"{b}"': str(zones[n]) for b, n in bridges.items()})
+    t.sets["stateless"] = Set("type mark;", {r[2][3][0]: None for p, r in zip(ports, rendered) if not p.stateful})
+    t.sets["to_port"] = Set("type mark : verdict;", dict(r[2][2] for r in rendered))
+    t.sets["from_port"] = Set("type mark : verdict;", dict(r[2][3] for r in rendered))
     for name, types in ICMPV6_SETS.items():
         t.sets[name] = Set("type icmpv6_type;", {ICMPV6_NAMES[n]: None for n in types})
     for (sg, eth), cidrs in members.items():
@@ -145,6 +150,6 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
     t.chains["input"] = Chain(["meta mark & 0x0000ffff vmap @from_port"],
                               "type filter hook input priority 0; policy accept;")
     t.chains["sg-fallback"] = Chain(["drop"])
-    for _, inet_chains in rendered:
-        t.chains.update(inet_chains)
+    for r in rendered:
+        t.chains.update(r[1])
     return [br, t]
