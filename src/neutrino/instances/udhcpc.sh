@@ -3,33 +3,39 @@
 # Called as `udhcpc.sh EVENT` inside the guest namespace with udhcpc's variables ($interface $ip $mask $router $dns
 # $domain $mtu $staticroutes). resolv.conf goes to $NEUTRINO_RESOLV_CONF (/etc/netns/<guest ns>/resolv.conf), never
 # to /etc/resolv.conf, which outside a bind mount is the host's. Once the guest is fully configured (address, routes,
-# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest.
+# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest;
+# a lost lease empties that file. Each event runs one `ip -batch` for all of its changes: the script sits between
+# the server's ACK and the guest being usable, and every program it starts costs milliseconds on a busy host.
 
 set -u
 
+ip_batch() {
+    # -force: go on after a failed line, as separate commands would
+    ip -4 -force -batch -
+}
+
 configure() {
-    want="$ip/${mask:-32}"
-    if ! ip -4 addr show dev "$interface" | grep -q "inet $want "; then
-        ip -4 addr flush dev "$interface" scope global
-        ip addr add "$want" dev "$interface"
-    fi
-    [ -n "${mtu:-}" ] && ip link set dev "$interface" mtu "$mtu"
-    ip link set dev "$interface" up
-    if [ -n "${staticroutes:-}" ]; then
-        # RFC 3442: with classless routes the router option is ignored; pairs are "dst/len gateway".
-        set -- $staticroutes
-        while [ $# -ge 2 ]; do
-            if [ "$2" = "0.0.0.0" ]; then
-                ip route replace "$1" dev "$interface"
-            else
-                ip route replace "$1" via "$2" dev "$interface"
-            fi
-            shift 2
-        done
-    elif [ -n "${router:-}" ]; then
-        set -- $router
-        ip route replace default via "$1" dev "$interface"
-    fi
+    # "bound" comes after a deconfig or a NAK: drop what an earlier lease left; "renew" keeps the same address
+    {
+        [ "$1" = bound ] && echo "addr flush dev $interface scope global"
+        echo "addr replace $ip/${mask:-32} dev $interface"
+        echo "link set dev $interface ${mtu:+mtu $mtu }up"
+        if [ -n "${staticroutes:-}" ]; then
+            # RFC 3442: with classless routes the router option is ignored; pairs are "dst/len gateway".
+            set -- $staticroutes
+            while [ $# -ge 2 ]; do
+                if [ "$2" = "0.0.0.0" ]; then
+                    echo "route replace $1 dev $interface"
+                else
+                    echo "route replace $1 via $2 dev $interface"
+                fi
+                shift 2
+            done
+        elif [ -n "${router:-}" ]; then
+            set -- $router
+            echo "route replace default via $1 dev $interface"
+        fi
+    } | ip_batch
     if [ -n "${NEUTRINO_RESOLV_CONF:-}" ]; then
         {
             [ -n "${domain:-}" ] && echo "search $domain"
@@ -47,16 +53,15 @@ announce() {
 
 case "$1" in
     deconfig)
-        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && rm -f "$NEUTRINO_LEASE_FILE"
-        ip -4 addr flush dev "$interface" scope global
-        ip link set dev "$interface" up
+        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && : > "$NEUTRINO_LEASE_FILE"
+        printf 'addr flush dev %s scope global\nlink set dev %s up\n' "$interface" "$interface" | ip_batch
         ;;
     bound)
-        configure
+        configure bound
         announce
         ;;
     renew)
-        configure
+        configure renew
         ;;
 esac
 case "$1" in
