@@ -12,7 +12,18 @@ set -u
 
 ip_batch() {
     # one `ip` for all of an event's changes, fed from a here-document (no pipeline, so no subshell is forked);
-    # -force: go on after a failed line, as separate commands would
+    # -force: go on after a failed line, as separate commands would. busybox's `ip` (the qemu VM image's, which sets
+    # NEUTRINO_IP_NO_BATCH) has no -batch: there, one `ip` per line.
+    if [ -n "${NEUTRINO_IP_NO_BATCH:-}" ]; then
+        set -f
+        while read -r line; do
+            [ -n "$line" ] && ip -4 $line
+        done <<END
+$1
+END
+        set +f
+        return 0
+    fi
     ip -4 -force -batch - <<END
 $1
 END

@@ -42,8 +42,9 @@ class DirWatch:
 
     def wait(self, timeout: float) -> bool:
         """Block until a file was written or moved in since the last wait (True) or timeout seconds passed (False)."""
-        ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
-        if not ready:
+        poller = select.poll()          # not select(): a busy process may hold fds above FD_SETSIZE
+        poller.register(self.fd, select.POLLIN)
+        if not poller.poll(max(0, int(timeout * 1000))):
             return False
         try:
             while os.read(self.fd, 4096):        # drain: one wake-up covers every event so far
