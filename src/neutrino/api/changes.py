@@ -38,10 +38,15 @@ def record(s, precise: bool = False) -> Change:
     (delivered at commit). The caller publishes the returned change to its own hub after the commit. Only a
     `precise` write (one whose every step names what it changes: port CRUD, agent reports) wakes just the views it
     named; any other wakes all, whatever helpers it called named (a floating IP's port names no router)."""
-    change = Change(common.bump(s), common.affected(s) if precise else None)
+    keys = common.affected(s) if precise else None
     if notify.is_postgres(s):
+        revision = notify.bump_and_send(s, keys)
+        if revision is not None:
+            return Change(revision, keys)
+        change = Change(common.bump(s), keys)
         notify.send(s, notify.payload(*change))
-    return change
+        return change
+    return Change(common.bump(s), keys)
 
 
 def view_keys(view: dict) -> frozenset[str]:

@@ -27,20 +27,35 @@ Keys = frozenset[str] | None    # what a change names; None: the change may touc
 RECONNECT = 0.5         # seconds between attempts to reconnect the LISTEN connection
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 _REVISION = f"SELECT revision FROM {Meta.__tablename__} WHERE id = 1"
+# the revision's row lock serializes every write of every server until its commit: bump and NOTIFY in one round trip
+_BUMP_NOTIFY = text(f"WITH r AS (UPDATE {Meta.__tablename__} SET revision = revision + 1 WHERE id = 1 "
+                    "RETURNING revision) SELECT revision, pg_notify(:channel, revision || ' ' || :names) FROM r")
 
 
 def is_postgres(s) -> bool:
     return s.get_bind().dialect.name == "postgresql"
 
 
+def bump_and_send(s, keys: Keys) -> int | None:
+    """Bump the global revision and NOTIFY the change (delivered at commit); its revision, or None when the
+    revision row does not exist yet (the caller bumps, which makes it, and sends)."""
+    row = s.execute(_BUMP_NOTIFY, {"channel": CHANNEL, "names": _names(keys, MAX_PAYLOAD - 21)}).first()
+    return None if row is None else row[0]
+
+
 def send(s, payload: str) -> None:
     s.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
 
+def _names(keys: Keys, room: int) -> str:
+    out = ALL if keys is None else " ".join(sorted(keys))
+    return out if len(out) <= room else ALL
+
+
 def payload(revision: int, keys: Keys) -> str:
     """The NOTIFY payload of a change: "REV key key ..." or "REV *"."""
-    out = f"{revision} " + (ALL if keys is None else " ".join(sorted(keys)))
-    return out if len(out) <= MAX_PAYLOAD else f"{revision} {ALL}"
+    rev = f"{revision} "
+    return rev + _names(keys, MAX_PAYLOAD - len(rev))
 
 
 def parse(message: str) -> tuple[int, Keys]:
