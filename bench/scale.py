@@ -80,15 +80,15 @@ def family(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU of a process and its live children (a PostgreSQL backend gone meanwhile takes its share with it)."""
+    """CPU of a process and its children, live or reaped (PostgreSQL's backends come and go with the servers' pools)."""
     total = 0.0
     for p in family(pid):
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+        except OSError:         # gone meanwhile: counted by its parent once reaped
             continue
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        total += sum(int(x) for x in fields[11:15 if p == pid else 13]) / os.sysconf("SC_CLK_TCK")
     return total
 
 
