@@ -154,3 +154,13 @@ def test_metering_counters_the_agents_report_are_on_metrics(client):
     where = {"label": "web", "label_id": lbl["id"], "router_id": rt["id"], "host": "h1", "project_id": "pa"}
     assert value(found, "neutrino_metering_packets_total", **where) == 4
     assert value(found, "neutrino_metering_bytes_total", **where) == 4112
+
+
+def test_the_page_looks_for_a_hosts_bridges_where_its_agent_said_they_are(client, app):
+    from neutrino.ui.source import ServerWhere
+    r = client.post("/agent/v1/hosts/h1/report", json={"agent": {
+        "l2": "linuxbridge", "roles": ["l2"], "bridge_mappings": {"ext": "br-ext0"}}})
+    assert r.status_code == 200, r.text
+    where = ServerWhere(app.state.db, app.state.settings, None)
+    assert where.bridge_mappings("h1") == {"ext": "br-ext0"}
+    assert where.bridge_mappings("h2") is None          # no agent there: the lab's public:br-ex

@@ -22,6 +22,8 @@ TOKEN = typer.Option(None, "--token", envvar="NEUTRINO_AGENT_TOKEN", help="agent
 HOST = typer.Option(None, "--host", help="look only at this host")
 HOST_NS = typer.Option(None, "--host-ns", help="the host's network namespace (default: the lab's; '-' = this one)")
 OVS_RUNDIR = typer.Option(None, "--ovs-rundir", help="the host's OVS run directory (default: the lab's)")
+AGENT_CONFIG = typer.Option(None, "--agent-config", help="on a host: its agent's config file (server, token, "
+                            "host, backends, bridge mappings), instead of a lab's or the other options")
 JSON = typer.Option(False, "--json", help="print data instead of tables")
 
 
@@ -39,17 +41,26 @@ def _fail(e: Exception) -> None:
     raise typer.Exit(ERROR)
 
 
+def _where(agent_config, *args):
+    """Where to look: the host an agent config file describes, else a lab or the given server."""
+    from neutrino.hood.where import Where
+    if agent_config:
+        from neutrino.agent.config import load
+        return Where.of_agent(load(agent_config))
+    return Where(*args)
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def hood(obj: str = typer.Argument(..., metavar="INSTANCE|PORT|ROUTER|NETWORK"), state_dir: str = STATE_DIR,
              server: str = SERVER, token: str = TOKEN, host: str = HOST, host_ns: str = HOST_NS,
-             ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
+             ovs_rundir: str = OVS_RUNDIR, agent_config: str = AGENT_CONFIG, as_json: bool = JSON):
         """Show the kernel objects realizing an instance, port, router or network, with drift against the view
         (exit status 1 when there is drift, 3 when it cannot look)."""
         from neutrino.hood import show
-        from neutrino.hood.where import Where, hood_report
+        from neutrino.hood.where import hood_report
         try:
-            report = hood_report(Where(state_dir, server, token, host, host_ns, ovs_rundir), obj)
+            report = hood_report(_where(agent_config, state_dir, server, token, host, host_ns, ovs_rundir), obj)
         except Exception as e:                              # noqa: BLE001 - sorted by _fail
             _fail(e)
         if as_json:
@@ -66,16 +77,17 @@ def register(app: typer.Typer) -> None:
               src_ip: str = typer.Option(None, "--src-ip", help="send from this address (anti-spoof checks)"),
               src_mac: str = typer.Option(None, "--src-mac", help="send from this MAC (anti-spoof checks)"),
               state_dir: str = STATE_DIR, server: str = SERVER, token: str = TOKEN, host: str = HOST,
-              host_ns: str = HOST_NS, ovs_rundir: str = OVS_RUNDIR, as_json: bool = JSON):
+              host_ns: str = HOST_NS, ovs_rundir: str = OVS_RUNDIR, agent_config: str = AGENT_CONFIG,
+              as_json: bool = JSON):
         """Walk one packet (the first of its flow) through the realized state: delivered, or dropped where and by
         which rule (exit status 0 delivered, 2 dropped, 3 when it cannot look)."""
         from neutrino.hood.trace import render
-        from neutrino.hood.where import PROTOS, Where, trace_flow
+        from neutrino.hood.where import PROTOS, trace_flow
         if proto not in PROTOS:
             raise typer.BadParameter("--proto must be tcp, udp, icmp or arp")
         try:
-            result = trace_flow(Where(state_dir, server, token, host, host_ns, ovs_rundir), src, dst, proto, port,
-                                src_ip, src_mac)
+            result = trace_flow(_where(agent_config, state_dir, server, token, host, host_ns, ovs_rundir), src, dst,
+                                proto, port, src_ip, src_mac)
         except Exception as e:                              # noqa: BLE001 - sorted by _fail
             _fail(e)
         if as_json:

@@ -34,14 +34,31 @@ class Where:
         self.hosts = [host] if host else [self.lab.host_name(i) for i in range(1, count + 1)]
         self._host_ns, self._ovs_rundir = host_ns, ovs_rundir
         self._views: dict[str, dict] = {}
+        self._agent = None
+
+    @classmethod
+    def of_agent(cls, config) -> Where:
+        """The host an agent's settings (agent/config.py) describe, looked at from that host: its server, token,
+        backends and bridge mappings, its kernel in this namespace and its OVS where the agent finds it."""
+        from neutrino.agent.config import SYSTEM_OVS_DB
+        rundir = config.ovs_rundir or os.path.dirname(SYSTEM_OVS_DB.removeprefix("unix:"))
+        where = cls(server=config.server[0], token=config.token, host=config.host, host_ns="-", ovs_rundir=rundir)
+        where._agent = config
+        return where
 
     def backends(self, host: str) -> tuple[str, str]:
-        """(l2, firewall) the host runs: the lab's settings, else what its kernel shows."""
+        """(l2, firewall) the host runs: its agent's settings, the lab's, else what its kernel shows."""
+        if self._agent is not None:
+            return self._agent.l2, self._agent.firewall
         if self.lab.exists():
             settings = self.lab.load()
             return settings.l2, settings.firewall
         from neutrino.hood.backends import detect
         return detect(self.host_ns(host), self._ovs_rundir)
+
+    def bridge_mappings(self, host: str) -> dict[str, str] | None:
+        """physnet -> bridge of the host's agent, when known (None: the lab's and DevStack's public:br-ex)."""
+        return dict(self._agent.bridge_mappings) if self._agent is not None else None
 
     def fetch_view(self, host: str) -> dict:
         from neutrino.sync.client import SyncClient
@@ -67,7 +84,8 @@ class Where:
         view = self.view(host)
         rundir = self._ovs_rundir or (self.lab.ovs_rundir(host) if self.lab.exists() else None)
         return backends.read(self.host_ns(host), rundir, [r["id"] for r in view.get("routers", [])],
-                             [d["network_id"] for d in view.get("dhcp", [])], *self.backends(host))
+                             [d["network_id"] for d in view.get("dhcp", [])], *self.backends(host),
+                             bridge_mappings=self.bridge_mappings(host))
 
     def named_port(self, name: str) -> tuple[str, str] | None:
         """(port id, host) of the one port with this name, asked of the API (the lab's admin cloud)."""

@@ -25,12 +25,19 @@ class ServerWhere(Where):
     def __init__(self, db, settings, ctx):
         self.db, self.settings, self.ctx = db, settings, ctx
         self.lab = Lab(settings.state_dir)
-        self._host_ns, self._ovs_rundir, self._views = None, None, {}
+        self._host_ns, self._ovs_rundir, self._views, self._agent = None, None, {}, None
         if self.lab.exists():
             self.hosts = [self.lab.host_name(i) for i in range(1, self.lab.load().hosts + 1)]
         else:
             t = m.Agent.__table__
             self.hosts = db.run(lambda s: sorted({r.host for r in s.execute(select(t.c.host)).all()}))
+
+    def bridge_mappings(self, host: str) -> dict[str, str] | None:
+        """What the host's agent reported (Neutron's `configurations` of its L2 agent row)."""
+        t = m.Agent.__table__
+        rows = self.db.run(lambda s: s.execute(select(t.c.configurations).where(t.c.host == host)).all())
+        found = [r.configurations["bridge_mappings"] for r in rows if (r.configurations or {}).get("bridge_mappings")]
+        return dict(found[0]) if found else None
 
     def fetch_view(self, host: str) -> dict:
         return self.db.run(views.compile_view, host, self.settings)
