@@ -240,7 +240,8 @@ def _lb_extra(view: dict, rules: int, k: int) -> dict:
 
 def lb_e2e(boots: int) -> None:
     """A temporary linuxbridge + nftables lab: port create -> ACTIVE and -> guest has its lease (p50/p99), with where
-    the time goes: the API calls, the tap plug (lib.ip, as instances/guest.plug does it), the agent and report."""
+    the time goes: the API calls, the tap plug (lib.ip, as instances/guest.plug does it), the agent and report, and
+    the guest's DHCP exchange after ACTIVE (udhcpc started, lease applied by its event script)."""
     from neutrino.instances import guest, manager
     from neutrino.seed import lifecycle
     from neutrino.lab.paths import Lab
@@ -273,6 +274,8 @@ def lb_e2e(boots: int) -> None:
         line("... of ACTIVE: create + bind (API)", f"p50 {ms(pct(api, 50))}")
         line("... of ACTIVE: tap plug (lib.ip)", f"p50 {ms(pct(plug, 50))}")
         line("... of ACTIVE: plugged -> ACTIVE (agent, report)", f"p50 {ms(pct(agent, 50))}")
+        exchange = [lease - act for act, lease in zip(active, leases)]
+        line("... of lease: ACTIVE -> guest configured (DHCP)", f"p50 {ms(pct(exchange, 50))}  p99 {ms(pct(exchange, 99))}")
     finally:
         lifecycle.down(lab, say=lambda _m: None)
         shutil.rmtree(state, ignore_errors=True)

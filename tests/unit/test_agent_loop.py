@@ -13,7 +13,7 @@ import pytest
 
 from neutrino.agent import config as agent_config
 from neutrino.agent.driver import HostConfig, SyncResult
-from neutrino.agent.main import DEVICE_POLL, Agent, failure_result, merge, view_digest
+from neutrino.agent.main import DEVICE_POLL, Agent, failure_result, merge, view_content
 from neutrino.errors import KernelError
 from neutrino.sync.client import Backoff, ProtocolError, ServerUnavailable, SyncClient
 from neutrino.sync.schema import empty_view
@@ -377,9 +377,9 @@ def test_stop_ends_run_and_closes_without_cleanup():
 
 # --- pure helpers -------------------------------------------------------------------------------------------------
 
-def test_digest_ignores_revision_only():
-    assert view_digest(a_view(1)) == view_digest(a_view(99))
-    assert view_digest(a_view(1)) != view_digest(a_view(1, ports=("p2",)))
+def test_content_ignores_revision_only():
+    assert view_content(a_view(1)) == view_content(a_view(99))
+    assert view_content(a_view(1)) != view_content(a_view(1, ports=("p2",)))
 
 
 def test_merge_every_driver_that_speaks_must_agree():
@@ -579,10 +579,10 @@ def test_watcher_runs_only_the_driver_whose_daemon_restarted():
             return False
         return answers.pop(0)
     drivers["l2"].restarted = restarted
-    resync, digest = agent.next_resync, agent.digest
+    resync, applied = agent.next_resync, agent.applied
     t = threading.Thread(target=agent._watch, args=([s for s in agent.slots if s.role == "l2"],))
     t.start()
     t.join(timeout=10)
     assert not t.is_alive()
     assert log == ["l2"]
-    assert (agent.next_resync, agent.digest) == (resync, digest)
+    assert (agent.next_resync, agent.applied) == (resync, applied)

@@ -17,8 +17,6 @@ only when their part of the view changed (a port booting does not re-read every 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import signal
@@ -59,7 +57,7 @@ class Slot:
     failed: bool = False
     retry_at: float = 0.0
     backoff: Backoff = field(default_factory=Backoff)
-    digest: str | None = None       # the part of the view (READS) this driver last ran on without failing
+    ran_on: dict | None = None      # the part of the view (READS) this driver last ran on without failing
 
 
 def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tuple[str, Driver]]:
@@ -75,10 +73,11 @@ def build_drivers(config: HostConfig, l2: str, firewall: str, roles) -> list[tup
     return made
 
 
-def view_digest(view: View, keys: tuple[str, ...] | None = None) -> str:
-    """Identity of a view's content: everything but the revision, or only `keys`."""
-    body = {k: v for k, v in view.items() if k != "revision" and (keys is None or k in keys)}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def view_content(view: View, keys: tuple[str, ...] | None = None) -> dict:
+    """A view's content: everything but the revision, or only `keys`. Two are compared with ==, which runs in C and
+    stops at the first difference (5000 ports: ~15 ms; hashing the JSON of the view cost 150-400 ms). It holds the
+    view's own values, which nobody changes (a driver reads the view, never writes it)."""
+    return {k: v for k, v in view.items() if k != "revision" and (keys is None or k in keys)}
 
 
 def failure_result(role: str, view: View) -> SyncResult:
@@ -146,9 +145,9 @@ class Agent:
         self._sleep = sleep or self._stop.wait
         self._apply_lock = threading.Lock()  # the loop and the watcher never run the drivers at the same time
         self.view: View | None = None       # the latest view received
-        self.view_digest: str | None = None  # and its content digest
+        self.content: dict | None = None    # and its content (view_content)
         self.since = 0                      # its revision: the next long-poll waits for more
-        self.digest: str | None = None      # content the drivers last ran on
+        self.applied: dict | None = None    # content the drivers last ran on
         self.applied_revision = 0           # revision the current results reflect
         self.result = SyncResult()          # merged results of the last run
         self.stats = AgentStats()           # what the agent counts about itself (relayed to /metrics)
@@ -263,11 +262,11 @@ class Agent:
             self.next_report = self.clock()                 # tell the servers which one this agent watches
         self.since = int(view.get("revision", 0))
         if view.get("unchanged"):                           # no change touched this host: the view held stands
-            if self.view_digest == self.digest:
+            if self.content == self.applied:
                 self.applied_revision = self.since
             return
-        self.view, self.view_digest = view, view_digest(view)
-        if self.view_digest == self.digest:
+        self.view, self.content = view, view_content(view)
+        if self.content == self.applied:
             self.applied_revision = self.since      # same content: the results stand for this revision too
 
     def _watch(self, slots: list[Slot]) -> None:
@@ -306,7 +305,7 @@ class Agent:
     def _work(self) -> None:
         now = self.clock()
         with self._apply_lock:
-            if self.view_digest != self.digest:
+            if self.content != self.applied:
                 self.apply("view")
             elif now >= self.next_resync:
                 self.apply("resync")
@@ -323,22 +322,22 @@ class Agent:
         """Run the drivers on the current view in order; a retry runs healthy drivers and the due failed ones,
         a watch only the drivers in `roles` (the others' work still stands); on a view change or an arrived device,
         a driver whose part of the view (READS) is what it last ran on is skipped."""
-        digest = self.view_digest       # before the view: the device thread may run while the loop takes a new one
+        content = self.content          # before the view: the device thread may run while the loop takes a new one
         view = self.view
         start = self.clock()
         timings = []
         for slot in self.slots:
             if reason == "retry" and slot.failed and slot.retry_at > start or roles and slot.role not in roles:
                 continue
-            part = view_digest(view, READS[slot.role]) if slot.role in READS else None
-            if reason in ("view", "device") and part is not None and part == slot.digest and not slot.failed:
+            part = view_content(view, READS[slot.role]) if slot.role in READS else None
+            if reason in ("view", "device") and part is not None and part == slot.ran_on and not slot.failed:
                 continue
             timings.append(self._run_slot(slot, view, reason))
-            slot.digest = None if slot.failed else part
+            slot.ran_on = None if slot.failed else part
         up_before = sum(self.result.ports.values())
         self.result = merge(view, [s.result for s in self.slots])
         if not roles:                                      # a watch leaves the view's other parts to the loop
-            self.digest = digest
+            self.applied = content
             self.applied_revision = int(view.get("revision", 0))
         if reason not in ("retry", "watch"):
             self.next_resync = self.clock() + self.resync_interval

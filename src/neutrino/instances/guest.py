@@ -38,11 +38,17 @@ def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
     """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
     in the instance's directory); True once the guest holds a lease, within timeout."""
     deadline = time.monotonic() + timeout
-    guest.start_dhcp_client(lab.guest_ns(name), lab.instance_dir(name), DEV)
-    while (got := guest.configured_address(lab.instance_dir(name), DEV)) is None or got != address(lab, name):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
+    d = lab.instance_dir(name)
+
+    def leased() -> bool:
+        got = guest.configured_address(d, DEV)
+        return got is not None and got == address(lab, name)
+
+    with guest.lease_watch(d) as watch:      # woken by the event script's write, so no poll interval is added
+        guest.start_dhcp_client(lab.guest_ns(name), d, DEV)
+        while not leased():
+            if not watch.wait(deadline - time.monotonic()):
+                return leased()
     return True
 
 
@@ -50,10 +56,12 @@ def renew(lab: Lab, name: str, timeout: float = 10) -> str | None:
     """Ask the guest's DHCP client to renew now (what `dhclient`/a reboot does in a real guest after its port's fixed
     IP changed: the old address is NAKed and the new one leased); the guest's address afterwards."""
     before = address(lab, name)
-    guest.renew(lab.instance_dir(name), DEV)
+    d = lab.instance_dir(name)
     deadline = time.monotonic() + timeout
-    while (now := address(lab, name)) in (None, before) and time.monotonic() < deadline:   # NAK: none, then new
-        time.sleep(0.05)
+    with guest.lease_watch(d) as watch:      # the script clears the lease file on a NAK, writes it once bound
+        guest.renew(d, DEV)
+        while (now := address(lab, name)) in (None, before) and watch.wait(deadline - time.monotonic()):
+            pass
     return now
 
 

@@ -3,33 +3,79 @@
 # Called as `udhcpc.sh EVENT` inside the guest namespace with udhcpc's variables ($interface $ip $mask $router $dns
 # $domain $mtu $staticroutes). resolv.conf goes to $NEUTRINO_RESOLV_CONF (/etc/netns/<guest ns>/resolv.conf), never
 # to /etc/resolv.conf, which outside a bind mount is the host's. Once the guest is fully configured (address, routes,
-# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest.
+# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest;
+# a lost lease empties that file. Each event starts as few programs as it can (one `ip -batch` for all of its
+# changes, none for the deconfig at start): the script sits between the client's start or the server's ACK and the
+# guest being usable, and every program it starts costs milliseconds on a busy host.
 
 set -u
 
-configure() {
-    want="$ip/${mask:-32}"
-    if ! ip -4 addr show dev "$interface" | grep -q "inet $want "; then
-        ip -4 addr flush dev "$interface" scope global
-        ip addr add "$want" dev "$interface"
+ip_batch() {
+    # one `ip` for all of an event's changes, fed from a here-document (no pipeline, so no subshell is forked);
+    # -force: go on after a failed line, as separate commands would. busybox's `ip` (the qemu VM image's, which sets
+    # NEUTRINO_IP_NO_BATCH) has no -batch: there, one `ip` per line.
+    if [ -n "${NEUTRINO_IP_NO_BATCH:-}" ]; then
+        set -f
+        while read -r line; do
+            [ -n "$line" ] && ip -4 $line
+        done <<END
+$1
+END
+        set +f
+        return 0
     fi
-    [ -n "${mtu:-}" ] && ip link set dev "$interface" mtu "$mtu"
-    ip link set dev "$interface" up
+    ip -4 -force -batch - <<END
+$1
+END
+}
+
+ipv4_configured() {
+    # whether the guest holds an IPv4 address other than loopback's, read from /proc/net/fib_trie ("|-- ADDR" then
+    # "/32 host LOCAL") with shell builtins: no program started
+    prev=
+    while read -r a b c; do
+        [ "$a $b $c" = "/32 host LOCAL" ] && [ "${prev#127.}" = "$prev" ] && return 0
+        prev=$b
+    done < /proc/net/fib_trie
+    return 1
+}
+
+deconfigure() {
+    # at start the interface is up and holds no address (nothing to run); after a lost lease the address goes
+    flags=0
+    read -r flags 2>/dev/null < "/sys/class/net/$interface/flags" || flags=0
+    if [ $((flags & 1)) = 1 ] && ! ipv4_configured; then
+        return
+    fi
+    ip_batch "addr flush dev $interface scope global
+link set dev $interface up"
+}
+
+configure() {
+    # "bound" comes after a deconfig or a NAK: drop what an earlier lease left; "renew" keeps the same address
+    cmds="addr replace $ip/${mask:-32} dev $interface
+link set dev $interface ${mtu:+mtu $mtu }up"
+    [ "$1" = bound ] && cmds="addr flush dev $interface scope global
+$cmds"
     if [ -n "${staticroutes:-}" ]; then
         # RFC 3442: with classless routes the router option is ignored; pairs are "dst/len gateway".
         set -- $staticroutes
         while [ $# -ge 2 ]; do
             if [ "$2" = "0.0.0.0" ]; then
-                ip route replace "$1" dev "$interface"
+                cmds="$cmds
+route replace $1 dev $interface"
             else
-                ip route replace "$1" via "$2" dev "$interface"
+                cmds="$cmds
+route replace $1 via $2 dev $interface"
             fi
             shift 2
         done
     elif [ -n "${router:-}" ]; then
         set -- $router
-        ip route replace default via "$1" dev "$interface"
+        cmds="$cmds
+route replace default via $1 dev $interface"
     fi
+    ip_batch "$cmds"
     if [ -n "${NEUTRINO_RESOLV_CONF:-}" ]; then
         {
             [ -n "${domain:-}" ] && echo "search $domain"
@@ -47,16 +93,15 @@ announce() {
 
 case "$1" in
     deconfig)
-        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && rm -f "$NEUTRINO_LEASE_FILE"
-        ip -4 addr flush dev "$interface" scope global
-        ip link set dev "$interface" up
+        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && : > "$NEUTRINO_LEASE_FILE"
+        deconfigure
         ;;
     bound)
-        configure
+        configure bound
         announce
         ;;
     renew)
-        configure
+        configure renew
         ;;
 esac
 case "$1" in

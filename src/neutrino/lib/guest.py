@@ -4,7 +4,8 @@ The script (`neutrino/instances/udhcpc.sh`, shipped as package data) touches onl
 and `/etc/netns/<ns>/resolv.conf`, which `ip netns exec <ns>` bind-mounts over /etc/resolv.conf for every command
 run in the guest. That file is created before the client starts so the mount exists from the first command on.
 Two ways to run: `dhcp_client` gets a lease now and exits; `start_dhcp_client` leaves a renewing client behind (pid
-file in a directory of the caller's), which `renew` asks for a renewal and `stop_dhcp_client` stops.
+file in a directory of the caller's), which `renew` asks for a renewal and `stop_dhcp_client` stops. Whoever waits
+for the renewing client's lease waits on `lease_watch` (inotify on the lease file the script writes), not a poll.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import time
 from importlib import resources
 
 from neutrino.errors import KernelError
-from neutrino.lib import proc
+from neutrino.lib import inotify, proc
 
 NETNS_ETC = "/etc/netns"
 SCRIPT = "udhcpc.sh"
@@ -50,16 +51,21 @@ def script_path() -> str:
     return copy
 
 
-def _argv(netns: str, dev: str, tries: int, lease_file: str = "") -> list[str]:
-    return ["env", f"NEUTRINO_RESOLV_CONF={resolv_conf(netns)}", f"NEUTRINO_LEASE_FILE={lease_file}",
-            "busybox", "udhcpc", "-i", dev, "-s", script_path(),
+def _argv(dev: str, tries: int) -> list[str]:
+    return ["busybox", "udhcpc", "-i", dev, "-s", script_path(),
             "-t", str(tries), "-T", "1", "-A", "1", "-O", "mtu", "-O", "staticroutes"]
+
+
+def _env(netns: str, lease_file: str = "") -> dict[str, str]:
+    """The event script's settings, in the client's environment (which `ip netns exec` and udhcpc pass on)."""
+    return {"NEUTRINO_RESOLV_CONF": resolv_conf(netns), "NEUTRINO_LEASE_FILE": lease_file}
 
 
 def dhcp_client(netns: str, dev: str = "eth0", timeout: float = 5) -> bool:
     """Get a lease now and exit (udhcpc -n -q -f); True when the guest got one and is configured."""
     tries = max(1, int(timeout))
-    res = proc.run(_argv(netns, dev, tries) + ["-n", "-q", "-f"], netns=netns, check=False, timeout=timeout + 10)
+    res = proc.run(_argv(dev, tries) + ["-n", "-q", "-f"], netns=netns, check=False, timeout=timeout + 10,
+                   env=_env(netns))
     return res.returncode == 0
 
 
@@ -102,8 +108,16 @@ def start_dhcp_client(netns: str, run_dir: str, dev: str = "eth0") -> int:
         os.unlink(_lease_file(run_dir, dev))
     except FileNotFoundError:
         pass
-    return proc.spawn(_argv(netns, dev, 10, _lease_file(run_dir, dev)) + ["-f", "-p", pidfile], netns=netns,
-                      log=os.path.join(run_dir, f"udhcpc-{dev}.log"), pidfile=pidfile)
+    return proc.spawn(_argv(dev, 10) + ["-f", "-p", pidfile], netns=netns,
+                      log=os.path.join(run_dir, f"udhcpc-{dev}.log"), pidfile=pidfile,
+                      env=_env(netns, _lease_file(run_dir, dev)))
+
+
+def lease_watch(run_dir: str) -> inotify.DirWatch:
+    """A watch that wakes whenever the event script writes or clears the lease file in run_dir (and on the client's
+    pid file); make it before starting or signalling the client, then re-check `configured_address` on each wake."""
+    os.makedirs(run_dir, exist_ok=True)
+    return inotify.DirWatch(run_dir)
 
 
 def renew(run_dir: str, dev: str = "eth0") -> None:

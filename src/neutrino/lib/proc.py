@@ -24,10 +24,13 @@ def netns_argv(argv: list[str], netns: str | None) -> list[str]:
 
 
 def run(argv: list[str], netns: str | None = None, input: str | None = None, check: bool = True,
-        ok_codes: tuple[int, ...] = (0,), timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run a program to completion; raise KernelError unless its exit code is in ok_codes."""
+        ok_codes: tuple[int, ...] = (0,), timeout: float = 60,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run a program to completion (env: variables added to ours); raise KernelError unless its exit code is in
+    ok_codes."""
     full = netns_argv(argv, netns)
-    proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(full, input=input, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **env} if env else None)
     if check and proc.returncode not in ok_codes:
         raise KernelError(f"{' '.join(full)} exited {proc.returncode}: {proc.stderr.strip() or proc.stdout.strip()}",
                           returncode=proc.returncode, stderr=proc.stderr)

@@ -23,6 +23,13 @@ TABLE = "neutrino"
 IP = {"IPv4": "ip", "IPv6": "ip6"}
 ADDR = {"IPv4": "ipv4_addr", "IPv6": "ipv6_addr"}
 NFPROTO = {"IPv4": "meta nfproto ipv4", "IPv6": "meta nfproto ipv6"}
+# ICMPv6 types as named sets of the table, by the names nft prints: an anonymous `{ ... }` in every port's chains
+# made two sets per port, and the kernel binds each anonymous set by scanning the whole transaction (a cold sync of
+# 5000 ports spent most of its 90 s there) and nft lists them all on every read.
+ICMPV6_NAMES = {130: "mld-listener-query", 131: "mld-listener-report", 132: "mld-listener-done",
+                134: "nd-router-advert", 135: "nd-neighbor-solicit", 136: "nd-neighbor-advert",
+                143: "mld2-listener-report"}
+ICMPV6_SETS = {"icmpv6-in": ICMPV6_IN, "icmpv6-unspec": ICMPV6_EGRESS_UNSPEC}
 EST = "ct state established,related return"
 INVALID = "ct state invalid drop"
 FALLBACK = "jump sg-fallback"
@@ -65,7 +72,7 @@ def _group(port: FwPort, direction: str) -> list[str]:
 
 def ingress_chain(p: FwPort) -> list[str]:
     rules = [EST] if p.stateful else []
-    rules.append("icmpv6 type { " + ", ".join(map(str, ICMPV6_IN)) + " } return")
+    rules.append("icmpv6 type @icmpv6-in return")
     rules += _group(p, "ingress")
     rules += ["meta nfproto ipv4 udp sport 67 udp dport 68 return",
               "meta nfproto ipv6 udp sport 547 udp dport 546 return"]
@@ -74,8 +81,7 @@ def ingress_chain(p: FwPort) -> list[str]:
 
 def egress_chain(p: FwPort) -> list[str]:
     rules = ["ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp sport 68 udp dport 67 return",
-             "ip6 saddr :: ip6 daddr ff02::/16 icmpv6 type { " + ", ".join(map(str, ICMPV6_EGRESS_UNSPEC))
-             + " } return",
+             "ip6 saddr :: ip6 daddr ff02::/16 icmpv6 type @icmpv6-unspec return",
              f"jump {chain('s', p)}",
              "meta nfproto ipv4 udp sport 68 udp dport 67 return",
              "meta nfproto ipv4 udp sport 67 udp dport 68 drop",
@@ -99,33 +105,40 @@ def spoof_chain(p: FwPort) -> list[str]:
     return rules + ["drop"]
 
 
-def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain]]:
-    """One port's own chains: in the bridge table (its outbound mark) and in the inet table."""
+def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain], tuple]:
+    """One port's own chains: in the bridge table (its outbound mark) and in the inet table; and its elements of
+    the dispatch maps (inport, outport, to_port, from_port: key, value), rendered with them so that a sync of 5000
+    unchanged ports formats none of them again."""
     return ({chain("m", p): Chain([f"meta mark set meta mark & 0x0000ffff | {mark << 16:#010x}"])},
             {chain("i", p): Chain(ingress_chain(p)), chain("o", p): Chain(egress_chain(p)),
-             chain("s", p): Chain(spoof_chain(p))})
+             chain("s", p): Chain(spoof_chain(p))},
+            ((f'"{p.tap}"', str(mark)), (f'"{p.tap}"', f"goto {chain('m', p)}"),
+             (str(mark << 16), f"jump {chain('i', p)}"), (str(mark), f"jump {chain('o', p)}")))
 
 
 def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks: dict[str, int],
-           zones: dict[str, int], render: Callable[[FwPort, int], tuple[dict, dict]] = port_chains) -> list[Table]:
+           zones: dict[str, int], render: Callable[[FwPort, int], tuple] = port_chains) -> list[Table]:
     """The bridge labelling table and the inet filtering table. marks: tap -> port id (1..65535); zones:
     network id -> conntrack zone; render: port_chains or a cache of it."""
+    rendered = [render(p, marks[p.tap]) for p in ports]
     br = Table("bridge", TABLE)
-    br.sets["inport"] = Set("type ifname : mark;", {f'"{p.tap}"': str(marks[p.tap]) for p in ports})
-    br.sets["outport"] = Set("type ifname : verdict;", {f'"{p.tap}"': f"goto {chain('m', p)}" for p in ports})
+    br.sets["inport"] = Set("type ifname : mark;", dict(r[2][0] for r in rendered))
+    br.sets["outport"] = Set("type ifname : verdict;", dict(r[2][1] for r in rendered))
     # Reset first: a mark set on one bridge must not follow the packet through a veth onto the next (hybrid plug).
     br.chains["prerouting"] = Chain(["meta mark set 0x00000000", "meta mark set iifname map @inport"],
                                     "type filter hook prerouting priority -200; policy accept;")
     br.chains["forward"] = Chain(["oifname vmap @outport"], "type filter hook forward priority -200; policy accept;")
-    rendered = [render(p, marks[p.tap]) for p in ports]
-    for br_chains, _ in rendered:
-        br.chains.update(br_chains)
+    for r in rendered:
+        br.chains.update(r[0])
 
     t = Table("inet", TABLE)
-    t.sets["zones"] = Set("typeof iifname : ct zone;", {f'"{p.bridge}"': str(zones[p.network_id]) for p in ports})
-    t.sets["stateless"] = Set("type mark;", {str(marks[p.tap]): None for p in ports if not p.stateful})
-    t.sets["to_port"] = Set("type mark : verdict;", {str(marks[p.tap] << 16): f"jump {chain('i', p)}" for p in ports})
-    t.sets["from_port"] = Set("type mark : verdict;", {str(marks[p.tap]): f"jump {chain('o', p)}" for p in ports})
+    bridges = {p.bridge: p.network_id for p in ports}
+    t.sets["zones"] = Set("typeof iifname : ct zone;", {f'"{b}"': str(zones[n]) for b, n in bridges.items()})
+    t.sets["stateless"] = Set("type mark;", {r[2][3][0]: None for p, r in zip(ports, rendered) if not p.stateful})
+    t.sets["to_port"] = Set("type mark : verdict;", dict(r[2][2] for r in rendered))
+    t.sets["from_port"] = Set("type mark : verdict;", dict(r[2][3] for r in rendered))
+    for name, types in ICMPV6_SETS.items():
+        t.sets[name] = Set("type icmpv6_type;", {ICMPV6_NAMES[n]: None for n in types})
     for (sg, eth), cidrs in members.items():
         t.sets[names.ipset_name(sg, eth)] = Set(f"type {ADDR[eth]}; flags interval;", {c: None for c in cidrs})
     # `accept` after notrack: a later `ct zone set` would replace the untracked mark with a zone template.
@@ -137,6 +150,6 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
     t.chains["input"] = Chain(["meta mark & 0x0000ffff vmap @from_port"],
                               "type filter hook input priority 0; policy accept;")
     t.chains["sg-fallback"] = Chain(["drop"])
-    for _, inet_chains in rendered:
-        t.chains.update(inet_chains)
+    for r in rendered:
+        t.chains.update(r[1])
     return [br, t]

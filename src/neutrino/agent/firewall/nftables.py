@@ -60,9 +60,9 @@ class NftablesFirewallDriver:
         br, inet = nft_rules.tables(ports, members, marks, zones, self.render)
         script = nft.plan(now_br, br) + nft.plan(now_inet, inet)
         self.last_script = []
-        nft.run(script, self.ns)
+        generation = nft.run(script, self.ns)
         self.last_script = script
-        self.memory.remember((nft.state(br), nft.state(inet)), read_at, nft.generation(self.ns))
+        self.memory.remember((nft.state(br), nft.state(inet)), read_at, generation)
 
     def cleanup(self) -> None:
         self.memory.forget()

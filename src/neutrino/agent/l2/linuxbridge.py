@@ -55,8 +55,7 @@ class LinuxBridgeL2Driver:
             self._memory.forget()
             want = antispoof.nft_table(list(guards))
             script[:] = nft.plan(now, want)
-            nft.run(script, self.netns)
-            self._memory.remember(nft.state(want), read_at, nft.generation(self.netns))
+            self._memory.remember(nft.state(want), read_at, nft.run(script, self.netns))
         self._memory.apply(generation, apply)
         self._guards = guards
         return bool(script)
@@ -105,9 +104,10 @@ class LinuxBridgeL2Driver:
         links = ip.links(ns)
         result, changed = SyncResult(), False
         bridges: dict[str, str] = {}          # network id -> bridge
+        used = {p["network_id"] for p in view["ports"]}
         for net in view["networks"].values():
             bridge = self.bridge_of(net)
-            if bridge and any(p["network_id"] == net["id"] for p in view["ports"]):
+            if bridge and net["id"] in used:
                 bridges[net["id"]] = bridge
                 changed |= self._ensure_network(view, net, bridge, links)
         if changed:
