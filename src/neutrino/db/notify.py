@@ -41,11 +41,17 @@ def bump_send_and_commit(s, keys: Keys) -> int:
     both go in one pipeline: the database commits right after the bump instead of waiting for this process to be
     scheduled again and take the GIL to send the COMMIT (with the cores busy, writers queued 25 deep behind that
     wait, for up to 1.5 s). The session's own commit then finds nothing left to do."""
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
     raw = s.connection().connection.dbapi_connection
-    with raw.pipeline():
-        cur = raw.execute(_BUMP_NOTIFY, {"channel": CHANNEL, "names": _names(keys, MAX_PAYLOAD - 21)})
-        raw.commit()
-    return cur.fetchone()[0]
+    params = {"channel": CHANNEL, "names": _names(keys, MAX_PAYLOAD - 21)}
+    try:
+        with raw.pipeline():
+            cur = raw.execute(_BUMP_NOTIFY, params)
+            raw.commit()
+        return cur.fetchone()[0]
+    except psycopg.Error as e:        # as SQLAlchemy raises it, so db.run retries or answers 503 as for any statement
+        raise DBAPIError.instance(_BUMP_NOTIFY, params, e, psycopg.Error, connection_invalidated=raw.broken) from e
 
 
 def _names(keys: Keys, room: int) -> str:
