@@ -24,7 +24,7 @@ import httpx
 from api import start_server
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ANCHOR = os.path.normpath(os.path.join(HERE, "..", "..", "..", "shared", "anchors", "neutron", "bench.py"))
+ANCHOR = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "anchors", "neutron", "bench.py"))  # ../shared of the root
 GOAL = 50
 QUOTAS = {"quota": {k: -1 for k in ("network", "subnet", "port", "router", "floatingip", "security_group",
                                     "security_group_rule")}}
