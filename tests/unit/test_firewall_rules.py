@@ -381,3 +381,29 @@ def test_memory_window_stretches_after_a_read_slower_than_it():
     m.remember({"x": 3}, read_at=199.0, generation=5)   # a quick read: back to 10 s
     now[0] = 209.5
     assert m.trusted(5) is None
+
+
+def test_a_long_plan_is_split_so_that_nothing_reaches_a_half_built_chain():
+    cur = {f"{P}sg-chain": ["-j ACCEPT"], f"{P}iold": ["-j RETURN"], "FORWARD": [f"-j {P}sg-chain"]}
+    ports = [f"{i:03d}" for i in range(40)]
+    chains = {f"{P}sg-chain": [f"-m physdev --physdev-in t{p} -j {P}o{p}" for p in ports] + ["-j ACCEPT"]}
+    for p in ports:
+        chains[f"{P}o{p}"] = [f"-j {P}s{p}", "-p tcp -m tcp --dport 22 -j RETURN", f"-j {P}sg-fallback"]
+        chains[f"{P}s{p}"] = [f"-s 10.0.0.{p}/32 -j RETURN", "-j DROP"]
+    chains[f"{P}sg-fallback"] = ["-j DROP"]
+    want = iptables.TableState("filter", chains)
+    lines = iptables.plan(cur, want, P)
+    txs = iptables.transactions(lines, limit=20)
+    assert len(txs) > 3 and sorted(sum(txs, [])) == sorted(lines)
+    declared, state = set(cur), cur
+    for tx in txs:
+        for line in tx:
+            named = [w for w in line.split()[1:] if w.startswith(P)]
+            assert all(c in declared or line.startswith(":") for c in named), line
+            declared |= {line[1:].split()[0]} if line.startswith(":") else set()
+        state = _restore(state, tx)
+        if tx is not txs[-1]:    # what packets reach (from FORWARD down) is still the old ruleset
+            assert state[f"{P}sg-chain"] == cur[f"{P}sg-chain"]
+    assert txs[-1] and all(line.split()[1] in cur for line in txs[-1])       # the old chains, all at once
+    assert {c: r for c, r in state.items() if c in chains} == chains and f"{P}iold" not in state
+    assert iptables.transactions(lines[:5], limit=20) == [lines[:5]]
