@@ -13,7 +13,9 @@ and the ports, bound to random hosts, in bulk; start every watch (the full sync 
 (admin_state_up) and delete ports at a steady rate through the servers in turn, each write timed from the moment it
 is sent until the view of the host owning the port shows it; kill -9 one server and time until every agent that
 watched it holds a view from another. Prints latency percentiles (all writes, and those sent through another server
-than the one the owning agent watches), the resync times, server CPU and memory (also per host) and view sizes.
+than the one the owning agent watches), the resync times, server CPU and memory (also per host) and view sizes, and
+the simulation's own CPU and event-loop lag while writing: all its timing happens on that one loop, so a figure
+is only as good as that lag is small (on 2 cores shared with the servers and PostgreSQL, it often is not).
 Ports sit in one security group without remote-group rules (the default group's rule on itself would put all 50,000
 addresses in every view, as it does in Neutron's ipsets).
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
 import shutil
@@ -45,6 +48,7 @@ CONF = {"l2": "ovs", "firewall": "iptables", "roles": ["l2"], "bridge_mappings":
 HEARTBEAT = 30.0
 POLL_WAIT = 30
 BULK = 250
+LAG_TICK = 0.01
 # httpx loads the CA bundle for every client it makes (~30 ms of CPU each): 2,000 agent clients would keep the
 # simulation's own process busy for a minute and the figures would measure it, not the servers. One for all.
 TLS = ssl.create_default_context()
@@ -76,12 +80,24 @@ def family(pid: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
+    """CPU of a process and its children, live or reaped (PostgreSQL's backends come and go with the servers' pools)."""
     total = 0.0
     for p in family(pid):
-        with open(f"/proc/{p}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:         # gone meanwhile: counted by its parent once reaped
+            continue
+        total += sum(int(x) for x in fields[11:15 if p == pid else 13]) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def machine_busy() -> tuple[float, float]:
+    """CPU seconds all cores spent busy (everything but idle and iowait) and in the kernel, since boot."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (sum(fields[:8]) - fields[3] - fields[4]) / tick, (fields[2] + fields[5] + fields[6]) / tick
 
 
 def rss_mib(pid: int) -> float:
@@ -90,6 +106,15 @@ def rss_mib(pid: int) -> float:
         with open(f"/proc/{p}/status") as f:
             total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0) / 1024
     return total
+
+
+def settle() -> None:
+    """Before the timed part: the 2,000 clients and 50,000 ports' records live until the end. Frozen, the collector
+    stops walking them: unfrozen, one full collection of this process took up to 1.8 s (load 9-14), and every
+    write and view in flight meanwhile was timed as that much slower."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 class WriteFailed(Exception):
@@ -146,8 +171,8 @@ class Server:
 class Sim:
     """The simulated agents, the writer and the measurements."""
 
-    def __init__(self, args, servers: list[Server]):
-        self.args, self.servers = args, servers
+    def __init__(self, args, servers: list[Server], pg: int):
+        self.args, self.servers, self.pg = args, servers, pg        # pg: the postmaster (its backends are its children)
         self.hosts = [f"sim{i:04d}" for i in range(args.hosts)]
         self.rng = random.Random(16)
         self.clients: list[httpx.AsyncClient] = []       # closed at the end
@@ -169,6 +194,9 @@ class Sim:
         self.killed: int | None = None
         self.victims: set[str] = set()          # hosts that watched the killed server
         self.stopping = False
+        self.loop_lag: list[float] = []         # seconds this process's loop ran late, every LAG_TICK while writing
+        self.own_cpu = self.pg_cpu = 0.0        # this process's and PostgreSQL's CPU (share of one core) while writing
+        self.machine = [0.0, 0.0]               # all cores' busy and kernel CPU seconds per second while writing
 
     # --- agents -------------------------------------------------------------------------------------------------
 
@@ -253,6 +281,14 @@ class Sim:
         await asyncio.gather(*(beat(h) for h in self.hosts))
 
     # --- the world ----------------------------------------------------------------------------------------------
+
+    async def lag(self) -> None:
+        """How late this process's event loop runs (GC, its own backlog, the cores busy elsewhere): every time taken
+        here — a write's start, its answer, a view's arrival — can be late by as much."""
+        while True:
+            t = time.monotonic()
+            await asyncio.sleep(LAG_TICK)
+            self.loop_lag.append(time.monotonic() - t - LAG_TICK)
 
     async def api(self, method: str, path: str, body=None, server: int = 0) -> dict:
         r = await self.apis[server].request(method, path, json=body)
@@ -340,6 +376,7 @@ class Sim:
 
         beating.cancel()
         await asyncio.gather(beating, return_exceptions=True)
+        settle()
         t0 = time.monotonic()
         cpu0 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
         agents = [asyncio.create_task(self.agent(h)) for h in self.hosts]
@@ -349,6 +386,8 @@ class Sim:
         print(f"full sync of all {a.hosts} agents (each compiles its view): {sync:.1f} s ({load()})", flush=True)
 
         cpu1 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
+        own1, pg1, machine1 = time.process_time(), cpu_seconds(self.pg), machine_busy()
+        lagging = asyncio.create_task(self.lag())
         t1 = time.monotonic()
         writes, n = [], 0
         while time.monotonic() - t1 < a.duration:
@@ -361,6 +400,10 @@ class Sim:
             await asyncio.sleep(0.05)
         steady = time.monotonic() - t1
         cpu2 = {s.index: cpu_seconds(s.proc.pid) for s in self.servers}
+        self.own_cpu = (time.process_time() - own1) / steady
+        self.pg_cpu = (cpu_seconds(self.pg) - pg1) / steady
+        self.machine = [(b - a) / steady for a, b in zip(machine1, machine_busy())]
+        lagging.cancel()
         rss = {s.index: rss_mib(s.proc.pid) for s in self.servers}
         lost = sum(len(v) for v in self.pending.values())
 
@@ -398,6 +441,13 @@ class Sim:
         after = [x * 1000 for x in self.after_answer]
         print(f"  (the API's answer to the write  p50={pct(api, 50):7.1f} ms  p99={pct(api, 99):7.1f} ms; from that "
               f"answer to the view p50={pct(after, 50):7.1f} ms  p99={pct(after, 99):7.1f} ms)")
+        lag = [x * 1000 for x in self.loop_lag]
+        print(f"  (this simulation's own CPU {self.own_cpu * 100:.0f}% of a core; its event loop ran late p50="
+              f"{pct(lag, 50):.1f} ms p99={pct(lag, 99):.1f} ms max={max(lag, default=0):.1f} ms: its times are late "
+              f"by as much)")
+        print(f"  (PostgreSQL's CPU {self.pg_cpu * 100:.0f}% of a core; the machine's {os.cpu_count()} cores were "
+              f"{self.machine[0] * 100 / os.cpu_count():.0f}% busy, in the kernel "
+              f"{self.machine[1] * 100 / os.cpu_count():.0f}%)")
         print(f"full sync of all {a.hosts} agents: {sync:.1f} s; after kill -9 of server 1, its {watched} agents "
               f"held a view from another server within {moved:.1f} s ({len(self.moved)}/{watched} moved)")
         for s in self.servers:
@@ -415,8 +465,8 @@ class Sim:
             await c.aclose()
 
 
-async def simulate(args, servers: list[Server]) -> None:
-    sim = Sim(args, servers)
+async def simulate(args, servers: list[Server], pg: int) -> None:
+    sim = Sim(args, servers, pg)
     try:
         await sim.run()
     finally:
@@ -441,7 +491,7 @@ def main() -> None:
     servers: list[Server] = []
     try:
         pg = os.path.join(root, "pg")
-        postgres.start(pg)
+        postmaster = postgres.start(pg)
         servers = [Server(root, i + 1, postgres.url(pg), args.workers) for i in range(args.servers)]
         for s in servers:
             s.start()
@@ -449,7 +499,7 @@ def main() -> None:
             s.wait()
         print(f"neutrino scale simulation: {args.hosts} hosts, {args.ports} ports, {args.networks} networks, "
               f"{args.servers} servers on PostgreSQL, {args.rate:g} writes/s for {args.duration:g} s", flush=True)
-        asyncio.run(simulate(args, servers))
+        asyncio.run(simulate(args, servers, postmaster))
     finally:
         for s in servers:
             s.stop()

@@ -10,7 +10,7 @@ from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.l2.ovs import OvsL2Driver
 from neutrino.lib import ip, ovs
-from netfix_l2 import Namespaces, ViewBuilder, need_root, ping, tcp_transfer
+from netfix_l2 import Namespaces, ViewBuilder, need_root, nets, ping, tcp_transfer  # noqa: F401 - nets is a fixture
 
 
 @pytest.fixture(scope="module")
@@ -20,15 +20,6 @@ def host():
     made = Namespaces()
     try:
         yield made.ovs_host()
-    finally:
-        made.close()
-
-
-@pytest.fixture
-def guests():
-    made = Namespaces()
-    try:
-        yield made
     finally:
         made.close()
 
@@ -53,18 +44,18 @@ def vsctl(host, *args) -> str:
                           check=True).stdout
 
 
-def two_guests(host, guests, vb, same_network=True):
+def two_guests(host, nets, vb, same_network=True):
     net_a = vb.network()
     net_b = net_a if same_network else vb.network()
     pa, pb = vb.port(net_a, "10.0.0.11"), vb.port(net_b, "10.0.0.12")
-    ga = guests.guest(host[0], pa, "10.0.0.11/24")
-    gb = guests.guest(host[0], pb, "10.0.0.12/24")
+    ga = nets.guest(host[0], pa, "10.0.0.11/24")
+    gb = nets.guest(host[0], pb, "10.0.0.12/24")
     return pa, pb, ga, gb
 
 
-def test_seed_commands_show_the_wiring(host, guests, driver):
+def test_seed_commands_show_the_wiring(host, nets, driver):
     vb = ViewBuilder()
-    pa, _, _, _ = two_guests(host, guests, vb)
+    pa, _, _, _ = two_guests(host, nets, vb)
     driver.sync(vb.view)
     pid = pa["id"]
     assert names.qvo(pid) in vsctl(host, "list-ports", "br-int").split()
@@ -84,12 +75,12 @@ def test_seed_commands_show_the_wiring(host, guests, driver):
     assert "int-br-ex" in vsctl(host, "list-ports", "br-int").split()
 
 
-def test_restart_keeps_tags_and_traffic(host, guests, driver):
+def test_restart_keeps_tags_and_traffic(host, nets, driver):
     vb = ViewBuilder()
-    pa, pb, ga, gb = two_guests(host, guests, vb)
+    pa, pb, ga, gb = two_guests(host, nets, vb)
     other = vb.network()
     pc = vb.port(other, "10.0.0.13")
-    guests.guest(host[0], pc, "10.0.0.13/24")
+    nets.guest(host[0], pc, "10.0.0.13/24")
     driver.sync(vb.view)
     tags = {p["id"]: vsctl(host, "get", "Port", names.qvo(p["id"]), "tag").strip() for p in (pa, pb, pc)}
     pinger = subprocess.Popen(["ip", "netns", "exec", ga, "ping", "-i", "0.05", "-c", "60", "10.0.0.12"],
@@ -115,14 +106,14 @@ def flow_table(host, bridge: str = "br-int") -> list[str]:
     return sorted(line.strip() for line in out.splitlines())
 
 
-def test_one_port_added_then_removed_incrementally_leaves_what_a_cold_sync_does(host, guests, driver):
+def test_one_port_added_then_removed_incrementally_leaves_what_a_cold_sync_does(host, nets, driver):
     """The incremental path (flows sent as a difference, links re-read as the kernel announces them, OVSDB rows
     converted as they change) leaves exactly what a fresh agent's cold sync would: that one finds nothing to do."""
     vb = ViewBuilder()
-    pa, pb, ga, gb = two_guests(host, guests, vb)
+    pa, pb, ga, gb = two_guests(host, nets, vb)
     driver.sync(vb.view)
     pc = vb.port(pa["network_id"], "10.0.0.13")
-    gc = guests.guest(host[0], pc, "10.0.0.13/24")
+    gc = nets.guest(host[0], pc, "10.0.0.13/24")
     assert driver._trusted("br-int")      # so the next sync takes the incremental path
     assert driver.sync(vb.bump()).ports[pc["id"]]
     qvo = names.qvo(pc["id"])
@@ -145,10 +136,10 @@ def test_one_port_added_then_removed_incrementally_leaves_what_a_cold_sync_does(
     fresh.close()
 
 
-def test_ovsdb_changed_behind_the_agent_is_seen_and_repaired(host, guests, driver):
+def test_ovsdb_changed_behind_the_agent_is_seen_and_repaired(host, nets, driver):
     """The OVSDB read converts only the rows the IDL announced as changed: a change by another client is one."""
     vb = ViewBuilder()
-    pa, pb, ga, gb = two_guests(host, guests, vb)
+    pa, pb, ga, gb = two_guests(host, nets, vb)
     driver.sync(vb.view)
     qvo = names.qvo(pb["id"])
     tag = vsctl(host, "get", "Port", qvo, "tag").strip()
@@ -160,9 +151,9 @@ def test_ovsdb_changed_behind_the_agent_is_seen_and_repaired(host, guests, drive
     assert ping(ga, "10.0.0.12")
 
 
-def test_admin_down_is_dead_vlan_and_back(host, guests, driver):
+def test_admin_down_is_dead_vlan_and_back(host, nets, driver):
     vb = ViewBuilder()
-    pa, pb, ga, gb = two_guests(host, guests, vb)
+    pa, pb, ga, gb = two_guests(host, nets, vb)
     driver.sync(vb.view)
     live = vsctl(host, "get", "Port", names.qvo(pb["id"]), "tag").strip()
     pb["admin_state_up"] = False
@@ -175,11 +166,11 @@ def test_admin_down_is_dead_vlan_and_back(host, guests, driver):
     assert ping(ga, "10.0.0.12")
 
 
-def test_vxlan_between_two_hosts(guests):
+def test_vxlan_between_two_hosts(nets):
     """Two emulated hosts, each with its own OVS; underlay veth whose IP sits on an OVS bridge (netdev tunnels need
     it there), br-tun flows from the views' tunnels and FDB."""
     need_root()
-    hosts = [guests.ovs_host(), guests.ovs_host()]
+    hosts = [nets.ovs_host(), nets.ovs_host()]
     ip.ensure_veth("upl", "upl", hosts[0][0], hosts[1][0], mtu=1600)
     vbs, drivers, gs = [], [], []
     net = "5d0c7a1e-0000-4000-8000-00000000vx01"
@@ -204,7 +195,7 @@ def test_vxlan_between_two_hosts(guests):
                                       "peers": [{"host": f"host{other}", "ip": f"10.255.0.{other + 1}"}]}
             vbs[i].view["fdb"] = [{"network_id": net, "vni": 1000, "mac_address": ports[other]["mac_address"],
                                    "ip_address": f"10.0.0.{11 + other}", "host_ip": f"10.255.0.{other + 1}"}]
-            gs.append(guests.guest(h[0], ports[i], f"10.0.0.{11 + i}/24"))
+            gs.append(nets.guest(h[0], ports[i], f"10.0.0.{11 + i}/24"))
             assert drivers[i].sync(vbs[i].view).ports == {ports[i]["id"]: True}
         assert ping(gs[0], "10.0.0.12", count=3)
         assert tcp_transfer(gs[1], "10.0.0.12", gs[0]) == 300_000

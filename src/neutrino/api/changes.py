@@ -35,13 +35,13 @@ class Change(NamedTuple):
 
 def record(s, precise: bool = False) -> Change:
     """End a write transaction: bump the global revision and, on PostgreSQL, NOTIFY every server of the change
-    (delivered at commit). The caller publishes the returned change to its own hub after the commit. Only a
+    (delivered at commit) and commit (db/notify.py: the bump's row lock is held until then). The caller publishes the returned change to its own hub after the commit. Only a
     `precise` write (one whose every step names what it changes: port CRUD, agent reports) wakes just the views it
     named; any other wakes all, whatever helpers it called named (a floating IP's port names no router)."""
-    change = Change(common.bump(s), common.affected(s) if precise else None)
+    keys = common.affected(s) if precise else None
     if notify.is_postgres(s):
-        notify.send(s, notify.payload(*change))
-    return change
+        return Change(notify.bump_send_and_commit(s, keys), keys)
+    return Change(common.bump(s), keys)
 
 
 def view_keys(view: dict) -> frozenset[str]:
