@@ -305,6 +305,8 @@ def test_order_free_chain_gets_new_rules_on_top_without_numbers():
     assert lines == [f"-D {chain} {len(jumps) - 10}"]
     lines, _ = plan(jumps[:10] + [new])                              # the fixed tail changed: written in order
     assert lines[0] == f"-F {chain}"
+    lines, left = plan([jumps[0]] + jumps + ["-j ACCEPT"])          # a rule twice: written in order as well
+    assert left[chain] == [jumps[0]] + jumps + ["-j ACCEPT"]
 
 
 def test_after_is_what_the_plan_leaves():

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import difflib
 import shlex
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -93,21 +92,13 @@ def _free_edits(chain: str, cur: list[str], want: list[str], tail: int) -> tuple
     """Deletes by rule number and head inserts (`-I chain rule`: no number, so iptables-nft need not fetch the
     table's rules to find a position, half the cost of a one-port add at 1000 ports) that turn an order-free chain
     into want, and the rules it then holds; None when its fixed tail differs or rewriting it is shorter."""
-    if len(cur) < tail or cur[len(cur) - tail:] != want[len(want) - tail:]:
-        return None
-    need = Counter(want[:len(want) - tail])
-    kept, gone = [], []
-    for k, rule in enumerate(cur[:len(cur) - tail]):
-        if need[rule] > 0:
-            need[rule] -= 1
-            kept.append(rule)
-        else:
-            gone.append(k + 1)
-    added = []
-    for rule in want[:len(want) - tail]:
-        if need[rule] > 0:
-            need[rule] -= 1
-            added.append(rule)
+    cur_h, want_h = cur[:len(cur) - tail], want[:len(want) - tail]
+    have, need = set(cur_h), set(want_h)
+    if cur[len(cur) - tail:] != want[len(want) - tail:] or len(have) < len(cur_h) or len(need) < len(want_h):
+        return None                       # a changed tail, or a rule twice: written in order instead
+    gone = [k + 1 for k, rule in enumerate(cur_h) if rule not in need]
+    added = [rule for rule in want_h if rule not in have]
+    kept = [rule for rule in cur_h if rule in need]
     lines = [f"-D {chain} {k}" for k in reversed(gone)] + [f"-I {chain} {r}" for r in reversed(added)]
     if len(lines) > len(want):
         return None
