@@ -3,6 +3,7 @@
     python bench/agent.py [--ports 1000] [--rules 10] [--ovs-ports 1000[,5000]] [--skip-scale] [--skip-lab]
                           [--boots 50]
                           [--backends ovs+iptables,linuxbridge+nftables]
+    python bench/agent.py --iptables 1000,5000 [--rules 10]
 
 Scale (drivers on one emulated host, hand-built views): cold sync of N instance ports with R rules each and one
 N-member remote group, idle resync (same view, kernel re-read), one port added at N, for ovs+iptables (at
@@ -11,6 +12,8 @@ reachable, port create → ACTIVE (p50/p99 over --boots ports), port create → 
 churn (delete an instance, boot one on the address it freed), 500 DHCP host entries in one reload, floating IP
 associate → reachable, and TCP throughput guest → external through the router's NAT as a ratio of the same hops
 built by hand without neutrino's rules (plain forwarding, one MASQUERADE) and of a bare veth pair, in the same run.
+--iptables: only the iptables firewall driver (the ovs backend's chains, no L2, no taps: `-m physdev` does not need
+them) at each count: cold sync, one port added, and the restore processes' share of each.
 """
 from __future__ import annotations
 
@@ -303,6 +306,35 @@ def scale_ovs(counts: list[int], rules: int) -> None:
                                                  f"{len(runs)} processes)")
             idle, after = vswitchd_answer(drvs[0].rundir, drvs[0].netns)
             line(f"ovs-vswitchd answer at {count}: idle / after a link", f"{ms(idle)} / {ms(after)}  (best / median of 3)")
+
+
+def scale_iptables(counts: list[int], rules: int) -> None:
+    """The iptables firewall alone at each count (what a cold sync and a one-port add cost in it, without the L2
+    driver's share): the restores' time is summed from the processes run."""
+    from neutrino.agent.firewall.iptables import IptablesFirewallDriver
+    for count in counts:
+        print(f"\nscale [iptables firewall alone]: {count} ports x {rules} rules, one {count}-member remote group")
+        host_ns, rundir = f"nb{uuid.uuid4().hex[:6]}-fw", tempfile.mkdtemp(prefix="neutrino-bench-")
+        try:
+            ip.ensure_netns(host_ns)
+            view = scale_view(count, rules)
+            drv = IptablesFirewallDriver(HostConfig(host="bench", state_dir=rundir), ns=host_ns)
+            for what in ("cold sync", f"one port added at {count}"):
+                if what != "cold sync":
+                    extra = scale_view(1, rules)["ports"][0]
+                    extra.update(network_id=view["ports"][0]["network_id"],
+                                 security_groups=view["ports"][0]["security_groups"])
+                    extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
+                    view["ports"].append(extra)
+                with counting_processes() as runs:
+                    t = time.perf_counter()
+                    drv.sync(view)
+                    took = time.perf_counter() - t
+                line(what, f"{ms(took)}  ({len(runs)} processes: {', '.join(runs)}; load "
+                           f"{os.getloadavg()[0]:.2f})")
+        finally:
+            ip.delete_netns(host_ns)
+            shutil.rmtree(rundir, ignore_errors=True)
 
 
 def vswitchd_answer(rundir: str, host_ns: str, rounds: int = 3) -> tuple[float, float]:
@@ -623,9 +655,13 @@ def main() -> None:
     ap.add_argument("--backends", default="ovs+iptables,linuxbridge+nftables")
     ap.add_argument("--linuxbridge", action="store_true",
                     help="only the linuxbridge+nftables hot paths (scale at --ports and 5000, lab ACTIVE/lease)")
+    ap.add_argument("--iptables", default="", help="comma-separated port counts: only the iptables firewall")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench/agent.py needs root (it makes network namespaces)")
+    if args.iptables:
+        scale_iptables([int(c) for c in args.iptables.split(",")], args.rules)
+        return
     if args.linuxbridge:
         if not args.skip_scale:
             lb_scale(args.ports, args.rules)

@@ -131,6 +131,9 @@ def test_ipset_plan_creates_swaps_and_keeps():
         "create NIPv4sg1-n hash:net family inet", "flush NIPv4sg1-n", "add NIPv4sg1-n 10.0.0.3/32",
         "add NIPv4sg1-n 10.0.0.4/32", "swap NIPv4sg1-n NIPv4sg1", "destroy NIPv4sg1-n"]
     assert ipset.plan({}, {"NIPv6x": ("inet6", set())}) == ["create NIPv6x hash:net family inet6", "flush NIPv6x"]
+    v6 = ipset.parse("create NIPv6sg1 hash:net family inet6\nadd NIPv6sg1 fd00::3\nadd NIPv6sg1 fd01::/64\n"
+                     "create NIPv4sg2 hash:net family inet\nadd NIPv4sg2 10.1.0.0/16\n", "N")
+    assert v6 == {"NIPv6sg1": ("inet6", {"fd00::3/128", "fd01::/64"}), "NIPv4sg2": ("inet", {"10.1.0.0/16"})}
 
 
 def test_remote_members_only_for_used_groups():
@@ -255,7 +258,10 @@ def _restore(tables: dict[str, list[str]], lines: list[str]) -> dict[str, list[s
             t[chain].append(arg)
         elif op == "-I":
             num, _, rule = arg.partition(" ")
-            t[chain].insert(int(num) - 1, rule)
+            if num.isdigit():
+                t[chain].insert(int(num) - 1, rule)
+            else:
+                t[chain].insert(0, arg)
         elif op == "-D" and arg.isdigit():
             del t[chain][int(arg) - 1]
         elif op == "-D":
@@ -276,6 +282,31 @@ def test_small_change_to_a_long_chain_is_edited_by_rule_number():
         assert _restore(cur, lines) == want.chains
         assert len(lines) <= 7 or lines[0] == f"-F {P}sg-chain"
     assert len(iptables.plan(cur, iptables.TableState("filter", {f"{P}sg-chain": cases[0] + ["-j ACCEPT"]}), P)) == 1
+
+
+def test_order_free_chain_gets_new_rules_on_top_without_numbers():
+    jumps = [f"-m physdev --physdev-in tap{i:04d} --physdev-is-bridged -j {P}o{i:04d}" for i in range(0, 4000, 2)]
+    chain = f"{P}sg-chain"
+    cur = {chain: jumps[::-1] + ["-j ACCEPT"]}                    # as a restarted agent finds it: any order
+    new = "-m physdev --physdev-in tap0999 --physdev-is-bridged -j X"
+
+    def plan(rules: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+        want = iptables.TableState("filter", {chain: rules}, free={chain: 1})
+        lines = iptables.plan(cur, want, P)
+        left = _restore(cur, lines)
+        assert iptables.after(cur, want, P) == left and iptables.plan(left, want, P) == []
+        assert sorted(left[chain]) == sorted(rules) and left[chain][-1] == rules[-1]
+        return lines, left
+
+    assert plan(jumps + ["-j ACCEPT"])[0] == []                      # same rules, other order: nothing to do
+    lines, left = plan(jumps[:500] + [new] + jumps[500:] + ["-j ACCEPT"])
+    assert lines == [f"-I {chain} {new}"] and left[chain][0] == new
+    lines, _ = plan(jumps[:10] + jumps[11:] + ["-j ACCEPT"])
+    assert lines == [f"-D {chain} {len(jumps) - 10}"]
+    lines, _ = plan(jumps[:10] + [new])                              # the fixed tail changed: written in order
+    assert lines[0] == f"-F {chain}"
+    lines, left = plan([jumps[0]] + jumps + ["-j ACCEPT"])          # a rule twice: written in order as well
+    assert left[chain] == [jumps[0]] + jumps + ["-j ACCEPT"]
 
 
 def test_after_is_what_the_plan_leaves():
@@ -352,3 +383,29 @@ def test_memory_window_stretches_after_a_read_slower_than_it():
     m.remember({"x": 3}, read_at=199.0, generation=5)   # a quick read: back to 10 s
     now[0] = 209.5
     assert m.trusted(5) is None
+
+
+def test_a_long_plan_is_split_so_that_nothing_reaches_a_half_built_chain():
+    cur = {f"{P}sg-chain": ["-j ACCEPT"], f"{P}iold": ["-j RETURN"], "FORWARD": [f"-j {P}sg-chain"]}
+    ports = [f"{i:03d}" for i in range(40)]
+    chains = {f"{P}sg-chain": [f"-m physdev --physdev-in t{p} -j {P}o{p}" for p in ports] + ["-j ACCEPT"]}
+    for p in ports:
+        chains[f"{P}o{p}"] = [f"-j {P}s{p}", "-p tcp -m tcp --dport 22 -j RETURN", f"-j {P}sg-fallback"]
+        chains[f"{P}s{p}"] = [f"-s 10.0.0.{p}/32 -j RETURN", "-j DROP"]
+    chains[f"{P}sg-fallback"] = ["-j DROP"]
+    want = iptables.TableState("filter", chains)
+    lines = iptables.plan(cur, want, P)
+    txs = iptables.transactions(lines, limit=20)
+    assert len(txs) > 3 and sorted(sum(txs, [])) == sorted(lines)
+    declared, state = set(cur), cur
+    for tx in txs:
+        for line in tx:
+            named = [w for w in line.split()[1:] if w.startswith(P)]
+            assert all(c in declared or line.startswith(":") for c in named), line
+            declared |= {line[1:].split()[0]} if line.startswith(":") else set()
+        state = _restore(state, tx)
+        if tx is not txs[-1]:    # what packets reach (from FORWARD down) is still the old ruleset
+            assert state[f"{P}sg-chain"] == cur[f"{P}sg-chain"]
+    assert txs[-1] and all(line.split()[1] in cur for line in txs[-1])       # the old chains, all at once
+    assert {c: r for c, r in state.items() if c in chains} == chains and f"{P}iold" not in state
+    assert iptables.transactions(lines[:5], limit=20) == [lines[:5]]

@@ -5,6 +5,7 @@ are never touched and never see a half-filled set. Sets are `hash:net` (members 
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 
 from neutrino.lib import proc
@@ -13,6 +14,16 @@ SWAP_SUFFIX = "-n"
 
 
 def _norm(member: str) -> str:
+    """A member as a canonical CIDR (`ipset save` prints hosts bare). A bare IPv4 address is printed canonically
+    already; the rest is cached, since the same members come back every sync (parsing 1000 of them with ipaddress
+    took 17 ms of a one-port add at 1000 ports)."""
+    if "/" not in member and ":" not in member:
+        return member + "/32"
+    return _norm_slow(member)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _norm_slow(member: str) -> str:
     return str(ipaddress.ip_network(member, strict=False))
 
 

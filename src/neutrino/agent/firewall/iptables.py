@@ -2,11 +2,11 @@
 
 Each sync compares the wanted chains and sets with what the kernel holds and changes only what differs: changed
 member lists rewrite only their ipset (swap), changed rules touch only their chains (lib.iptables; one added port
-is a few inserted jump rules, not a rewrite of the shared chains), one `iptables-restore --noflush` per table that
-changed. Sets nobody references any more are destroyed last. Sets are read (`ipset save`) every time; the chains
-(iptables-save of filter and raw for IPv4 and IPv6) only when someone else changed the ruleset or `trust` seconds
-went by: in between the driver diffs against what it left there itself (see memory.py). Only ports whose inputs
-changed are rendered again.
+is a few jump rules put on top of the shared chains, not a rewrite of them), one `iptables-restore --noflush` per IP
+version that changed. Sets nobody references any more are destroyed last. Sets are read (`ipset save`) every time;
+the chains (iptables-save of filter and raw for IPv4 and IPv6) only when someone else changed the ruleset or
+`trust` seconds went by: in between the driver diffs against what it left there itself (see memory.py). Only ports
+whose inputs changed are rendered again.
 """
 from __future__ import annotations
 

@@ -132,7 +132,8 @@ def port_filter(p: FwPort, ethertype: str, prefix: str) -> PortFilter:
 def filter_table(ports: list[FwPort], ethertype: str, prefix: str,
                  render: Callable[[FwPort, str, str], PortFilter] = port_filter) -> TableState:
     """The whole owned part of the filter table (ip6tables for IPv6) for these ports (render: port_filter, or a
-    cache of it)."""
+    cache of it). The shared chains' per-port jumps each match one tap, so their order is free (a new port's go on
+    top); sg-chain's final ACCEPT stays last."""
     fwd, inp, sg = [], [], []
     chains: dict[str, list[str]] = {}
     for p in ports:
@@ -144,7 +145,8 @@ def filter_table(ports: list[FwPort], ethertype: str, prefix: str,
     base = {f"{prefix}FORWARD": fwd, f"{prefix}INPUT": inp, f"{prefix}sg-chain": sg + ["-j ACCEPT"],
             f"{prefix}sg-fallback": ["-j DROP"]}
     return TableState("filter", {**base, **chains},
-                      {"FORWARD": [f"-j {prefix}FORWARD"], "INPUT": [f"-j {prefix}INPUT"]})
+                      {"FORWARD": [f"-j {prefix}FORWARD"], "INPUT": [f"-j {prefix}INPUT"]},
+                      {f"{prefix}FORWARD": 0, f"{prefix}INPUT": 0, f"{prefix}sg-chain": 1})
 
 
 def raw_table(ports: list[FwPort], zones: dict[str, int], prefix: str) -> TableState:
