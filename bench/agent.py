@@ -123,16 +123,37 @@ def timed_sync(drvs, view) -> tuple[float, list[float]]:
 
 
 @contextlib.contextmanager
-def scale_host(kind: str, count: int, rules: int):
-    """An emulated host with count tapped instance ports under kind's drivers, cold-synced and resynced once (both
-    printed); yields (add, view, drivers), add() making one more port's tap and adding it to the view."""
-    print(f"\nscale [{kind}]: {count} instance ports x {rules} rules, one {count}-member remote group")
+def emulated_host():
+    """(host_ns, peer_ns, rundir) of a throwaway emulated host: its namespace, one for the instances' ends of their
+    taps, and a run directory; all removed afterwards (OVS daemons started there are stopped by pid)."""
     tag = uuid.uuid4().hex[:6]
     host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
     rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
     try:
         ip.ensure_netns(host_ns)
         ip.ensure_netns(peer_ns)
+        yield host_ns, peer_ns, rundir
+    finally:   # the kernel frees the namespaces' devices and rules at once; the daemons go by pid
+        ovs.stop_daemons(rundir)
+        ip.delete_netns(peer_ns)
+        ip.delete_netns(host_ns)
+        shutil.rmtree(rundir, ignore_errors=True)
+
+
+def extra_port(view: dict, rules: int) -> dict:
+    """One more instance port for a scale view: on its first port's network and groups, at an address of its own."""
+    extra = scale_view(1, rules)["ports"][0]
+    extra.update(network_id=view["ports"][0]["network_id"], security_groups=view["ports"][0]["security_groups"])
+    extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
+    return extra
+
+
+@contextlib.contextmanager
+def scale_host(kind: str, count: int, rules: int):
+    """An emulated host with count tapped instance ports under kind's drivers, cold-synced and resynced once (both
+    printed); yields (add, view, drivers), add() making one more port's tap and adding it to the view."""
+    print(f"\nscale [{kind}]: {count} instance ports x {rules} rules, one {count}-member remote group")
+    with emulated_host() as (host_ns, peer_ns, rundir):
         if kind.startswith("ovs"):
             ovs.start_daemons(rundir, host_ns)
         view = scale_view(count, rules)
@@ -147,19 +168,11 @@ def scale_host(kind: str, count: int, rules: int):
                                                         f"firewall {parts[1]:.2f} s)")
 
         def add() -> dict:
-            extra = scale_view(1, rules)["ports"][0]
-            extra["network_id"] = view["ports"][0]["network_id"]
-            extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
-            extra["security_groups"] = view["ports"][0]["security_groups"]
+            extra = extra_port(view, rules)
             view["ports"].append(extra)
             make_taps(host_ns, peer_ns, [extra])
             return extra
         yield add, view, drvs
-    finally:   # the kernel frees the namespaces' devices and rules at once; the daemons go by pid
-        ovs.stop_daemons(rundir)
-        ip.delete_netns(peer_ns)
-        ip.delete_netns(host_ns)
-        shutil.rmtree(rundir, ignore_errors=True)
 
 
 def scale(n: int, rules: int) -> None:
@@ -178,12 +191,7 @@ def lb_scale(n: int, rules: int, at: tuple[int, ...] = (1000, 5000)) -> None:
     size in `at` (the host grown to that size first): the incremental path should cost what it costs at 10."""
     print(f"\nlinuxbridge+nftables: {n} instance ports x {rules} rules, one remote group of all of them")
     sizes = sorted({n, *at})
-    tag = uuid.uuid4().hex[:6]
-    host_ns, peer_ns = f"nb{tag}-host", f"nb{tag}-peers"
-    rundir = tempfile.mkdtemp(prefix="neutrino-bench-")
-    try:
-        ip.ensure_netns(host_ns)
-        ip.ensure_netns(peer_ns)
+    with emulated_host() as (host_ns, peer_ns, rundir):
         full = scale_view(max(sizes), rules, nets=max(4, -(-max(sizes) // 1000)))   # a bridge takes 1024 ports
         drvs = drivers("linuxbridge+nftables", host_ns, rundir)
         made = 0
@@ -218,10 +226,6 @@ def lb_scale(n: int, rules: int, at: tuple[int, ...] = (1000, 5000)) -> None:
             rem = sorted(removes)[len(removes) // 2]
             line(f"one port removed at {size} (median of 5)", f"{ms(rem[0])}  (l2 {ms(rem[1][0]).strip()}, "
                                                               f"firewall {ms(rem[1][1]).strip()})")
-    finally:
-        ip.delete_netns(peer_ns)
-        ip.delete_netns(host_ns)
-        shutil.rmtree(rundir, ignore_errors=True)
 
 
 def _lb_prefix(full: dict, size: int) -> dict:
@@ -314,27 +318,18 @@ def scale_iptables(counts: list[int], rules: int) -> None:
     from neutrino.agent.firewall.iptables import IptablesFirewallDriver
     for count in counts:
         print(f"\nscale [iptables firewall alone]: {count} ports x {rules} rules, one {count}-member remote group")
-        host_ns, rundir = f"nb{uuid.uuid4().hex[:6]}-fw", tempfile.mkdtemp(prefix="neutrino-bench-")
-        try:
-            ip.ensure_netns(host_ns)
+        with emulated_host() as (host_ns, _peers, rundir):
             view = scale_view(count, rules)
             drv = IptablesFirewallDriver(HostConfig(host="bench", state_dir=rundir), ns=host_ns)
             for what in ("cold sync", f"one port added at {count}"):
                 if what != "cold sync":
-                    extra = scale_view(1, rules)["ports"][0]
-                    extra.update(network_id=view["ports"][0]["network_id"],
-                                 security_groups=view["ports"][0]["security_groups"])
-                    extra["fixed_ips"][0]["ip_address"] = "10.100.250.250"
-                    view["ports"].append(extra)
+                    view["ports"].append(extra_port(view, rules))
                 with counting_processes() as runs:
                     t = time.perf_counter()
                     drv.sync(view)
                     took = time.perf_counter() - t
                 line(what, f"{ms(took)}  ({len(runs)} processes: {', '.join(runs)}; load "
                            f"{os.getloadavg()[0]:.2f})")
-        finally:
-            ip.delete_netns(host_ns)
-            shutil.rmtree(rundir, ignore_errors=True)
 
 
 def vswitchd_answer(rundir: str, host_ns: str, rounds: int = 3) -> tuple[float, float]:
@@ -568,6 +563,17 @@ def bare_veth() -> float:
         ip.delete_netns(b)
 
 
+def _plain_router_iperf(host: str, guest_ns: str, router: str) -> float:
+    """Address the guest (eth0) and the router (qr inside, qg outside), let the router forward with one MASQUERADE
+    and nothing else, and measure TCP guest -> the server on 172.31.4.1 in the host namespace."""
+    ip.batch(["addr add 10.31.0.5/24 dev eth0", "link set eth0 up", "route add default via 10.31.0.1"], guest_ns)
+    ip.batch(["addr add 10.31.0.1/24 dev qr", "link set qr up", "addr add 172.31.4.10/24 dev qg",
+              "link set qg up"], router)
+    proc.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=router)
+    proc.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "qg", "-j", "MASQUERADE"], netns=router)
+    return iperf(host, "172.31.4.1", guest_ns)
+
+
 def bare_nat(mtu: int) -> float:
     """The lab's NAT path without neutrino's rules: guest -veth- bridge -veth- router namespace (plain forwarding and
     one MASQUERADE) -veth- external bridge holding the server's address; same hops, bridges and namespaces."""
@@ -583,12 +589,7 @@ def bare_nat(mtu: int) -> float:
                   "link add rqg type veth peer name qg netns " + router,
                   *(f"link set {d} master {b} up" for d, b in (("tapg", "brp"), ("rqr", "brp"), ("rqg", "brx")))],
                  host)
-        ip.batch(["addr add 10.31.0.5/24 dev eth0", "link set eth0 up", "route add default via 10.31.0.1"], guest_ns)
-        ip.batch(["addr add 10.31.0.1/24 dev qr", "link set qr up", "addr add 172.31.4.10/24 dev qg",
-                  "link set qg up"], router)
-        proc.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=router)
-        proc.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "qg", "-j", "MASQUERADE"], netns=router)
-        return iperf(host, "172.31.4.1", guest_ns)
+        return _plain_router_iperf(host, guest_ns, router)
     finally:
         for ns in (guest_ns, router, host):
             ip.delete_netns(ns)
@@ -629,12 +630,7 @@ def bare_nat_ovs(mtu: int) -> float:
         while not ip.link_exists("br-ex", host) and time.monotonic() < deadline:
             time.sleep(0.05)
         ip.batch(["addr add 172.31.4.1/24 dev br-ex", "link set br-ex up"], host)
-        ip.batch(["addr add 10.31.0.5/24 dev eth0", "link set eth0 up", "route add default via 10.31.0.1"], guest_ns)
-        ip.batch(["addr add 10.31.0.1/24 dev qr", "link set qr up", "addr add 172.31.4.10/24 dev qg",
-                  "link set qg up"], router)
-        proc.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], netns=router)
-        proc.run(["iptables", "-t", "nat", "-A", "POSTROUTING", "-o", "qg", "-j", "MASQUERADE"], netns=router)
-        return iperf(host, "172.31.4.1", guest_ns)
+        return _plain_router_iperf(host, guest_ns, router)
     finally:
         if db is not None:
             db.close()
