@@ -267,6 +267,7 @@ class Agent:
             return
         self.view, self.content = view, view_content(view)
         if self.content == self.applied:
+            self.content = self.applied             # kept as the one object: later comparisons stop at identity
             self.applied_revision = self.since      # same content: the results stand for this revision too
 
     def _watch(self, slots: list[Slot]) -> None:
