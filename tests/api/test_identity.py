@@ -308,6 +308,17 @@ def test_bootstrap_is_idempotent_and_returns_a_generated_password(tmp_path):
     db.engine.dispose()
 
 
+def test_tokens_and_generated_passwords_never_look_like_options(client, tmp_path):
+    """Both are typed as command-line arguments (`openstack token revoke TOKEN`, `--os-password X`); a leading '-'
+    makes argparse take them for an option, as a base64url secret did in one run of 64."""
+    for token in [login(client, "admin") for _ in range(64)]:
+        assert len(token) == 64 and set(token) <= set("0123456789abcdef")
+    (tmp_path / "fresh").mkdir()
+    app = _identity_app(tmp_path / "fresh")
+    assert set(bootstrap(app.state.db, app.state.settings)) <= set("0123456789abcdef")
+    app.state.db.engine.dispose()
+
+
 # --- a live server: the real openstack CLI, and validate_external -------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ def _token_file(settings) -> str:
         if os.path.exists(path):
             settings.agent_token = open(path).read().strip()
         else:
-            settings.agent_token = secrets.token_urlsafe(24)
+            settings.agent_token = secrets.token_hex(24)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 f.write(settings.agent_token)

@@ -26,7 +26,7 @@ def new_id() -> str:
 
 def bootstrap(db, settings) -> str | None:
     """Create what is missing; return the generated password when users were created without a configured one."""
-    password = settings.admin_password or secrets.token_urlsafe(12)
+    password = settings.admin_password or secrets.token_hex(12)
     password_hash = hash_password(password)
 
     def _bootstrap(s) -> bool:

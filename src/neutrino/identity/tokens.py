@@ -57,7 +57,7 @@ def issue(db, user_id: str, project_id: str | None, methods: list[str], catalog:
           expires_at: datetime | None = None) -> tuple[str, dict]:
     """Store a new token for the user (scoped to project_id, or unscoped when None) and return it with its body.
     The roles are snapshotted now; expired rows are purged on the way."""
-    token = secrets.token_urlsafe(32)
+    token = secrets.token_hex(32)
 
     def _issue(s):
         now = utcnow()

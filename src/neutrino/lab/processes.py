@@ -81,7 +81,7 @@ def _secret_file(path: str, value: str | None) -> str:
     if os.path.exists(path) and not value:
         with open(path) as f:
             return f.read().strip()
-    value = value or secrets.token_urlsafe(12)
+    value = value or secrets.token_hex(12)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(value)
