@@ -161,7 +161,7 @@ class Controller:
         ctx = request.state.ctx
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
-        items = await app.db.call(self._list, ctx, q)
+        items = await app.db.call(self._list, ctx, q, lean=self.res.before_list is None)   # it may write
         page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
         links = listing.links(str(request.url).split("?")[0], pairs, page, q)
@@ -172,7 +172,7 @@ class Controller:
     async def show(self, request: Request, rid: str):
         ctx = request.state.ctx
         fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
-        item = await request.app.state.db.call(self._render_one, ctx, rid)
+        item = await request.app.state.db.call(self._render_one, ctx, rid, lean=True)
         return json_response({self.res.singular: listing.select_fields([item], fields)[0]})
 
     async def create(self, request: Request):

@@ -38,6 +38,7 @@ def bump(s) -> int:
     if rev is None:
         s.execute(insert(T_META).values(id=1, revision=1))
         rev = 1
+    s.info["bumped"] = rev
     return rev
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import bindparam, delete, insert, literal_column, null, select, 
 from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
-from neutrino.core import binding, common, dns, ipam, qos, quotas, rbac, secgroups
+from neutrino.core import binding, common, dns, ipam, qos, quotas, rbac, secgroups, used_addresses
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -104,10 +104,13 @@ def _auto_v6(sub) -> bool:
 
 
 def _first_free(s, subnets: list, net_id: str) -> dict | None:
-    """One address from the first of these subnets with room (Neutron: one per address family); 409 if all full."""
+    """One address from the first of these subnets with room (Neutron: one per address family); 409 if all full.
+    The subnet's used addresses are kept between transactions (core/used_addresses.py)."""
     for sub in subnets:
-        ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
+        entry = used_addresses.used(s, sub.id, lambda: _used(s, sub.id))
+        ip = ipam.next_free(sub.allocation_pools, entry[0], entry[1])
         if ip:
+            entry[1] = int(ipaddress.ip_address(ip)) + 1
             return {"subnet_id": sub.id, "ip_address": ip}
     if subnets:
         raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net_id}.")
@@ -185,9 +188,16 @@ def _requested(s, net_id: str, subnets: list, mac: str, requested: list[dict], d
     return out
 
 
-def _store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
+def store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
     if ips:
         s.execute(insert(T_IP), [{"port_id": port_id, "network_id": net_id, **ip} for ip in ips])
+        used_addresses.allocated(s, ips)
+
+
+def release_ips(s, clause) -> None:
+    """Delete the addresses the clause selects."""
+    s.execute(delete(T_IP).where(clause))
+    used_addresses.released(s)
 
 
 # --- security groups, address pairs -------------------------------------------------------------------------------
@@ -296,7 +306,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
     s.execute(insert(T), row)
     _affects(s, net.id, [row["host_id"]], groups)
-    _store_ips(s, row["id"], net.id, ips)
+    store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
     if data.get("qos_policy_id"):
         qos.bind(s, ctx, "port", row["id"], data["qos_policy_id"])
@@ -345,8 +355,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         common.affects_all(s)               # a floating IP's fixed address may follow: its router's host
         current = fixed_ips(s, row.id)
         new = allocate(s, row.network_id, mac, data["fixed_ips"], row.device_owner, keep=current)
-        s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))
-        _store_ips(s, row.id, row.network_id, new)
+        release_ips(s, T_IP.c.port_id == row.id)
+        store_ips(s, row.id, row.network_id, new)
     if "security_groups" in data:
         groups = secgroups.check_ids(s, ctx, data["security_groups"])
         _set_groups(s, row.id, groups)
@@ -394,7 +404,7 @@ def remove(s, port_id: str) -> None:
     if row is not None:
         _affects(s, row.network_id, [row.host_id], groups_of(s, [port_id])[port_id])
     _free_floating_ips(s, port_id)
-    s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
+    release_ips(s, T_IP.c.port_id == port_id)
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
     s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))
     common.delete_tags(s, port_id)

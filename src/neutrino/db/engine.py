@@ -5,9 +5,10 @@ import asyncio
 import contextvars
 import functools
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from importlib import resources
 
 import orjson
@@ -31,7 +32,9 @@ def make_engine(url: str) -> Engine:
     """JSON columns go through orjson: listing 1000 ports decodes 4000 of them."""
     json_kw = {"json_serializer": _json_dumps, "json_deserializer": orjson.loads}
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **json_kw)
+        # each reader thread holds one connection for lean reads (Database.session): room for them and the rest
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=16,
+                               max_overflow=16, **json_kw)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # noqa: ANN001 - DB-API connection
@@ -84,6 +87,22 @@ class CoreSession(Session):
         return self.connection().execute(statement, params)
 
 
+class LeanSession:
+    """What the collections' reads use of a Session (execute, info, connection), on a connection the reader thread
+    keeps: a Session costs 60 us to open and close, more than reading a port. SQLite only: its reads take no
+    snapshot across statements under a Session either (pysqlite begins a transaction only before a write)."""
+
+    def __init__(self, conn: Connection):
+        self._conn = conn
+        self.info: dict = {}
+
+    def execute(self, statement, params=None):
+        return self._conn.execute(statement, params)
+
+    def connection(self) -> Connection:
+        return self._conn
+
+
 class Database:
     """Owns the engine; `run()` is one transaction, retried when a concurrent writer won a unique race; `call()` is
     the same on a worker thread, so the API's event loop never waits for the database."""
@@ -95,13 +114,29 @@ class Database:
         self.readers = ThreadPoolExecutor(8, thread_name_prefix="db-read")
         # SQLite has one writer at a time: queueing writes on one thread beats failing lock upgrades and retrying
         self.writers = ThreadPoolExecutor(1 if self.sqlite else 8, thread_name_prefix="db-write")
+        self._held = threading.local()          # a reader thread's connection for lean reads (SQLite)
 
     def setup(self) -> None:
         migrate(self.engine)
 
     @contextmanager
-    def session(self, write: bool = False):
-        with CoreSession(self.engine) as s, s.begin():
+    def _lean(self):
+        conn = getattr(self._held, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._held.conn = self.engine.connect()
+        try:
+            yield LeanSession(conn)
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+
+    @contextmanager
+    def session(self, write: bool = False, lean: bool = False):
+        """One transaction. `lean` (reads of Core statements only, on SQLite): a LeanSession on this thread's own
+        connection instead of a Session."""
+        lean = lean and self.sqlite and not write
+        with (self._lean() if lean else CoreSession(self.engine)) as s, (nullcontext() if lean else s.begin()):
             if write and self.sqlite:
                 # take the write lock now, waiting for it (busy timeout), instead of at the first write: a deferred
                 # transaction whose snapshot another process's commit made stale cannot upgrade and fails at once
@@ -118,17 +153,20 @@ class Database:
             finally:
                 raw.set_progress_handler(None, 0)
 
-    def run(self, fn, *args, retries: int = 8, write: bool = False, **kw):
+    def run(self, fn, *args, retries: int = 8, write: bool = False, lean: bool = False, **kw):
         """Run fn(session, ...) in one transaction (`write`: one that writes, on SQLite holding the write lock from
-        its start); retry on IntegrityError/lock errors from concurrent writers and on a connection the database
+        its start), then the functions fn put in session.info["after_commit"]; retry on IntegrityError/lock errors from concurrent writers and on a connection the database
         dropped. Past the request's deadline the transaction is interrupted and rolled back (503)."""
         deadline = DEADLINE.get()
         for attempt in range(retries):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded("The request exceeded the server's deadline; nothing was changed.")
             try:
-                with self.session(write) as s:
-                    return fn(s, *args, **kw)
+                with self.session(write, lean) as s:
+                    out = fn(s, *args, **kw)
+                for hook in s.info.get("after_commit", ()):
+                    hook()
+                return out
             except (IntegrityError, OperationalError) as e:
                 if "interrupted" in str(getattr(e, "orig", e)):
                     raise DeadlineExceeded("The request exceeded the server's deadline; nothing was changed.") \
@@ -137,12 +175,13 @@ class Database:
                     raise
                 time.sleep(random.uniform(0, 0.01 * (attempt + 1)))   # jitter: racers must not meet again
 
-    async def call(self, fn, *args, write: bool = False):
+    async def call(self, fn, *args, write: bool = False, lean: bool = False):
         """run(fn, *args) on a worker thread (writes on the writer thread), with the caller's context (deadline)."""
         pool = self.writers if write else self.readers
         context = contextvars.copy_context()
         return await asyncio.get_running_loop().run_in_executor(pool, functools.partial(context.run, self.run, fn,
-                                                                                        *args, write=write))
+                                                                                        *args, write=write,
+                                                                                        lean=lean))
 
     def ping(self) -> None:
         with self.engine.connect() as c:
