@@ -436,10 +436,11 @@ def _free_floating_ips(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def _related_select():
+def _related_select(ids, nets):
     """What a port shows from other tables, in one statement (a statement costs more than its rows): (what, id,
-    value, value2) rows of its addresses, groups, tags and QoS policy, and its networks' QoS policies."""
-    ids, nets, none = common.IDS, bindparam("nets", expanding=True), null()
+    value, value2) rows of its addresses, groups, tags and QoS policy, and its networks' QoS policies. ids and nets:
+    expanding parameters, or a list's own select of its ports' ids and networks."""
+    none = null()
     return union_all(
         select(literal_column("'ip'"), T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
         .where(T_IP.c.port_id.in_(ids)),
@@ -453,39 +454,59 @@ def _related_select():
         .where(qos.T_NET.c.network_id.in_(nets)))
 
 
-_RELATED = _related_select()
+_RELATED = _related_select(common.IDS, bindparam("nets", expanding=True))
+_RELATED_ALL = _related_select(select(T.c.id), select(T.c.network_id))
 
 
-def _related(s, rows):
+def _related_rows(s, rows, listed):
+    if listed is not None:
+        # the list's own statement instead of its ids: 1000 bound ids cost more than the rows they bring
+        if listed.whereclause is None:
+            return [s.execute(_RELATED_ALL).all()]
+        return [s.execute(_related_select(listed.with_only_columns(T.c.id),
+                                          listed.with_only_columns(T.c.network_id))).all()]
+    ids, nets = [r.id for r in rows], list({r.network_id for r in rows})
+    # SQLite caps bound parameters; the networks go with the first
+    return [s.execute(_RELATED, {"ids": ids[n:n + 900], "nets": nets if n == 0 else []}).all()
+            for n in range(0, len(ids), 900)]
+
+
+def _related(s, rows, listed=None):
+    """Each port's addresses, groups, tags and QoS policies, and its network's policy; `listed`: the select
+    these rows came from (what it selects at another moment is ignored)."""
     ids = [r.id for r in rows]
     ips: dict[str, list[dict]] = {i: [] for i in ids}
     groups: dict[str, list[str]] = {i: [] for i in ids}
     tags: dict[str, list[str]] = {i: [] for i in ids}
     own_qos: dict[str, str | None] = dict.fromkeys(ids)
     net_qos: dict[str, str | None] = dict.fromkeys({r.network_id for r in rows})
-    nets = list(net_qos)
-    for n in range(0, len(ids), 900):           # SQLite caps bound parameters; the networks go with the first
-        for what, rid, value, value2 in s.execute(_RELATED, {"ids": ids[n:n + 900], "nets": nets if n == 0 else []}):
-            if what == "ip":
-                ips[rid].append({"subnet_id": value, "ip_address": value2})
-            elif what == "sg":
-                groups[rid].append(value)
-            elif what == "tag":
-                tags[rid].append(value)
-            elif what == "qos":
-                own_qos[rid] = value
-            else:
-                net_qos[rid] = value
+    for batch in _related_rows(s, rows, listed):
+        for what, rid, value, value2 in batch:
+            try:
+                if what == "ip":
+                    ips[rid].append({"subnet_id": value, "ip_address": value2})
+                elif what == "sg":
+                    groups[rid].append(value)
+                elif what == "tag":
+                    tags[rid].append(value)
+                elif what == "qos":
+                    own_qos[rid] = value
+                else:
+                    net_qos[rid] = value
+            except KeyError:
+                pass
     for i in ids:
-        ips[i].sort(key=lambda x: (":" in x["ip_address"], x["ip_address"]))
+        if len(ips[i]) > 1:
+            ips[i].sort(key=lambda x: (":" in x["ip_address"], x["ip_address"]))
         groups[i].sort()
         tags[i].sort()
     return ips, groups, tags, own_qos, net_qos
 
 
-def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN, listed=None) -> list[dict]:
+    """The ports' API bodies; `listed`: the select the rows came from (a list's)."""
     rows = common.plain(rows)
-    ips, groups, tags, own_qos, net_qos = _related(s, rows)
+    ips, groups, tags, own_qos, net_qos = _related(s, rows, listed)
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "network_id": r.network_id, "admin_state_up": r.admin_state_up,

@@ -115,15 +115,21 @@ class Database:
         # SQLite has one writer at a time: queueing writes on one thread beats failing lock upgrades and retrying
         self.writers = ThreadPoolExecutor(1 if self.sqlite else 8, thread_name_prefix="db-write")
         self._held = threading.local()          # a reader thread's connection for lean reads (SQLite)
+        self._here: Connection | None = None    # the event loop's (read_here)
 
     def setup(self) -> None:
         migrate(self.engine)
 
     @contextmanager
-    def _lean(self):
-        conn = getattr(self._held, "conn", None)
+    def _lean(self, here: bool):
+        conn = self._here if here else getattr(self._held, "conn", None)
         if conn is None or conn.closed or conn.invalidated:
-            conn = self._held.conn = self.engine.connect()
+            conn = self.engine.connect()
+            if here:
+                conn.exec_driver_sql("PRAGMA busy_timeout = 0")     # the event loop never waits for a lock
+                self._here = conn
+            else:
+                self._held.conn = conn
         try:
             yield LeanSession(conn)
         except BaseException:
@@ -132,11 +138,11 @@ class Database:
         conn.commit()
 
     @contextmanager
-    def session(self, write: bool = False, lean: bool = False):
+    def session(self, write: bool = False, lean: bool = False, here: bool = False):
         """One transaction. `lean` (reads of Core statements only, on SQLite): a LeanSession on this thread's own
-        connection instead of a Session."""
+        connection instead of a Session (`here`: the event loop's connection, see read_here)."""
         lean = lean and self.sqlite and not write
-        with (self._lean() if lean else CoreSession(self.engine)) as s, (nullcontext() if lean else s.begin()):
+        with (self._lean(here) if lean else CoreSession(self.engine)) as s, (nullcontext() if lean else s.begin()):
             if write and self.sqlite:
                 # take the write lock now, waiting for it (busy timeout), instead of at the first write: a deferred
                 # transaction whose snapshot another process's commit made stale cannot upgrade and fails at once
@@ -153,16 +159,17 @@ class Database:
             finally:
                 raw.set_progress_handler(None, 0)
 
-    def run(self, fn, *args, retries: int = 8, write: bool = False, lean: bool = False, **kw):
+    def run(self, fn, *args, retries: int = 8, write: bool = False, lean: bool = False, here: bool = False, **kw):
         """Run fn(session, ...) in one transaction (`write`: one that writes, on SQLite holding the write lock from
-        its start), then the functions fn put in session.info["after_commit"]; retry on IntegrityError/lock errors from concurrent writers and on a connection the database
-        dropped. Past the request's deadline the transaction is interrupted and rolled back (503)."""
+        its start), then the functions fn put in session.info["after_commit"]; retry on IntegrityError/lock errors
+        from concurrent writers and on a connection the database dropped. Past the request's deadline the
+        transaction is interrupted and rolled back (503)."""
         deadline = DEADLINE.get()
         for attempt in range(retries):
             if deadline is not None and time.monotonic() > deadline:
                 raise DeadlineExceeded("The request exceeded the server's deadline; nothing was changed.")
             try:
-                with self.session(write, lean) as s:
+                with self.session(write, lean, here) as s:
                     out = fn(s, *args, **kw)
                 for hook in s.info.get("after_commit", ()):
                     hook()
@@ -183,9 +190,26 @@ class Database:
                                                                                         *args, write=write,
                                                                                         lean=lean))
 
+    async def read_here(self, fn, *args):
+        """A lean read of a few rows (one resource): on SQLite, on the calling thread (the event loop), which costs
+        less than the hop to a reader thread. Its connection waits for no lock: a WAL reader is refused only in rare
+        moments (recovery, a WAL reset), and then the read goes to a reader thread as any other."""
+        if self.sqlite:
+            try:
+                return self.run(fn, *args, lean=True, here=True, retries=1)
+            except OperationalError as e:
+                if not _busy(e):
+                    raise
+        return await self.call(fn, *args, lean=True)
+
     def ping(self) -> None:
         with self.engine.connect() as c:
             c.execute(text("SELECT 1"))
+
+
+def _busy(e: Exception) -> bool:
+    msg = str(getattr(e, "orig", e)).lower()
+    return "locked" in msg or "busy" in msg
 
 
 def _retryable(e: Exception) -> bool:
