@@ -5,6 +5,7 @@ import ipaddress
 import random
 
 from sqlalchemy import bindparam, delete, insert, literal_column, null, select, union_all
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
@@ -439,23 +440,27 @@ def _free_floating_ips(s, port_id: str) -> None:
 def _related_select(ids, nets):
     """What a port shows from other tables, in one statement (a statement costs more than its rows): (what, id,
     value, value2) rows of its addresses, groups, tags and QoS policy, and its networks' QoS policies. ids and nets:
-    expanding parameters, or a list's own select of its ports' ids and networks."""
+    expanding parameters, a list's own select of its ports' ids and networks, or (one port) plain parameters."""
     none = null()
+
+    def match(col, values):
+        return col == values if isinstance(values, BindParameter) and not values.expanding else col.in_(values)
     return union_all(
         select(literal_column("'ip'"), T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
-        .where(T_IP.c.port_id.in_(ids)),
+        .where(match(T_IP.c.port_id, ids)),
         select(literal_column("'sg'"), T_SG.c.port_id, T_SG.c.security_group_id, none)
-        .where(T_SG.c.port_id.in_(ids)),
+        .where(match(T_SG.c.port_id, ids)),
         select(literal_column("'tag'"), common.T_TAGS.c.resource_id, common.T_TAGS.c.tag, none)
-        .where(common.T_TAGS.c.resource_id.in_(ids)),
+        .where(match(common.T_TAGS.c.resource_id, ids)),
         select(literal_column("'qos'"), qos.T_PORT.c.port_id, qos.T_PORT.c.policy_id, none)
-        .where(qos.T_PORT.c.port_id.in_(ids)),
+        .where(match(qos.T_PORT.c.port_id, ids)),
         select(literal_column("'netqos'"), qos.T_NET.c.network_id, qos.T_NET.c.policy_id, none)
-        .where(qos.T_NET.c.network_id.in_(nets)))
+        .where(match(qos.T_NET.c.network_id, nets)))
 
 
 _RELATED = _related_select(common.IDS, bindparam("nets", expanding=True))
 _RELATED_ALL = _related_select(select(T.c.id), select(T.c.network_id))
+_RELATED_ONE = _related_select(bindparam("id"), bindparam("net"))      # no per-call expansion of the SQL
 
 
 def _related_rows(s, rows, listed):
@@ -465,6 +470,8 @@ def _related_rows(s, rows, listed):
             return [s.execute(_RELATED_ALL).all()]
         return [s.execute(_related_select(listed.with_only_columns(T.c.id),
                                           listed.with_only_columns(T.c.network_id))).all()]
+    if len(rows) == 1:
+        return [s.execute(_RELATED_ONE, {"id": rows[0].id, "net": rows[0].network_id}).all()]
     ids, nets = [r.id for r in rows], list({r.network_id for r in rows})
     # SQLite caps bound parameters; the networks go with the first
     return [s.execute(_RELATED, {"ids": ids[n:n + 900], "nets": nets if n == 0 else []}).all()
