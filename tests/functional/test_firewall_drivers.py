@@ -8,6 +8,7 @@ import pytest
 from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.firewall.iptables import IptablesFirewallDriver
+from neutrino.agent.firewall.nft_rules import shard
 from neutrino.agent.firewall.nftables import NftablesFirewallDriver
 from neutrino.lib import nft
 
@@ -17,6 +18,7 @@ if os.geteuid() != 0:
 from netfix_fw import Host, group, port, rid, rule, view  # noqa: E402
 
 NET = rid()
+SHARD0 = shard(1)          # the inet table of the first ports' chains
 
 
 def make_driver(kind: str, ns: str):
@@ -259,8 +261,8 @@ def test_drift_is_repaired_at_once_or_when_the_trust_window_expires(kind):
                 h.exec(h.ns, ["iptables", "-A", chain, "-j", "DROP"])
             else:
                 dev = names.sg_dev(a["id"])
-                h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
-                h.exec(h.ns, ["nft", "add", "rule", "inet", "neutrino", f"i{dev}", "drop"])
+                h.exec(h.ns, ["nft", "flush", "chain", "inet", SHARD0, f"i{dev}"])
+                h.exec(h.ns, ["nft", "add", "rule", "inet", SHARD0, f"i{dev}", "drop"])
             assert not h.ping(b, "10.0.0.31")
 
         drift()
@@ -305,12 +307,12 @@ def test_apply_from_memory_refused_by_the_kernel_falls_back_to_a_read(kind):
             h.exec(h.ns, ["iptables", "-F", chain])
             h.exec(h.ns, ["iptables", "-X", chain])
         else:
-            mark = h.exec(h.ns, ["nft", "list", "map", "inet", "neutrino", "to_port"]).stdout
+            mark = h.exec(h.ns, ["nft", "list", "map", "inet", SHARD0, "to_port"]).stdout
             key = next(w.split(":")[0].strip() for w in mark.replace("{", ",").replace("}", ",").split(",")
                        if f"i{dev}" in w)
-            h.exec(h.ns, ["nft", "delete", "element", "inet", "neutrino", "to_port", "{", key, "}"])
-            h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
-            h.exec(h.ns, ["nft", "delete", "chain", "inet", "neutrino", f"i{dev}"])
+            h.exec(h.ns, ["nft", "delete", "element", "inet", SHARD0, "to_port", "{", key, "}"])
+            h.exec(h.ns, ["nft", "flush", "chain", "inet", SHARD0, f"i{dev}"])
+            h.exec(h.ns, ["nft", "delete", "chain", "inet", SHARD0, f"i{dev}"])
         g["rules"].append(rule("ingress", "icmp"))
         now[0] += 1
         assert drv.sync(view([a, b], [g])).changed                      # within the window, yet repaired

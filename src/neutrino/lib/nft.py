@@ -13,8 +13,9 @@ the namespace (lib.nsthread: it stays there between calls): no `ip netns exec ..
 call), no thread started per call (5-25 ms on a loaded host). What stays is nft's own cache: before a
 batch, nft 1.0.6 lists what its commands need, and for `add rule`/`add element`/`delete ...` that is every chain and
 set of the namespace (~2 us a chain; 30,000 chains at 5000 ports). `plan` writes adds in forms that need only the
-table list (see there). The kernel still checks the whole table for loops on every commit that adds a verdict
-(~10 ms per 1000 ports here): the floor of a one-port change.
+table list (see there). The kernel still checks a table for loops (every chain reachable from its base chains) on
+every commit that adds a rule or a verdict-map jump to it: ~12 ms per 1000 ports of one firewall table here, and
+only the tables the commit touched (a small table beside a big one: 0.4 ms), which is why the firewall shards.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import threading
 from dataclasses import dataclass, field
 
 from neutrino.errors import KernelError
-from neutrino.lib import nsthread
+from neutrino.lib import nft_delete, nsthread
 
 _COMMENT = re.compile(r'comment "([^"]*)"$')
 _SET_REF = re.compile(r"@([A-Za-z_][\w.-]*)")
@@ -58,20 +59,64 @@ def _libnftables() -> ctypes.CDLL:
     return _lib
 
 
+class _Thread:
+    """A libnftables context and a netfilter netlink socket of one thread, in its namespace, kept while the thread
+    lives (lib.nsthread keeps one per namespace): closing a netfilter socket after a commit that deleted anything
+    waits for the kernel to free what was deleted (nft_rcv_nl_event flushes that work: an RCU grace period, 8-16
+    ms here), which made every nft call cost that much, a one-port change at 10 ports included."""
+
+    def __init__(self):
+        self.lib = _libnftables()
+        self.ctx = self.lib.nft_ctx_new(0)
+        self.lib.nft_ctx_buffer_output(self.ctx)
+        self.lib.nft_ctx_buffer_error(self.ctx)
+        self._sock: socket.socket | None = None
+
+    def sock(self) -> socket.socket:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)      # NETLINK_NETFILTER
+        return self._sock
+
+    def drop_sock(self) -> None:
+        """After an error: the socket may hold answers nobody read."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __del__(self):
+        self.lib.nft_ctx_free(self.ctx)
+        self.drop_sock()
+
+
+_local = threading.local()
+
+
+def _here() -> _Thread:
+    t = getattr(_local, "nft", None)
+    if t is None:
+        t = _local.nft = _Thread()
+    return t
+
+
 def _cli(text: str, flags: int = 0) -> tuple[int, str, str]:
     """`nft` on text in the calling thread's namespace: (0 on success, output, error output)."""
-    lib = _libnftables()
+    here = _here()
+    lib, ctx = here.lib, here.ctx
     with _cli_lock:
-        ctx = lib.nft_ctx_new(0)
-        try:
-            lib.nft_ctx_buffer_output(ctx)
-            lib.nft_ctx_buffer_error(ctx)
-            lib.nft_ctx_output_set_flags(ctx, flags)
-            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
-            return rc, (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(), \
-                (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
-        finally:
-            lib.nft_ctx_free(ctx)
+        lib.nft_ctx_output_set_flags(ctx, flags)
+        rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+        return rc, (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(), \
+            (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
+
+
+def _delete(messages: list) -> None:
+    """lib.nft_delete.send on this thread's socket (dropped after an error)."""
+    here = _here()
+    try:
+        nft_delete.send(here.sock(), messages)
+    except BaseException:
+        here.drop_sock()
+        raise
 
 
 def _in_ns(netns: str | None, fn, *args):
@@ -196,22 +241,45 @@ def parse_chains(text: str) -> dict[str, tuple[int, str | None]]:
 
 
 def read(family: str, name: str, netns: str | None = None) -> Current | None:
-    """What the kernel has in a table; None when the table does not exist. Chains come from the terse text
-    listing and sets from the JSON set/map listings: a full JSON listing costs ~5x more at 1000 ports."""
-    def listings() -> tuple[int, str, str, list[str]]:
-        rc, text, err = _cli(f"list table {family} {name}", TERSE)
-        return rc, text, err, [] if rc else [_cli(f"list {kind} {family}", JSON)[1] for kind in ("sets", "maps")]
-    rc, text, err, sets = _in_ns(netns, listings)
-    if rc != 0:
-        if "No such file" in err:
-            return None
-        raise KernelError(f"nft list table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
-    objects = []
+    """What the kernel has in a table; None when the table does not exist."""
+    return read_tables(family, [name], netns)[name]
+
+
+def read_tables(family: str, tables: list[str], netns: str | None = None) -> dict[str, Current | None]:
+    """What the kernel has in each of a family's tables (None: no such table). Chains come from the terse text
+    listing of each table and sets from one JSON set/map listing of the family: a full JSON listing costs ~5x
+    more at 1000 ports."""
+    def listings() -> tuple[list[tuple[int, str, str]], list[str]]:
+        texts = [_cli(f"list table {family} {name}", TERSE) for name in tables]
+        found = any(rc == 0 for rc, _, _ in texts)
+        return texts, [_cli(f"list {kind} {family}", JSON)[1] for kind in ("sets", "maps")] if found else []
+    texts, sets = _in_ns(netns, listings)
+    by_table: dict[str, list[dict]] = {}
     for out in sets:
-        objects += [o for o in json.loads(out)["nftables"] if (o.get("set") or o.get("map") or {}).get("table") == name]
-    cur = parse(objects)
-    cur.chains = parse_chains(text)
-    return cur
+        for o in json.loads(out)["nftables"]:
+            s = o.get("set") or o.get("map")
+            if s is not None:
+                by_table.setdefault(s["table"], []).append(o)
+    got: dict[str, Current | None] = {}
+    for name, (rc, text, err) in zip(tables, texts):
+        if rc != 0:
+            if "No such file" not in err:
+                raise KernelError(f"nft list table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
+            got[name] = None
+            continue
+        cur = got[name] = parse(by_table.get(name, []))
+        cur.chains = parse_chains(text)
+    return got
+
+
+def table_names(family: str, netns: str | None = None) -> list[str]:
+    """The names of a family's tables in a namespace ([] when the namespace is gone)."""
+    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
+        return []
+    rc, out, err = _in_ns(netns, _cli, f"list tables {family}")
+    if rc != 0:
+        raise KernelError(f"nft list tables {family}: {err.strip()}", returncode=rc, stderr=err)
+    return [line.split()[2] for line in out.splitlines() if line.startswith("table ")]
 
 
 def _elems(kind_map: bool, items: dict[str, str | None]) -> str:
@@ -237,8 +305,8 @@ def plan(now: Current | None, want: Table) -> list[str]:
         cur = now.sets.get(name, {})
         if cur == s.elements and name in now.sets:        # the common case, compared in C
             continue
-        gone = {k: v for k, v in cur.items() if s.elements.get(k, "\0") != v}
-        new = {k: v for k, v in s.elements.items() if cur.get(k, "\0") != v}
+        gone = dict(cur.items() - s.elements.items())      # set operations on the items: in C
+        new = dict(s.elements.items() - cur.items())
         if name not in now.sets:
             first.append(f"add {kind} {t} {name} {{ {s.decl} }}")
         if gone:
@@ -288,19 +356,30 @@ _own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a comm
 
 
 def run(script: list[str], netns: str | None = None) -> int:
-    """Apply a script as one transaction (as `nft -f`); a generation moved by exactly one is this process's own
-    (see `own`). Returns what `generation` answers right after (read in the same visit to the namespace)."""
+    """Apply a script: its deletions as raw netlink transactions (lib.nft_delete: nft would list the whole
+    ruleset first) around one `nft -f` transaction of the rest; without the rest, all deletions in one. A
+    generation moved by exactly the transactions made is this process's own (see `own`). Returns what
+    `generation` answers right after (read in the same visit to the namespace)."""
     if not script:
         return generation(netns)
+    first, text, last = nft_delete.split(script)
+    if not text:
+        first, last = first + last, []
+    batches = bool(first) + bool(text) + bool(last)
 
     def commit() -> tuple[int, int, int, str]:
         before = _generation()
-        rc, _, err = _cli("\n".join(script) + "\n")
+        _delete(first)
+        rc, err = 0, ""
+        if text:
+            rc, _, err = _cli("\n".join(text) + "\n")
+        if rc == 0:
+            _delete(last)
         return before, _generation(), rc, err
     before, after, rc, err = _in_ns(netns, commit)
     if rc != 0:
         raise KernelError(f"nft -f in {netns or 'own ns'}: {err.strip()}", returncode=rc, stderr=err)
-    _owned(netns, before, after, 1)
+    _owned(netns, before, after, batches)
     return _own.get(netns, {}).get(after, after)
 
 
@@ -332,13 +411,15 @@ def apply(tables: list[Table], netns: str | None = None) -> list[str]:
 
 
 def _generation() -> int:
-    """NFT_MSG_GETGEN on a netfilter netlink socket of the calling thread's namespace -> NFTA_GEN_ID."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)          # NETLINK_NETFILTER
+    """NFT_MSG_GETGEN on the calling thread's netfilter netlink socket (its namespace's) -> NFTA_GEN_ID."""
+    here = _here()
     try:
+        sock = here.sock()
         sock.send(struct.pack("=LHHLLBBH", 20, (10 << 8) | 16, 1, 1, 0, 0, 0, 0))   # NFNL_SUBSYS_NFTABLES, GETGEN
         data = sock.recv(65536)
-    finally:
-        sock.close()
+    except OSError:
+        here.drop_sock()
+        raise
     length, typ = struct.unpack_from("=LH", data)
     off = 20
     while typ != 2 and off + 4 <= length:                                  # 2 = NLMSG_ERROR
@@ -346,6 +427,7 @@ def _generation() -> int:
         if atype & 0x3FFF == 1 and alen >= 8:                              # NFTA_GEN_ID, big endian
             return struct.unpack_from(">L", data, off + 4)[0]
         off += (alen + 3) & ~3
+    here.drop_sock()
     raise KernelError("nftables generation: no answer")
 
 
