@@ -153,14 +153,22 @@ class Walker:
                 bool(res.rule and res.rule.chain == spoof), raw.unknown + res.unknown)
 
     def _nft_fw(self, p: Packet):
-        """nftables: `bridge neutrino` labels the packet by bridge port (mark), `inet neutrino` filters on it."""
+        """nftables: `bridge neutrino` labels the packet by bridge port (mark), `inet neutrino` sets notrack and
+        the zone, and every shard table's forward chain filters on the mark (one drop drops the packet)."""
         unknown: list[str] = []
         p = replace(p, mark=0)
         for family, chain in (("bridge", "prerouting"), ("bridge", "forward"), ("inet", "prerouting")):
             r = nft_eval.evaluate(self.nft, family, nft_rules.TABLE, chain, p)
             unknown += r.unknown
             p = r.packet
-        res = nft_eval.evaluate(self.nft, "inet", nft_rules.TABLE, "forward", p)
+        res = nft_eval.Result("accept", p)
+        for table in sorted({t for f, t, _ in self.nft.chains if f == "inet" and nft_rules.is_shard(t)},
+                            key=lambda t: int(t.rsplit("-", 1)[1])):
+            r = nft_eval.evaluate(self.nft, "inet", table, "forward", p)
+            res = replace(r, path=res.path + r.path, unknown=res.unknown + r.unknown,
+                          rule=r.rule if r.path or r.verdict != "accept" else res.rule)
+            if r.verdict != "accept":
+                break
         decided = res.decided_by
         if res.rule and res.rule.chain == "sg-fallback" and len(res.path) >= 2:
             decided = f"{res.path[-2].line}  →  {res.rule.line}"
