@@ -164,6 +164,7 @@ class Current:
     chains: dict[str, tuple[int, str | None]]           # name -> (rule count, digest comment of last rule)
     sets: dict[str, dict[str, str | None]]              # name -> elements in nft syntax
     maps: set[str] = field(default_factory=set)         # which of `sets` are maps
+    made: dict[str, Chain] | None = field(default=None, compare=False)   # by `state`: the chains written
 
 
 def _atom(value, typ: str) -> str:
@@ -286,7 +287,7 @@ def _elems(kind_map: bool, items: dict[str, str | None]) -> str:
     return ", ".join(f"{k} : {v}" if kind_map else k for k, v in sorted(items.items()))
 
 
-def plan(now: Current | None, want: Table) -> list[str]:
+def plan(now: Current | None, want: Table, diffs: dict | None = None) -> list[str]:
     """The nft script lines that turn `now` into `want` ([] when equal).
 
     Written for nft's cache (see the module docstring): `add rule`, `add element`, `delete element` and `delete
@@ -294,7 +295,10 @@ def plan(now: Current | None, want: Table) -> list[str]:
     chain`, `add chain T C { rules }` and `add set T S { decl; elements = {...}; }` only list the tables. So
     chains are (re)filled through their `add chain` block and elements added through their set's declaration;
     a set a written rule names is declared first (nft checks a rule's `@set` against the sets it knows). Only a
-    removal (`delete ...`) still pays for the full listing."""
+    removal (`delete ...`) goes as raw netlink (see `run`).
+
+    A set whose elements are the very object `now` holds is unchanged (firewall shards share one Set per remote
+    group); `diffs`, shared by the plans of one change, computes the difference of two element dicts once."""
     t = f"{want.family} {want.name}"
     first, dels, rules, adds, last = [], [], [], [], []
     if now is None:
@@ -303,10 +307,15 @@ def plan(now: Current | None, want: Table) -> list[str]:
     for name, s in want.sets.items():
         kind = "map" if _is_map(s) else "set"
         cur = now.sets.get(name, {})
-        if cur == s.elements and name in now.sets:        # the common case, compared in C
+        if name in now.sets and (cur is s.elements or cur == s.elements):    # the common case, compared in C
             continue
-        gone = dict(cur.items() - s.elements.items())      # set operations on the items: in C
-        new = dict(s.elements.items() - cur.items())
+        key = (id(cur), id(s.elements))
+        hit = diffs.get(key) if diffs is not None else None
+        if hit is None:                                    # set operations on the items: in C
+            hit = (dict(cur.items() - s.elements.items()), dict(s.elements.items() - cur.items()), cur, s.elements)
+            if diffs is not None:
+                diffs[key] = hit                           # (the dicts held too: their ids stay theirs)
+        gone, new = hit[0], hit[1]
         if name not in now.sets:
             first.append(f"add {kind} {t} {name} {{ {s.decl} }}")
         if gone:
@@ -314,7 +323,8 @@ def plan(now: Current | None, want: Table) -> list[str]:
         if new:
             adds.append(f"add {kind} {t} {name} {{ {s.decl} elements = {{ {_elems(kind == 'map', new)} }}; }}")
     chains = now.chains
-    for name, c in want.chains.items():
+    same = now.made is not None and now.made == want.chains      # the same Chain objects: compared in C
+    for name, c in () if same else want.chains.items():
         cur = chains.get(name)
         if cur == c.held():
             continue
@@ -328,7 +338,7 @@ def plan(now: Current | None, want: Table) -> list[str]:
         body = [c.base.rstrip("; ")] if c.base else []
         body += [r + (f' comment "{digest}"' if i == len(c.rules) - 1 else "") for i, r in enumerate(c.rules)]
         rules.append(f"add chain {t} {name} {{ {'; '.join(body)}; }}")
-    stale_chains = sorted(set(now.chains) - set(want.chains))
+    stale_chains = [] if same else sorted(set(now.chains) - set(want.chains))
     last += [f"flush chain {t} {c}" for c in stale_chains]
     last += [f"delete chain {t} {c}" for c in stale_chains]
     for name in sorted(set(now.sets) - set(want.sets)):
@@ -341,11 +351,13 @@ def plan(now: Current | None, want: Table) -> list[str]:
     return first + declared + dels + rules + adds + last
 
 
-def state(table: Table) -> Current:
-    """What `read` gives back once `plan(..., table)` is applied (a caller may keep it instead of reading again)."""
-    return Current({n: c.held() for n, c in table.chains.items()},
+def state(table: Table, before: Current | None = None) -> Current:
+    """What `read` gives back once `plan(before, table)` is applied (a caller may keep it instead of reading
+    again); the chains of `before` are kept when they were made of the same chains."""
+    same = before is not None and before.made is not None and before.made == table.chains
+    return Current(before.chains if same else {n: c.held() for n, c in table.chains.items()},
                    {n: s.elements for n, s in table.sets.items()},         # shared: a Table is not changed later
-                   {n for n, s in table.sets.items() if _is_map(s)})
+                   {n for n, s in table.sets.items() if _is_map(s)}, table.chains)
 
 
 def _is_map(s: Set) -> bool:

@@ -124,21 +124,25 @@ def spoof_chain(p: FwPort) -> list[str]:
     return rules + ["drop"]
 
 
-def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain], tuple]:
-    """One port's own chains: in the bridge table (its outbound mark) and in the inet table; and its elements of
-    the dispatch maps (inport, outport, to_port, from_port: key, value), rendered with them so that a sync of 5000
-    unchanged ports formats none of them again."""
+def port_chains(p: FwPort, mark: int) -> tuple[dict[str, Chain], dict[str, Chain], tuple, tuple]:
+    """One port's own chains: in the bridge table (its outbound mark) and in its shard table; its elements of the
+    dispatch maps (inport, outport, to_port, from_port: key, value); and the remote groups its rules name (group,
+    ethertype), rendered with them so that a sync of 5000 unchanged ports formats none of them again."""
     return ({chain("m", p): Chain([f"meta mark set meta mark & 0x0000ffff | {mark << 16:#010x}"])},
             {chain("i", p): Chain(ingress_chain(p)), chain("o", p): Chain(egress_chain(p)),
              chain("s", p): Chain(spoof_chain(p))},
             ((f'"{p.tap}"', str(mark)), (f'"{p.tap}"', f"goto {chain('m', p)}"),
-             (str(mark << 16), f"jump {chain('i', p)}"), (str(mark), f"jump {chain('o', p)}")))
+             (str(mark << 16), f"jump {chain('i', p)}"), (str(mark), f"jump {chain('o', p)}")),
+            tuple(dict.fromkeys((r.remote_group, r.ethertype) for r in p.rules if r.remote_group)))
 
 
 def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks: dict[str, int],
-           zones: dict[str, int], render: Callable[[FwPort, int], tuple] = port_chains) -> list[Table]:
+           zones: dict[str, int], render: Callable[[FwPort, int], tuple] = port_chains,
+           groups: dict[tuple[str, str], tuple[list[str], Set]] | None = None) -> list[Table]:
     """The bridge labelling table, `table inet neutrino` (notrack, zones) and the shard tables that filter. marks:
-    tap -> port id (1..65535); zones: network id -> conntrack zone; render: port_chains or a cache of it."""
+    tap -> port id (1..65535); zones: network id -> conntrack zone; render: port_chains or a cache of it; groups:
+    a cache of the remote group sets, kept by the caller between calls (a group whose member list is the same
+    object keeps its Set, and every shard names that one Set: lib.nft.plan skips it by identity)."""
     rendered = [render(p, marks[p.tap]) for p in ports]
     br = Table("bridge", TABLE)
     br.sets["inport"] = Set("type ifname : mark;", dict(r[2][0] for r in rendered))
@@ -159,7 +163,8 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
                                     "ct zone set iifname map @zones"],
                                    "type filter hook prerouting priority -300; policy accept;")
     shards: dict[str, Table] = {}
-    groups: dict[tuple[str, str], Set] = {}      # one Set per remote group, shared by the shards that name it
+    cache = groups if groups is not None else {}
+    made: dict[tuple[str, str], Set] = {}
     for p, r in zip(ports, rendered):
         name = shard(marks[p.tap])
         s = shards.get(name)
@@ -170,13 +175,17 @@ def tables(ports: list[FwPort], members: dict[tuple[str, str], list[str]], marks
         s.sets["to_port"].elements[to_key] = to_verdict
         s.sets["from_port"].elements[from_key] = from_verdict
         s.chains.update(r[1])
-        for rule in p.rules:
-            if rule.remote_group:
-                key = (rule.remote_group, rule.ethertype)
-                g = groups.get(key)
-                if g is None:
-                    g = groups[key] = Set(f"type {ADDR[key[1]]}; flags interval;", {c: None for c in members[key]})
-                s.sets[names.ipset_name(*key)] = g
+        for key in r[3]:
+            g = made.get(key)
+            if g is None:
+                hit = cache.get(key)
+                if hit is None or hit[0] is not members[key]:
+                    hit = cache[key] = (members[key], Set(f"type {ADDR[key[1]]}; flags interval;",
+                                                          dict.fromkeys(members[key])))
+                g = made[key] = hit[1]
+            s.sets[names.ipset_name(*key)] = g
+    for key in set(cache) - set(made):
+        del cache[key]
     return [br, t, *(shards[k] for k in sorted(shards))]
 
 

@@ -39,6 +39,7 @@ class NftablesFirewallDriver:
         self.memory = KernelMemory(trust, clock)     # (bridge table, inet table) as last left, None = absent
         self.cache = PortCache(bridge)
         self.render = Rendered(nft_rules.port_chains)
+        self.groups: dict = {}               # remote group sets, kept while their member lists are (nft_rules.tables)
 
     def sync(self, view: View) -> SyncResult:
         ports = self.cache.ports(view)
@@ -58,14 +59,16 @@ class NftablesFirewallDriver:
         by_bridge = _ints(inet, "zones")
         zones = allocate({p.network_id: by_bridge[p.bridge] for p in ports if p.bridge in by_bridge},
                          sorted({p.network_id for p in ports}))
-        want = nft_rules.tables(ports, members, marks, zones, self.render)
+        want = nft_rules.tables(ports, members, marks, zones, self.render, self.groups)
         keys = {(t.family, t.name) for t in want}
-        script = [line for t in want for line in nft.plan(now.get((t.family, t.name)), t)]
+        diffs: dict = {}
+        script = [line for t in want for line in nft.plan(now.get((t.family, t.name)), t, diffs)]
         script += [f"delete table {f} {n}" for (f, n), cur in sorted(now.items()) if cur is not None and (f, n) not in keys]
         self.last_script = []
         generation = nft.run(script, self.ns)
         self.last_script = script
-        self.memory.remember({(t.family, t.name): nft.state(t) for t in want}, read_at, generation)
+        self.memory.remember({(t.family, t.name): nft.state(t, now.get((t.family, t.name))) for t in want},
+                             read_at, generation)
 
     def _read(self) -> dict[tuple[str, str], nft.Current | None]:
         """Our tables as the kernel has them: (family, name) -> Current (None: absent)."""

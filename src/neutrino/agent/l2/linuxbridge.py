@@ -55,7 +55,7 @@ class LinuxBridgeL2Driver:
             self._memory.forget()
             want = antispoof.nft_table(list(guards))
             script[:] = nft.plan(now, want)
-            self._memory.remember(nft.state(want), read_at, nft.run(script, self.netns))
+            self._memory.remember(nft.state(want, now), read_at, nft.run(script, self.netns))
         self._memory.apply(generation, apply)
         self._guards = guards
         return bool(script)
