@@ -43,3 +43,20 @@ def test_split_orders_deletions_around_what_nft_does():
     assert [typ & 0xff for typ, _ in last] == [8, 8, 5, 5, 11, 11, 2]        # rules, chains, set, map, table
     assert all(typ >> 8 == nft_delete.NFNL_SUBSYS_NFTABLES for typ, _ in first + last)
     assert [body[0] for _, body in last] == [1, 1, 1, 1, 1, 7, 1]                     # inet, bridge families
+
+
+def test_plan_removes_what_names_a_chain_before_the_chain():
+    """A stale chain is emptied, then the stale sets and maps go (a verdict map's elements name chains), then the
+    chain: the kernel refuses to delete anything still named (EBUSY), and these deletions are sent as one batch."""
+    from neutrino.lib import nft
+    old = nft.Table("inet", "neutrino")
+    old.sets["to_port"] = nft.Set("type mark : verdict;", {"65536": "jump i1"})
+    old.sets["grp"] = nft.Set("type ipv4_addr; flags interval;", {"10.0.0.5/32": None})
+    old.chains["forward"] = nft.Chain(["meta mark vmap @to_port"], "type filter hook forward priority 0;")
+    old.chains["i1"] = nft.Chain(["ip saddr @grp return", "drop"])
+    script = nft.plan(nft.state(old), nft.Table("inet", "neutrino"))
+    assert script == ["flush chain inet neutrino forward", "flush chain inet neutrino i1",
+                      "delete set inet neutrino grp", "delete map inet neutrino to_port",
+                      "delete chain inet neutrino forward", "delete chain inet neutrino i1"]
+    first, text, last = nft_delete.split(script)
+    assert not first and not text and len(last) == 6

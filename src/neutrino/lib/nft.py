@@ -339,10 +339,12 @@ def plan(now: Current | None, want: Table, diffs: dict | None = None) -> list[st
         body += [r + (f' comment "{digest}"' if i == len(c.rules) - 1 else "") for i, r in enumerate(c.rules)]
         rules.append(f"add chain {t} {name} {{ {'; '.join(body)}; }}")
     stale_chains = [] if same else sorted(set(now.chains) - set(want.chains))
+    # emptied first (their rules name sets and chains), then the sets and maps (a verdict map's elements name
+    # chains), then the chains: each goes when nothing names it any more
     last += [f"flush chain {t} {c}" for c in stale_chains]
-    last += [f"delete chain {t} {c}" for c in stale_chains]
     for name in sorted(set(now.sets) - set(want.sets)):
         last.append(f"delete {'map' if name in now.maps else 'set'} {t} {name}")
+    last += [f"delete chain {t} {c}" for c in stale_chains]
     if not (first or dels or rules or adds or last):
         return []
     refs = set(_SET_REF.findall("\n".join(rules)))
