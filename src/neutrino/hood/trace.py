@@ -209,11 +209,13 @@ class Walker:
     def _nft_guard(self, t: Trace, port: dict, pkt: Packet) -> bool:
         tap = port["device"]
         p = replace(pkt, physdev_in=tap, physdev_out=None, iif=None, oif=None)
-        res = nft_eval.evaluate(self.nft, "bridge", antispoof.NFT_TABLE, "prerouting", p)
+        table = antispoof.nft_table_of(self.nft.chains, tap)   # the other shards' dispatch misses: it goes on
+        res = (nft_eval.evaluate(self.nft, "bridge", table, "prerouting", p) if table
+               else nft_eval.Result("accept", p))
         t.unknown += res.unknown
         rule = "  →  ".join(r.line for r in res.path) or res.decided_by
         if res.verdict == "accept":
-            t.add(Hop(f"{antispoof.NFT_TABLE} ({tap})", "anti-spoof chains passed it on" if res.path
+            t.add(Hop(f"{table or antispoof.NFT_TABLE} ({tap})", "anti-spoof chains passed it on" if res.path
                       else "not guarded (port security off?)", True, rule, {"port": port["id"]}))
             return True
         chain = res.rule.chain if res.rule else "prerouting"
@@ -221,7 +223,7 @@ class Walker:
                 if chain.startswith("s") else
                 "ARP/ND anti-spoof: the sender is not one of the port's fixed IPs and allowed address pairs with its "
                 "MAC" if pkt.proto == "arp" else "guests may not send this (router advertisement / DHCP server reply)")
-        where = f"{antispoof.NFT_TABLE} {chain}"
+        where = f"{table} {chain}"
         t.add(Hop(where, what, False, rule, {"port": port["id"],
                                              "fixed_ips": [f["ip_address"] for f in port["fixed_ips"]],
                                              "allowed_address_pairs": [p["ip_address"] for p in
