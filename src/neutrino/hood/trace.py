@@ -3,7 +3,7 @@
 The walk reads the kernel's state, not the API's intent: the host's firewall (iptables-save evaluated by
 hood.ipt_eval, or the nftables ruleset evaluated by hood.nft_eval: anti-spoof, egress and ingress chains), the L2
 segments (OVS: br-int local VLAN tags from OVSDB, same tag = same network, and its anti-spoof flows; linuxbridge:
-the bridge a device is enslaved to, and the `bridge neutrino_l2` anti-spoof table), the router namespaces' NAT tables
+the bridge a device is enslaved to, and the `bridge neutrino_l2-<k>` anti-spoof tables), the router namespaces' NAT tables
 and the kernel's own routing decision (`ip route get DST from SRC iif qr-X`). The view is used only to name the
 endpoints (which port has which address and subnet). Every hop records the rule that decided it; the trace ends
 delivered, or dropped at a named place by a named rule.
@@ -179,7 +179,7 @@ class Walker:
 
     def guard(self, t: Trace, port: dict, fields: dict, pkt: Packet) -> bool:
         """The L2 anti-spoofing for a frame the port sends (OVS: br-int's flow tables at its qvo; linuxbridge:
-        `bridge neutrino_l2`); False (and the trace dropped) on drop."""
+        its `bridge neutrino_l2-<k>`); False (and the trace dropped) on drop."""
         if self.l2_backend == "linuxbridge":
             return self._nft_guard(t, port, pkt)
         pid, qvo = port["id"], names.qvo(port["id"])

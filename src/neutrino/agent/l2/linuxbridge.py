@@ -193,7 +193,7 @@ class LinuxBridgeL2Driver:
 
     @staticmethod
     def held(host_ns: str | None, ovs_rundir: str | None = None) -> dict:
-        """The nftables ruleset (the `bridge neutrino_l2` anti-spoof table among it) and the VXLAN FDBs."""
+        """The nftables ruleset (the `bridge neutrino_l2-<k>` anti-spoof tables among it) and the VXLAN FDBs."""
         return {"nft": inspect.nft_ruleset(host_ns), "fdb": inspect.vxlan_fdb(host_ns)}
 
 
