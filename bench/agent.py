@@ -186,11 +186,20 @@ def scale(n: int, rules: int) -> None:
 
 # --- linuxbridge + nftables hot paths (issue 19) ---------------------------------------------------------------
 
-def lb_scale(n: int, rules: int, at: tuple[int, ...] = (1000, 5000)) -> None:
+def lb_scale(n: int, rules: int, at: tuple[int, ...] = (10, 1000, 5000)) -> None:
     """linuxbridge + nftables: cold sync and idle resync of n ports, then one port added (and removed again) at each
-    size in `at` (the host grown to that size first): the incremental path should cost what it costs at 10."""
+    size in `at`: the incremental path should cost what it costs at 10. Sizes below n get a host of their own;
+    from n on, the host is grown to each size. Each add/remove line also gives this process's CPU time (nft's
+    commits run in its threads), which load distorts less than wall time."""
     print(f"\nlinuxbridge+nftables: {n} instance ports x {rules} rules, one remote group of all of them")
-    sizes = sorted({n, *at})
+    for small in sorted(s for s in at if s < n):
+        with emulated_host() as (host_ns, peer_ns, rundir):
+            view = scale_view(small, rules)
+            make_taps(host_ns, peer_ns, view["ports"])
+            drvs = drivers("linuxbridge+nftables", host_ns, rundir)
+            timed_sync(drvs, view)
+            _lb_one_port(drvs, view, host_ns, peer_ns, rules, small)
+    sizes = sorted({n, *(s for s in at if s > n)})
     with emulated_host() as (host_ns, peer_ns, rundir):
         full = scale_view(max(sizes), rules, nets=max(4, -(-max(sizes) // 1000)))   # a bridge takes 1024 ports
         drvs = drivers("linuxbridge+nftables", host_ns, rundir)
@@ -205,27 +214,35 @@ def lb_scale(n: int, rules: int, at: tuple[int, ...] = (1000, 5000)) -> None:
                 idle, parts = timed_sync(drvs, view)
                 line(f"idle resync at {size} (no change)", f"{ms(idle)}  (l2 {parts[0]:.3f} s, "
                                                            f"firewall {parts[1]:.3f} s)")
-            if size not in at:
-                continue
-            adds, removes = [], []
-            for k in range(5):
-                extra = _lb_extra(view, rules, k)
-                make_taps(host_ns, peer_ns, [extra])
-                members = view["remote_groups"]
-                view["ports"].append(extra)     # the new port joins the shared group: one set element more
-                view["remote_groups"] = {g: {"IPv4": sorted([*m["IPv4"], extra["fixed_ips"][0]["ip_address"]]),
-                                             "IPv6": []} for g, m in members.items()}
-                adds.append(timed_sync(drvs, view))
-                view["ports"].pop()
-                view["remote_groups"] = members
-                removes.append(timed_sync(drvs, view))
-                ip.delete_link(extra["device"], host_ns)
-            add = sorted(adds)[len(adds) // 2]
-            line(f"one port added at {size} (median of 5)", f"{ms(add[0])}  (l2 {ms(add[1][0]).strip()}, "
-                                                            f"firewall {ms(add[1][1]).strip()})")
-            rem = sorted(removes)[len(removes) // 2]
-            line(f"one port removed at {size} (median of 5)", f"{ms(rem[0])}  (l2 {ms(rem[1][0]).strip()}, "
-                                                              f"firewall {ms(rem[1][1]).strip()})")
+            if size in at:
+                _lb_one_port(drvs, view, host_ns, peer_ns, rules, size)
+
+
+def _lb_one_port(drvs, view: dict, host_ns: str, peer_ns: str, rules: int, size: int) -> None:
+    """One port added to the view (joining the shared group) and removed again, five times: the median lines."""
+    adds, removes = [], []
+    for k in range(5):
+        extra = _lb_extra(view, rules, k)
+        make_taps(host_ns, peer_ns, [extra])
+        members = view["remote_groups"]
+        view["ports"].append(extra)     # the new port joins the shared group: one set element more
+        view["remote_groups"] = {g: {"IPv4": sorted([*m["IPv4"], extra["fixed_ips"][0]["ip_address"]]),
+                                     "IPv6": []} for g, m in members.items()}
+        adds.append(_cpu_timed_sync(drvs, view))
+        view["ports"].pop()
+        view["remote_groups"] = members
+        removes.append(_cpu_timed_sync(drvs, view))
+        ip.delete_link(extra["device"], host_ns)
+    for what, runs in (("added", adds), ("removed", removes)):
+        wall, parts, cpu = sorted(runs)[len(runs) // 2]
+        line(f"one port {what} at {size} (median of 5)", f"{ms(wall)}  (l2 {ms(parts[0]).strip()}, "
+                                                         f"firewall {ms(parts[1]).strip()}; CPU {ms(cpu).strip()})")
+
+
+def _cpu_timed_sync(drvs, view) -> tuple[float, list[float], float]:
+    cpu = time.process_time()
+    wall, parts = timed_sync(drvs, view)
+    return wall, parts, time.process_time() - cpu
 
 
 def _lb_prefix(full: dict, size: int) -> dict:
@@ -650,7 +667,7 @@ def main() -> None:
     ap.add_argument("--boots", type=int, default=50, help="ports booted per lab for ACTIVE/lease percentiles")
     ap.add_argument("--backends", default="ovs+iptables,linuxbridge+nftables")
     ap.add_argument("--linuxbridge", action="store_true",
-                    help="only the linuxbridge+nftables hot paths (scale at --ports and 5000, lab ACTIVE/lease)")
+                    help="only the linuxbridge+nftables hot paths (scale at 10, 1000, --ports and 5000, lab ACTIVE/lease)")
     ap.add_argument("--iptables", default="", help="comma-separated port counts: only the iptables firewall")
     args = ap.parse_args()
     if os.geteuid() != 0:

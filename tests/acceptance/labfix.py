@@ -13,6 +13,7 @@ import tempfile
 import pytest
 
 from neutrino import names
+from neutrino.agent.firewall.nft_rules import is_shard
 from neutrino.lab.clouds import connect
 from neutrino.lab.paths import Lab
 from neutrino.lib import ip
@@ -136,9 +137,11 @@ def _delete_ssh_rule(world: World) -> None:
     if world.lab.load().firewall == "iptables":
         world.run("iptables", "-D", chain, "-p", "tcp", "-m", "tcp", "--dport", "22", "-j", "RETURN")
         return
-    listing = world.shell("nft", "-a", "list", "chain", "inet", "neutrino", chain)
+    tables = [line.split()[2] for line in world.shell("nft", "list", "tables", "inet").splitlines()]
+    table = next(t for t in tables if is_shard(t) and f"chain {chain} " in world.shell("nft", "list", "table", "inet", t))
+    listing = world.shell("nft", "-a", "list", "chain", "inet", table, chain)
     handle = next(line.rsplit("handle ", 1)[1] for line in listing.splitlines() if "tcp dport 22" in line)
-    world.run("nft", "delete", "rule", "inet", "neutrino", chain, "handle", handle.strip())
+    world.run("nft", "delete", "rule", "inet", table, chain, "handle", handle.strip())
 
 
 def deleted_rule_is_drift(world: World) -> None:

@@ -8,6 +8,7 @@ import pytest
 from neutrino import names
 from neutrino.agent.driver import HostConfig
 from neutrino.agent.firewall.iptables import IptablesFirewallDriver
+from neutrino.agent.firewall.nft_rules import shard
 from neutrino.agent.firewall.nftables import NftablesFirewallDriver
 from neutrino.lib import nft
 
@@ -17,6 +18,7 @@ if os.geteuid() != 0:
 from netfix_fw import Host, group, port, rid, rule, view  # noqa: E402
 
 NET = rid()
+SHARD0 = shard(1)          # the inet table of the first ports' chains
 
 
 def make_driver(kind: str, ns: str):
@@ -259,8 +261,8 @@ def test_drift_is_repaired_at_once_or_when_the_trust_window_expires(kind):
                 h.exec(h.ns, ["iptables", "-A", chain, "-j", "DROP"])
             else:
                 dev = names.sg_dev(a["id"])
-                h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
-                h.exec(h.ns, ["nft", "add", "rule", "inet", "neutrino", f"i{dev}", "drop"])
+                h.exec(h.ns, ["nft", "flush", "chain", "inet", SHARD0, f"i{dev}"])
+                h.exec(h.ns, ["nft", "add", "rule", "inet", SHARD0, f"i{dev}", "drop"])
             assert not h.ping(b, "10.0.0.31")
 
         drift()
@@ -305,17 +307,71 @@ def test_apply_from_memory_refused_by_the_kernel_falls_back_to_a_read(kind):
             h.exec(h.ns, ["iptables", "-F", chain])
             h.exec(h.ns, ["iptables", "-X", chain])
         else:
-            mark = h.exec(h.ns, ["nft", "list", "map", "inet", "neutrino", "to_port"]).stdout
+            mark = h.exec(h.ns, ["nft", "list", "map", "inet", SHARD0, "to_port"]).stdout
             key = next(w.split(":")[0].strip() for w in mark.replace("{", ",").replace("}", ",").split(",")
                        if f"i{dev}" in w)
-            h.exec(h.ns, ["nft", "delete", "element", "inet", "neutrino", "to_port", "{", key, "}"])
-            h.exec(h.ns, ["nft", "flush", "chain", "inet", "neutrino", f"i{dev}"])
-            h.exec(h.ns, ["nft", "delete", "chain", "inet", "neutrino", f"i{dev}"])
+            h.exec(h.ns, ["nft", "delete", "element", "inet", SHARD0, "to_port", "{", key, "}"])
+            h.exec(h.ns, ["nft", "flush", "chain", "inet", SHARD0, f"i{dev}"])
+            h.exec(h.ns, ["nft", "delete", "chain", "inet", SHARD0, f"i{dev}"])
         g["rules"].append(rule("ingress", "icmp"))
         now[0] += 1
         assert drv.sync(view([a, b], [g])).changed                      # within the window, yet repaired
         assert h.ping(b, "10.0.0.41")
         assert not drv.sync(view([a, b], [g])).changed
         drv.cleanup()
+    finally:
+        h.close()
+
+
+def test_ports_in_several_shard_tables_filter_as_one_table_and_hood_reads_them(monkeypatch):
+    """One port per shard table (SHARD = 1): every shard's base chains see every packet; a port's own shard
+    decides, the others pass it; a shard emptied by a removal goes; hood's trace and items follow the shards."""
+    from neutrino.agent.firewall import nft_rules
+    from neutrino.hood.ipt_eval import Packet
+    from neutrino.hood.items import OK
+    from neutrino.hood.nft_items import sg_items
+    from neutrino.hood.trace import Trace, Walker
+    from neutrino.lib import inspect
+    monkeypatch.setattr(nft_rules, "SHARD", 1)
+    h = Host()
+    try:
+        default, web = rid(), rid()
+        a = port(rid(), NET, "10.0.0.51", "fa:16:3e:00:00:51", [default])
+        b = port(rid(), NET, "10.0.0.52", "fa:16:3e:00:00:52", [default])
+        c = port(rid(), NET, "10.0.0.53", "fa:16:3e:00:00:53", [web])
+        for p in (a, b, c):
+            h.plug(p)
+        groups = [group(default, [rule("ingress", remote_group_id=default), rule("egress")]),
+                  group(web, [rule("egress"), rule("ingress", "icmp")])]
+        drv = make_driver("nftables", h.ns)
+        v = view([a, b, c], groups)
+        drv.sync(v)
+        shards = sorted(t for t in nft.table_names("inet", h.ns) if nft_rules.is_shard(t))
+        assert shards == ["neutrino-0", "neutrino-1", "neutrino-2"]
+        assert h.ping(a, "10.0.0.52") and h.ping(a, "10.0.0.53")      # a member; icmp into web
+        assert not h.ping(c, "10.0.0.51")                              # c is not in a's group
+
+        snap = {"backends": {"l2": "linuxbridge", "firewall": "nftables"}, "nft": inspect.nft_ruleset(h.ns),
+                "links": {p["device"]: {"master": names.brq(NET)} for p in (a, b, c)}}
+        walker = Walker(v, snap, lambda *args: None)
+        for src, dst, ok in ((a, b, True), (c, a, False)):
+            pkt = Packet(src["fixed_ips"][0]["ip_address"], dst["fixed_ips"][0]["ip_address"],
+                         mac_src=src["mac_address"])
+            t = Trace(pkt.src, pkt.dst, "icmp", None)
+            assert walker.bridge_fw(t, pkt, dst, False, src["device"]) is ok, t.hops[-1]
+            assert ok or f"i{names.sg_dev(dst['id'])}: jump sg-fallback" in t.rule, t.rule
+        for p in (a, c):
+            items = sg_items(v, snap, p, drv.expected(v, p, "linuxbridge"), "linuxbridge")
+            assert items and all(i["state"] == OK for i in items), items
+
+        [b_shard] = [t for _, t, c in walker.nft.chains if c == f"i{names.sg_dev(b['id'])}"]
+        drv.sync(view([a, c], groups))                              # b's shard goes with it
+        assert sorted(t for t in nft.table_names("inet", h.ns) if nft_rules.is_shard(t)) == \
+            sorted(set(shards) - {b_shard})
+        assert drv.last_script[-1] == f"delete table inet {b_shard}"
+        assert h.ping(a, "10.0.0.53") and not h.ping(c, "10.0.0.51")
+        drv.cleanup()
+        left = owned(h)
+        assert "neutrino" not in left, left
     finally:
         h.close()

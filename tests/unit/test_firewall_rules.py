@@ -163,22 +163,22 @@ def test_nft_plan_is_a_delta():
     v = _view([_rule(group="sg1"), _rule(protocol="tcp", lo=22, hi=22)])
     ports = filtered_ports(v)
     tables = nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})
-    first = nft.plan(None, tables[1])
-    assert first[0] == "add table inet neutrino" and any(line.startswith("add chain") for line in first)
+    first = nft.plan(None, tables[2])
+    assert first[0] == "add table inet neutrino-0" and any(line.startswith("add chain") for line in first)
     now = _as_kernel(tables)
-    assert [nft.plan(c, t) for c, t in zip(now, tables)] == [[], []]
+    assert [nft.plan(c, t) for c, t in zip(now, tables)] == [[], [], []]
     v["remote_groups"]["sg1"]["IPv4"].append("10.0.0.5")
     again = nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})
     sg1 = names.ipset_name("sg1")
-    changes = [x for x in nft.plan(now[1], again[1]) if "elements" in x or not x.startswith(("add set", "add map"))]
-    assert changes == [f"add set inet neutrino {sg1} {{ type ipv4_addr; flags interval; elements = {{ 10.0.0.5/32 }}; }}"]
+    changes = [x for x in nft.plan(now[2], again[2]) if "elements" in x or not x.startswith(("add set", "add map"))]
+    assert changes == [f"add set inet neutrino-0 {sg1} {{ type ipv4_addr; flags interval; elements = {{ 10.0.0.5/32 }}; }}"]
     v["security_groups"]["sg1"]["rules"].pop()
     ports = filtered_ports(v)
-    third = nft.plan(now[1], nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})[1])
+    third = nft.plan(now[2], nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})[2])
     changes = [x for x in third if "elements" in x or not x.startswith(("add set", "add map"))]
-    assert changes[0] == f"flush chain inet neutrino i{ports[0].dev}"
-    assert changes[1].startswith(f"add chain inet neutrino i{ports[0].dev} {{ ") and len(changes) == 3
-    assert changes[2].startswith(f"add set inet neutrino {sg1} ") and "elements = { 10.0.0.5/32 }" in changes[2]
+    assert changes[0] == f"flush chain inet neutrino-0 i{ports[0].dev}"
+    assert changes[1].startswith(f"add chain inet neutrino-0 i{ports[0].dev} {{ ") and len(changes) == 3
+    assert changes[2].startswith(f"add set inet neutrino-0 {sg1} ") and "elements = { 10.0.0.5/32 }" in changes[2]
 
 
 def test_nft_plan_avoids_commands_that_list_every_chain():
@@ -187,17 +187,17 @@ def test_nft_plan_avoids_commands_that_list_every_chain():
     v = _view([_rule(group="sg1"), _rule(protocol="tcp", lo=22, hi=22)])
     ports = filtered_ports(v)
     tables = nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})
-    now = _as_kernel(tables)[1]
-    sg1 = f"add set inet neutrino {names.ipset_name('sg1')} {{ type ipv4_addr; flags interval; }}"
+    now = _as_kernel(tables)[2]
+    sg1 = f"add set inet neutrino-0 {names.ipset_name('sg1')} {{ type ipv4_addr; flags interval; }}"
     moved = nft.plan(now, nft_rules.tables(ports, {k: ["10.9.0.0/16"] for k in remote_members(v, ports)},
-                                           {ports[0].tap: 1}, {"net1": 1})[1])
+                                           {ports[0].tap: 1}, {"net1": 1})[2])
     assert any(x.startswith("delete element") for x in moved)       # a removal still lists every chain
     assert sg1 not in moved                                         # no chain written: nothing to declare
     v["security_groups"]["sg1"]["rules"].pop()
     ports = filtered_ports(v)
-    rewritten = nft.plan(now, nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})[1])
-    assert sg1 in rewritten and rewritten.index(sg1) < rewritten.index(f"flush chain inet neutrino i{ports[0].dev}")
-    assert not [x for x in nft.plan(None, tables[1]) + moved + rewritten if x.startswith(("add rule", "add element"))]
+    rewritten = nft.plan(now, nft_rules.tables(ports, remote_members(v, ports), {ports[0].tap: 1}, {"net1": 1})[2])
+    assert sg1 in rewritten and rewritten.index(sg1) < rewritten.index(f"flush chain inet neutrino-0 i{ports[0].dev}")
+    assert not [x for x in nft.plan(None, tables[2]) + moved + rewritten if x.startswith(("add rule", "add element"))]
 
 
 def test_nft_json_elements_are_normalised():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from neutrino.agent.l2 import antispoof
 from neutrino.hood import flow_eval
+from neutrino.lib import nft
 
 MAC, PAIR_MAC = "fa:16:3e:00:00:01", "fa:16:3e:00:00:99"
 
@@ -81,5 +82,23 @@ def test_nft_chains_for_linuxbridge():
     assert "ether type arp drop" in rules and rules[-1] == "icmpv6 type nd-neighbor-advert drop"
     assert any("@th,64,128 0xfd000000000000000000000000000003" in r for r in rules)
     assert not any("{" in r for r in rules)         # no anonymous sets
-    t = antispoof.nft_table([antispoof.guard(port())])
+    [t] = antispoof.nft_tables([antispoof.guard(port())])
+    assert t.name == "neutrino_l2-0"
     assert t.sets["ports"].elements == {'"tapp1"': "jump stapp1"} and {"stapp1", "atapp1"} <= set(t.chains)
+
+
+def test_nft_shards_keep_each_tap_where_it_is_and_fill_the_lowest_with_room(monkeypatch):
+    """A tap stays in the shard table that holds it; new taps go to the lowest shard with room, so one tap added
+    touches one table (the kernel checks a whole table on every commit that adds a rule)."""
+    monkeypatch.setattr(antispoof, "SHARD", 2)
+    guards = [antispoof.guard(port(device=f"tap{i}", id=f"p{i}")) for i in range(5)]
+    first = antispoof.nft_tables(guards[:3])
+    assert [(t.name, sorted(t.sets["ports"].elements)) for t in first] == [
+        ("neutrino_l2-0", ['"tap0"', '"tap1"']), ("neutrino_l2-1", ['"tap2"'])]
+    placed = antispoof.nft_placed({t.name: nft.state(t) for t in first})
+    assert placed == {"tap0": "neutrino_l2-0", "tap1": "neutrino_l2-0", "tap2": "neutrino_l2-1"}
+    later = antispoof.nft_tables([guards[1], guards[2], guards[3], guards[4]], placed)      # tap0 left
+    assert [(t.name, sorted(t.sets["ports"].elements)) for t in later] == [
+        ("neutrino_l2-0", ['"tap1"', '"tap3"']), ("neutrino_l2-1", ['"tap2"', '"tap4"'])]
+    assert antispoof.nft_table_of([("bridge", "neutrino_l2-1", "stap4"), ("bridge", "x", "stap3")], "tap4") == \
+        "neutrino_l2-1"

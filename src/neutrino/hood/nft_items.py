@@ -1,6 +1,6 @@
-"""Hood items of the nftables backends: a port's security group chains in `table inet neutrino`, its remote-group
-sets, and (linuxbridge) its ARP/ND anti-spoof chains in `table bridge neutrino_l2`, live against what the agent's own
-builders want. Pure, like hood.collect.
+"""Hood items of the nftables backends: a port's security group chains in its shard table `inet neutrino-<k>`, its
+remote-group sets, and (linuxbridge) its ARP/ND anti-spoof chains in its `bridge neutrino_l2-<k>`, live against what the
+agent's own builders want. Pure, like hood.collect.
 
 nft prints a rule back in its own words, not as neutrino wrote it, so rules are not compared one by one: a chain is
 as wanted when it has as many rules as wanted and its last rule carries the digest of the wanted rules (the comment
@@ -59,18 +59,21 @@ def _host(m: str) -> str:
 
 
 def sg_items(view: dict, snap: dict, port: dict, wanted: dict[str, list[str]], l2: str) -> list[dict]:
-    """The port's chains i/o/s in `table inet neutrino` and the sets of its remote groups."""
+    """The port's chains i/o/s in its shard table `inet neutrino-<k>` and the sets of its remote groups there."""
     rs = ruleset(snap)
     fw = next((p for p in filtered_ports(view, "port" if l2 == "ovs" else "network") if p.id == port["id"]), None)
     re = {"port": port["id"], "security_groups": port.get("security_groups", [])}
     origins = rule_origins(view, port.get("security_groups", []), nft_rules.rule_expr)
     out = []
     dev = names.sg_dev(port["id"])
+    held = {c: t for f, t, c in rs.chains if f == "inet" and nft_rules.is_shard(t) and c[1:] == dev}
+    table = held.get(f"i{dev}") or next(iter(held.values()), nft_rules.shard(1))     # the port's shard
     for kind, what in (("i", "ingress"), ("o", "egress"), ("s", "anti-spoof")):
         chain = f"{kind}{dev}"
-        if chain not in wanted and ("inet", nft_rules.TABLE, chain) not in rs.chains:
+        if chain not in wanted and chain not in held:
             continue
-        out.append(chain_item(rs, "inet", nft_rules.TABLE, chain, wanted.get(chain), f"{what} chain", re, origins))
+        out.append(chain_item(rs, "inet", held.get(chain, table), chain, wanted.get(chain), f"{what} chain", re,
+                              origins))
     if fw is None and not out:
         out.append(item("(no chains)", False, False, "port security off: nothing filters this port",
                         {"port": port["id"]}))
@@ -80,7 +83,7 @@ def sg_items(view: dict, snap: dict, port: dict, wanted: dict[str, list[str]], l
         if not r.remote_group:
             continue
         name = names.ipset_name(r.remote_group, r.ethertype)
-        key = ("inet", nft_rules.TABLE, name)
+        key = ("inet", table, name)
         want_m = sorted(_host(m) for m in view.get("remote_groups", {}).get(r.remote_group, {}).get(r.ethertype, []))
         have_m = sorted(_host(_member(e)) for e in rs.sets.get(key, []))
         kind = "address_group" if r.remote_group in address_groups else "security_group"
@@ -95,24 +98,26 @@ def sg_items(view: dict, snap: dict, port: dict, wanted: dict[str, list[str]], l
 
 
 def antispoof_items(snap: dict, port: dict) -> list[dict]:
-    """The tap's chains in `table bridge neutrino_l2` (linuxbridge's ARP/ND anti-spoofing) and its dispatch."""
+    """The tap's chains in its shard table `bridge neutrino_l2-<k>` (linuxbridge's ARP/ND anti-spoofing) and its
+    dispatch."""
     rs = ruleset(snap)
     tap, want = port["device"], bool(port.get("port_security_enabled"))
     wanted = antispoof.nft_chains(antispoof.guard(port)) if want else {}
     re = {"port": port["id"], "fixed_ips": [f["ip_address"] for f in port["fixed_ips"]],
           "allowed_address_pairs": [p["ip_address"] for p in port.get("allowed_address_pairs") or []]}
     chains = [antispoof.nft_chain_name(k, tap) for k in ("s", "a")]
-    live = [c for c in chains if ("bridge", antispoof.NFT_TABLE, c) in rs.chains]
+    table = antispoof.nft_table_of(rs.chains, tap) or antispoof.nft_shard(0)
+    live = [c for c in chains if ("bridge", table, c) in rs.chains]
     if not want and not live:
         return [item("(no anti-spoof chains)", False, False, "port security off: this port may claim any address",
                      {"port": port["id"]})]
-    dispatch = [e for e in rs.sets.get(("bridge", antispoof.NFT_TABLE, "ports"), [])
+    dispatch = [e for e in rs.sets.get(("bridge", table, "ports"), [])
                 if isinstance(e, list) and e[0] == tap]
-    out = [item(f"{antispoof.NFT_TABLE} ports[{tap}]", want, bool(dispatch),
+    out = [item(f"{table} ports[{tap}]", want, bool(dispatch),
                 f"iifname {tap} → jump {chains[0]}", re)]
     out[0]["state"] = (MISSING if want and not dispatch else EXTRA if dispatch and not want else
                        OK if not dispatch or dispatch[0][1] == {"jump": {"target": chains[0]}} else EXTRA)
-    out += [chain_item(rs, "bridge", antispoof.NFT_TABLE, c, wanted.get(c) if want else None,
+    out += [chain_item(rs, "bridge", table, c, wanted.get(c) if want else None,
                        "MAC anti-spoof: only the port's MACs" if c == chains[0] else
                        "ARP/ND anti-spoof: only the port's fixed IPs and allowed address pairs", re) for c in chains]
     return out

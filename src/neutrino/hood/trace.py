@@ -3,7 +3,7 @@
 The walk reads the kernel's state, not the API's intent: the host's firewall (iptables-save evaluated by
 hood.ipt_eval, or the nftables ruleset evaluated by hood.nft_eval: anti-spoof, egress and ingress chains), the L2
 segments (OVS: br-int local VLAN tags from OVSDB, same tag = same network, and its anti-spoof flows; linuxbridge:
-the bridge a device is enslaved to, and the `bridge neutrino_l2` anti-spoof table), the router namespaces' NAT tables
+the bridge a device is enslaved to, and the `bridge neutrino_l2-<k>` anti-spoof tables), the router namespaces' NAT tables
 and the kernel's own routing decision (`ip route get DST from SRC iif qr-X`). The view is used only to name the
 endpoints (which port has which address and subnet). Every hop records the rule that decided it; the trace ends
 delivered, or dropped at a named place by a named rule.
@@ -153,14 +153,22 @@ class Walker:
                 bool(res.rule and res.rule.chain == spoof), raw.unknown + res.unknown)
 
     def _nft_fw(self, p: Packet):
-        """nftables: `bridge neutrino` labels the packet by bridge port (mark), `inet neutrino` filters on it."""
+        """nftables: `bridge neutrino` labels the packet by bridge port (mark), `inet neutrino` sets notrack and
+        the zone, and every shard table's forward chain filters on the mark (one drop drops the packet)."""
         unknown: list[str] = []
         p = replace(p, mark=0)
         for family, chain in (("bridge", "prerouting"), ("bridge", "forward"), ("inet", "prerouting")):
             r = nft_eval.evaluate(self.nft, family, nft_rules.TABLE, chain, p)
             unknown += r.unknown
             p = r.packet
-        res = nft_eval.evaluate(self.nft, "inet", nft_rules.TABLE, "forward", p)
+        res = nft_eval.Result("accept", p)
+        for table in sorted({t for f, t, _ in self.nft.chains if f == "inet" and nft_rules.is_shard(t)},
+                            key=lambda t: int(t.rsplit("-", 1)[1])):
+            r = nft_eval.evaluate(self.nft, "inet", table, "forward", p)
+            res = replace(r, path=res.path + r.path, unknown=res.unknown + r.unknown,
+                          rule=r.rule if r.path or r.verdict != "accept" else res.rule)
+            if r.verdict != "accept":
+                break
         decided = res.decided_by
         if res.rule and res.rule.chain == "sg-fallback" and len(res.path) >= 2:
             decided = f"{res.path[-2].line}  →  {res.rule.line}"
@@ -171,7 +179,7 @@ class Walker:
 
     def guard(self, t: Trace, port: dict, fields: dict, pkt: Packet) -> bool:
         """The L2 anti-spoofing for a frame the port sends (OVS: br-int's flow tables at its qvo; linuxbridge:
-        `bridge neutrino_l2`); False (and the trace dropped) on drop."""
+        its `bridge neutrino_l2-<k>`); False (and the trace dropped) on drop."""
         if self.l2_backend == "linuxbridge":
             return self._nft_guard(t, port, pkt)
         pid, qvo = port["id"], names.qvo(port["id"])
@@ -201,11 +209,13 @@ class Walker:
     def _nft_guard(self, t: Trace, port: dict, pkt: Packet) -> bool:
         tap = port["device"]
         p = replace(pkt, physdev_in=tap, physdev_out=None, iif=None, oif=None)
-        res = nft_eval.evaluate(self.nft, "bridge", antispoof.NFT_TABLE, "prerouting", p)
+        table = antispoof.nft_table_of(self.nft.chains, tap)   # the other shards' dispatch misses: it goes on
+        res = (nft_eval.evaluate(self.nft, "bridge", table, "prerouting", p) if table
+               else nft_eval.Result("accept", p))
         t.unknown += res.unknown
         rule = "  →  ".join(r.line for r in res.path) or res.decided_by
         if res.verdict == "accept":
-            t.add(Hop(f"{antispoof.NFT_TABLE} ({tap})", "anti-spoof chains passed it on" if res.path
+            t.add(Hop(f"{table or antispoof.NFT_TABLE} ({tap})", "anti-spoof chains passed it on" if res.path
                       else "not guarded (port security off?)", True, rule, {"port": port["id"]}))
             return True
         chain = res.rule.chain if res.rule else "prerouting"
@@ -213,7 +223,7 @@ class Walker:
                 if chain.startswith("s") else
                 "ARP/ND anti-spoof: the sender is not one of the port's fixed IPs and allowed address pairs with its "
                 "MAC" if pkt.proto == "arp" else "guests may not send this (router advertisement / DHCP server reply)")
-        where = f"{antispoof.NFT_TABLE} {chain}"
+        where = f"{table} {chain}"
         t.add(Hop(where, what, False, rule, {"port": port["id"],
                                              "fixed_ips": [f["ip_address"] for f in port["fixed_ips"]],
                                              "allowed_address_pairs": [p["ip_address"] for p in

@@ -13,8 +13,9 @@ the namespace (lib.nsthread: it stays there between calls): no `ip netns exec ..
 call), no thread started per call (5-25 ms on a loaded host). What stays is nft's own cache: before a
 batch, nft 1.0.6 lists what its commands need, and for `add rule`/`add element`/`delete ...` that is every chain and
 set of the namespace (~2 us a chain; 30,000 chains at 5000 ports). `plan` writes adds in forms that need only the
-table list (see there). The kernel still checks the whole table for loops on every commit that adds a verdict
-(~10 ms per 1000 ports here): the floor of a one-port change.
+table list (see there). The kernel still checks a table for loops (every chain reachable from its base chains) on
+every commit that adds a rule or a verdict-map jump to it: ~12 ms per 1000 ports of one firewall table here, and
+only the tables the commit touched (a small table beside a big one: 0.4 ms), which is why the firewall shards.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ import threading
 from dataclasses import dataclass, field
 
 from neutrino.errors import KernelError
-from neutrino.lib import nsthread
+from neutrino.lib import nft_delete, nsthread
 
 _COMMENT = re.compile(r'comment "([^"]*)"$')
 _SET_REF = re.compile(r"@([A-Za-z_][\w.-]*)")
@@ -58,20 +59,64 @@ def _libnftables() -> ctypes.CDLL:
     return _lib
 
 
+class _Thread:
+    """A libnftables context and a netfilter netlink socket of one thread, in its namespace, kept while the thread
+    lives (lib.nsthread keeps one per namespace): closing a netfilter socket after a commit that deleted anything
+    waits for the kernel to free what was deleted (nft_rcv_nl_event flushes that work: an RCU grace period, 8-16
+    ms here), which made every nft call cost that much, a one-port change at 10 ports included."""
+
+    def __init__(self):
+        self.lib = _libnftables()
+        self.ctx = self.lib.nft_ctx_new(0)
+        self.lib.nft_ctx_buffer_output(self.ctx)
+        self.lib.nft_ctx_buffer_error(self.ctx)
+        self._sock: socket.socket | None = None
+
+    def sock(self) -> socket.socket:
+        if self._sock is None:
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)      # NETLINK_NETFILTER
+        return self._sock
+
+    def drop_sock(self) -> None:
+        """After an error: the socket may hold answers nobody read."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __del__(self):
+        self.lib.nft_ctx_free(self.ctx)
+        self.drop_sock()
+
+
+_local = threading.local()
+
+
+def _here() -> _Thread:
+    t = getattr(_local, "nft", None)
+    if t is None:
+        t = _local.nft = _Thread()
+    return t
+
+
 def _cli(text: str, flags: int = 0) -> tuple[int, str, str]:
     """`nft` on text in the calling thread's namespace: (0 on success, output, error output)."""
-    lib = _libnftables()
+    here = _here()
+    lib, ctx = here.lib, here.ctx
     with _cli_lock:
-        ctx = lib.nft_ctx_new(0)
-        try:
-            lib.nft_ctx_buffer_output(ctx)
-            lib.nft_ctx_buffer_error(ctx)
-            lib.nft_ctx_output_set_flags(ctx, flags)
-            rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
-            return rc, (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(), \
-                (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
-        finally:
-            lib.nft_ctx_free(ctx)
+        lib.nft_ctx_output_set_flags(ctx, flags)
+        rc = lib.nft_run_cmd_from_buffer(ctx, text.encode())
+        return rc, (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(), \
+            (lib.nft_ctx_get_error_buffer(ctx) or b"").decode()
+
+
+def _delete(messages: list) -> None:
+    """lib.nft_delete.send on this thread's socket (dropped after an error)."""
+    here = _here()
+    try:
+        nft_delete.send(here.sock(), messages)
+    except BaseException:
+        here.drop_sock()
+        raise
 
 
 def _in_ns(netns: str | None, fn, *args):
@@ -119,6 +164,7 @@ class Current:
     chains: dict[str, tuple[int, str | None]]           # name -> (rule count, digest comment of last rule)
     sets: dict[str, dict[str, str | None]]              # name -> elements in nft syntax
     maps: set[str] = field(default_factory=set)         # which of `sets` are maps
+    made: dict[str, Chain] | None = field(default=None, compare=False)   # by `state`: the chains written
 
 
 def _atom(value, typ: str) -> str:
@@ -196,29 +242,52 @@ def parse_chains(text: str) -> dict[str, tuple[int, str | None]]:
 
 
 def read(family: str, name: str, netns: str | None = None) -> Current | None:
-    """What the kernel has in a table; None when the table does not exist. Chains come from the terse text
-    listing and sets from the JSON set/map listings: a full JSON listing costs ~5x more at 1000 ports."""
-    def listings() -> tuple[int, str, str, list[str]]:
-        rc, text, err = _cli(f"list table {family} {name}", TERSE)
-        return rc, text, err, [] if rc else [_cli(f"list {kind} {family}", JSON)[1] for kind in ("sets", "maps")]
-    rc, text, err, sets = _in_ns(netns, listings)
-    if rc != 0:
-        if "No such file" in err:
-            return None
-        raise KernelError(f"nft list table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
-    objects = []
+    """What the kernel has in a table; None when the table does not exist."""
+    return read_tables(family, [name], netns)[name]
+
+
+def read_tables(family: str, tables: list[str], netns: str | None = None) -> dict[str, Current | None]:
+    """What the kernel has in each of a family's tables (None: no such table). Chains come from the terse text
+    listing of each table and sets from one JSON set/map listing of the family: a full JSON listing costs ~5x
+    more at 1000 ports."""
+    def listings() -> tuple[list[tuple[int, str, str]], list[str]]:
+        texts = [_cli(f"list table {family} {name}", TERSE) for name in tables]
+        found = any(rc == 0 for rc, _, _ in texts)
+        return texts, [_cli(f"list {kind} {family}", JSON)[1] for kind in ("sets", "maps")] if found else []
+    texts, sets = _in_ns(netns, listings)
+    by_table: dict[str, list[dict]] = {}
     for out in sets:
-        objects += [o for o in json.loads(out)["nftables"] if (o.get("set") or o.get("map") or {}).get("table") == name]
-    cur = parse(objects)
-    cur.chains = parse_chains(text)
-    return cur
+        for o in json.loads(out)["nftables"]:
+            s = o.get("set") or o.get("map")
+            if s is not None:
+                by_table.setdefault(s["table"], []).append(o)
+    got: dict[str, Current | None] = {}
+    for name, (rc, text, err) in zip(tables, texts):
+        if rc != 0:
+            if "No such file" not in err:
+                raise KernelError(f"nft list table {family} {name}: {err.strip()}", returncode=rc, stderr=err)
+            got[name] = None
+            continue
+        cur = got[name] = parse(by_table.get(name, []))
+        cur.chains = parse_chains(text)
+    return got
+
+
+def table_names(family: str, netns: str | None = None) -> list[str]:
+    """The names of a family's tables in a namespace ([] when the namespace is gone)."""
+    if netns is not None and not os.path.exists(f"/run/netns/{netns}"):
+        return []
+    rc, out, err = _in_ns(netns, _cli, f"list tables {family}")
+    if rc != 0:
+        raise KernelError(f"nft list tables {family}: {err.strip()}", returncode=rc, stderr=err)
+    return [line.split()[2] for line in out.splitlines() if line.startswith("table ")]
 
 
 def _elems(kind_map: bool, items: dict[str, str | None]) -> str:
     return ", ".join(f"{k} : {v}" if kind_map else k for k, v in sorted(items.items()))
 
 
-def plan(now: Current | None, want: Table) -> list[str]:
+def plan(now: Current | None, want: Table, diffs: dict | None = None) -> list[str]:
     """The nft script lines that turn `now` into `want` ([] when equal).
 
     Written for nft's cache (see the module docstring): `add rule`, `add element`, `delete element` and `delete
@@ -226,7 +295,10 @@ def plan(now: Current | None, want: Table) -> list[str]:
     chain`, `add chain T C { rules }` and `add set T S { decl; elements = {...}; }` only list the tables. So
     chains are (re)filled through their `add chain` block and elements added through their set's declaration;
     a set a written rule names is declared first (nft checks a rule's `@set` against the sets it knows). Only a
-    removal (`delete ...`) still pays for the full listing."""
+    removal (`delete ...`) goes as raw netlink (see `run`).
+
+    A set whose elements are the very object `now` holds is unchanged (firewall shards share one Set per remote
+    group); `diffs`, shared by the plans of one change, computes the difference of two element dicts once."""
     t = f"{want.family} {want.name}"
     first, dels, rules, adds, last = [], [], [], [], []
     if now is None:
@@ -235,10 +307,15 @@ def plan(now: Current | None, want: Table) -> list[str]:
     for name, s in want.sets.items():
         kind = "map" if _is_map(s) else "set"
         cur = now.sets.get(name, {})
-        if cur == s.elements and name in now.sets:        # the common case, compared in C
+        if name in now.sets and (cur is s.elements or cur == s.elements):    # the common case, compared in C
             continue
-        gone = {k: v for k, v in cur.items() if s.elements.get(k, "\0") != v}
-        new = {k: v for k, v in s.elements.items() if cur.get(k, "\0") != v}
+        key = (id(cur), id(s.elements))
+        hit = diffs.get(key) if diffs is not None else None
+        if hit is None:                                    # set operations on the items: in C
+            hit = (dict(cur.items() - s.elements.items()), dict(s.elements.items() - cur.items()), cur, s.elements)
+            if diffs is not None:
+                diffs[key] = hit                           # (the dicts held too: their ids stay theirs)
+        gone, new = hit[0], hit[1]
         if name not in now.sets:
             first.append(f"add {kind} {t} {name} {{ {s.decl} }}")
         if gone:
@@ -246,7 +323,8 @@ def plan(now: Current | None, want: Table) -> list[str]:
         if new:
             adds.append(f"add {kind} {t} {name} {{ {s.decl} elements = {{ {_elems(kind == 'map', new)} }}; }}")
     chains = now.chains
-    for name, c in want.chains.items():
+    same = now.made is not None and now.made == want.chains      # the same Chain objects: compared in C
+    for name, c in () if same else want.chains.items():
         cur = chains.get(name)
         if cur == c.held():
             continue
@@ -260,11 +338,13 @@ def plan(now: Current | None, want: Table) -> list[str]:
         body = [c.base.rstrip("; ")] if c.base else []
         body += [r + (f' comment "{digest}"' if i == len(c.rules) - 1 else "") for i, r in enumerate(c.rules)]
         rules.append(f"add chain {t} {name} {{ {'; '.join(body)}; }}")
-    stale_chains = sorted(set(now.chains) - set(want.chains))
+    stale_chains = [] if same else sorted(set(now.chains) - set(want.chains))
+    # emptied first (their rules name sets and chains), then the sets and maps (a verdict map's elements name
+    # chains), then the chains: each goes when nothing names it any more
     last += [f"flush chain {t} {c}" for c in stale_chains]
-    last += [f"delete chain {t} {c}" for c in stale_chains]
     for name in sorted(set(now.sets) - set(want.sets)):
         last.append(f"delete {'map' if name in now.maps else 'set'} {t} {name}")
+    last += [f"delete chain {t} {c}" for c in stale_chains]
     if not (first or dels or rules or adds or last):
         return []
     refs = set(_SET_REF.findall("\n".join(rules)))
@@ -273,11 +353,13 @@ def plan(now: Current | None, want: Table) -> list[str]:
     return first + declared + dels + rules + adds + last
 
 
-def state(table: Table) -> Current:
-    """What `read` gives back once `plan(..., table)` is applied (a caller may keep it instead of reading again)."""
-    return Current({n: c.held() for n, c in table.chains.items()},
+def state(table: Table, before: Current | None = None) -> Current:
+    """What `read` gives back once `plan(before, table)` is applied (a caller may keep it instead of reading
+    again); the chains of `before` are kept when they were made of the same chains."""
+    same = before is not None and before.made is not None and before.made == table.chains
+    return Current(before.chains if same else {n: c.held() for n, c in table.chains.items()},
                    {n: s.elements for n, s in table.sets.items()},         # shared: a Table is not changed later
-                   {n for n, s in table.sets.items() if _is_map(s)})
+                   {n for n, s in table.sets.items() if _is_map(s)}, table.chains)
 
 
 def _is_map(s: Set) -> bool:
@@ -288,19 +370,30 @@ _own: dict[str | None, dict[int, int]] = {}     # ns -> {generation after a comm
 
 
 def run(script: list[str], netns: str | None = None) -> int:
-    """Apply a script as one transaction (as `nft -f`); a generation moved by exactly one is this process's own
-    (see `own`). Returns what `generation` answers right after (read in the same visit to the namespace)."""
+    """Apply a script: its deletions as raw netlink transactions (lib.nft_delete: nft would list the whole
+    ruleset first) around one `nft -f` transaction of the rest; without the rest, all deletions in one. A
+    generation moved by exactly the transactions made is this process's own (see `own`). Returns what
+    `generation` answers right after (read in the same visit to the namespace)."""
     if not script:
         return generation(netns)
+    first, text, last = nft_delete.split(script)
+    if not text:
+        first, last = first + last, []
+    batches = bool(first) + bool(text) + bool(last)
 
     def commit() -> tuple[int, int, int, str]:
         before = _generation()
-        rc, _, err = _cli("\n".join(script) + "\n")
+        _delete(first)
+        rc, err = 0, ""
+        if text:
+            rc, _, err = _cli("\n".join(text) + "\n")
+        if rc == 0:
+            _delete(last)
         return before, _generation(), rc, err
     before, after, rc, err = _in_ns(netns, commit)
     if rc != 0:
         raise KernelError(f"nft -f in {netns or 'own ns'}: {err.strip()}", returncode=rc, stderr=err)
-    _owned(netns, before, after, 1)
+    _owned(netns, before, after, batches)
     return _own.get(netns, {}).get(after, after)
 
 
@@ -332,13 +425,15 @@ def apply(tables: list[Table], netns: str | None = None) -> list[str]:
 
 
 def _generation() -> int:
-    """NFT_MSG_GETGEN on a netfilter netlink socket of the calling thread's namespace -> NFTA_GEN_ID."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)          # NETLINK_NETFILTER
+    """NFT_MSG_GETGEN on the calling thread's netfilter netlink socket (its namespace's) -> NFTA_GEN_ID."""
+    here = _here()
     try:
+        sock = here.sock()
         sock.send(struct.pack("=LHHLLBBH", 20, (10 << 8) | 16, 1, 1, 0, 0, 0, 0))   # NFNL_SUBSYS_NFTABLES, GETGEN
         data = sock.recv(65536)
-    finally:
-        sock.close()
+    except OSError:
+        here.drop_sock()
+        raise
     length, typ = struct.unpack_from("=LH", data)
     off = 20
     while typ != 2 and off + 4 <= length:                                  # 2 = NLMSG_ERROR
@@ -346,6 +441,7 @@ def _generation() -> int:
         if atype & 0x3FFF == 1 and alen >= 8:                              # NFTA_GEN_ID, big endian
             return struct.unpack_from(">L", data, off + 4)[0]
         off += (alen + 3) & ~3
+    here.drop_sock()
     raise KernelError("nftables generation: no answer")
 
 

@@ -1,7 +1,8 @@
-"""The nftables firewall driver: `table bridge neutrino` labels packets by bridge port, `table inet neutrino`
-filters them (see nft_rules.py for why), remote groups and allowed addresses as sets.
+"""The nftables firewall driver: `table bridge neutrino` labels packets by bridge port, the shard tables
+`inet neutrino-<k>` filter them and `table inet neutrino` sets notrack and conntrack zones (see nft_rules.py for
+why), remote groups and allowed addresses as sets.
 
-Each sync compares both tables with what the kernel holds, keeps the port marks and conntrack zones the kernel
+Each sync compares its tables with what the kernel holds, keeps the port marks and conntrack zones the kernel
 already has, and applies the difference in one atomic `nft -f`: only changed chains are flushed and refilled (or
 added), sets and maps change by element. What the kernel holds is read (`nft list`) only when someone else changed
 the ruleset or `trust` seconds went by: in between the driver diffs against what it left there itself (see
@@ -38,6 +39,7 @@ class NftablesFirewallDriver:
         self.memory = KernelMemory(trust, clock)     # (bridge table, inet table) as last left, None = absent
         self.cache = PortCache(bridge)
         self.render = Rendered(nft_rules.port_chains)
+        self.groups: dict = {}               # remote group sets, kept while their member lists are (nft_rules.tables)
 
     def sync(self, view: View) -> SyncResult:
         ports = self.cache.ports(view)
@@ -46,26 +48,39 @@ class NftablesFirewallDriver:
         self.render.prune()
         return SyncResult(ports={p.id: True for p in ports}, changed=bool(self.last_script))
 
-    def _apply(self, ports: list[FwPort], members: dict, now: tuple | None) -> None:
+    def _apply(self, ports: list[FwPort], members: dict, now: dict | None) -> None:
         read_at = self.memory.read_at
         if now is None:
             read_at = self.memory.clock()
-            now = (nft.read("bridge", nft_rules.TABLE, self.ns), nft.read("inet", nft_rules.TABLE, self.ns))
+            now = self._read()
         self.memory.forget()                   # until this apply is through, the kernel is unknown
-        now_br, now_inet = now
-        marks = allocate(_ints(now_br, "inport"), [p.tap for p in ports])
-        by_bridge = _ints(now_inet, "zones")
+        inet = now.get(("inet", nft_rules.TABLE))
+        marks = allocate(_ints(now.get(("bridge", nft_rules.TABLE)), "inport"), [p.tap for p in ports])
+        by_bridge = _ints(inet, "zones")
         zones = allocate({p.network_id: by_bridge[p.bridge] for p in ports if p.bridge in by_bridge},
                          sorted({p.network_id for p in ports}))
-        br, inet = nft_rules.tables(ports, members, marks, zones, self.render)
-        script = nft.plan(now_br, br) + nft.plan(now_inet, inet)
+        want = nft_rules.tables(ports, members, marks, zones, self.render, self.groups)
+        keys = {(t.family, t.name) for t in want}
+        diffs: dict = {}
+        script = [line for t in want for line in nft.plan(now.get((t.family, t.name)), t, diffs)]
+        script += [f"delete table {f} {n}" for (f, n), cur in sorted(now.items()) if cur is not None and (f, n) not in keys]
         self.last_script = []
         generation = nft.run(script, self.ns)
         self.last_script = script
-        self.memory.remember((nft.state(br), nft.state(inet)), read_at, generation)
+        self.memory.remember({(t.family, t.name): nft.state(t, now.get((t.family, t.name))) for t in want},
+                             read_at, generation)
+
+    def _read(self) -> dict[tuple[str, str], nft.Current | None]:
+        """Our tables as the kernel has them: (family, name) -> Current (None: absent)."""
+        inet = [nft_rules.TABLE, *sorted(n for n in nft.table_names("inet", self.ns) if nft_rules.is_shard(n))]
+        got = {("inet", n): cur for n, cur in nft.read_tables("inet", inet, self.ns).items()}
+        got[("bridge", nft_rules.TABLE)] = nft.read("bridge", nft_rules.TABLE, self.ns)
+        return got
 
     def cleanup(self) -> None:
         self.memory.forget()
+        for name in sorted(n for n in nft.table_names("inet", self.ns) if nft_rules.is_shard(n)):
+            nft.delete_table("inet", name, self.ns)
         nft.delete_table("inet", nft_rules.TABLE, self.ns)
         nft.delete_table("bridge", nft_rules.TABLE, self.ns)
 

@@ -13,12 +13,16 @@ the switch learns. So, for each instance port with port security on, the L2 path
 - no router advertisements, DHCPv4 (67→68) or DHCPv6 (547→546) server replies, and no 802.1Q-tagged frames.
 
 OVS realizes this as flows on br-int matching the port's qvo (table 0 → 24 for ARP/ND → 25 for the MAC, as
-Neutron's OVS agent does); the linuxbridge backend as the nftables table `bridge neutrino_l2`, one chain per tap
-(works under either firewall driver). Ports without port security get nothing: Neutron lifts all of it then.
+Neutron's OVS agent does); the linuxbridge backend as nftables tables `bridge neutrino_l2-<k>` of SHARD taps each,
+two chains per tap (works under either firewall driver). Ports without port security get nothing: Neutron lifts
+all of it then. Shards, because the kernel checks a whole table for loops on every commit that adds a rule or a
+jump to it (see firewall/nft_rules.py): a tap added pays for its shard only. A frame meets every shard's base
+chain and misses in all but its tap's.
 """
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,7 +32,8 @@ from neutrino.sync.schema import Port, View
 
 NO_LLADDR = "00:00:00:00:00:00"     # OVS's nd_sll/nd_tll when the option is absent
 ARP_TABLE, MAC_TABLE = 24, 25
-NFT_TABLE = "neutrino_l2"
+NFT_TABLE = "neutrino_l2"          # the stem of the shard tables `bridge neutrino_l2-<k>` (a table of this very
+SHARD = 256                         # name is an older host's, taken down); taps per shard
 CACHE = 16384       # ports' renderings kept
 
 
@@ -146,16 +151,56 @@ def nft_chain_name(kind: str, device: str) -> str:
     return f"{kind}{device}"
 
 
-def nft_table(guards: list[Guard]) -> Table:
-    """The whole `bridge neutrino_l2` table: taps dispatch by name to their chain, before anything else bridges."""
-    t = Table("bridge", NFT_TABLE)
-    t.sets["ports"] = Set("type ifname : verdict;",
-                          {f'"{g.device}"': f"jump {nft_chain_name('s', g.device)}" for g in guards})
-    t.chains["prerouting"] = Chain(["iifname vmap @ports"],
-                                   "type filter hook prerouting priority -300; policy accept;")
+def nft_shard(k: int) -> str:
+    return f"{NFT_TABLE}-{k}"
+
+
+def is_nft_shard(table: str) -> bool:
+    return table.startswith(NFT_TABLE + "-") and table[len(NFT_TABLE) + 1:].isdigit()
+
+
+def nft_placed(tables: dict[str, object]) -> dict[str, str]:
+    """device -> the shard table that holds its chains, from Current-like objects (with .chains) by table name."""
+    out = {}
+    for name, cur in tables.items():
+        if cur is not None and is_nft_shard(name):
+            out.update((c[1:], name) for c in cur.chains if c.startswith("s"))
+    return out
+
+
+def nft_table_of(chains: Iterable[tuple[str, str, str]], device: str) -> str | None:
+    """The shard table that holds a tap's chains, among (family, table, chain) names (None: none does)."""
+    chain = nft_chain_name("s", device)
+    return next((t for f, t, c in chains if f == "bridge" and c == chain and is_nft_shard(t)), None)
+
+
+def nft_tables(guards: list[Guard], placed: dict[str, str] | None = None) -> list[Table]:
+    """The shard tables: taps dispatch by name to their chain, before anything else bridges. A tap stays in the
+    shard it is in (placed: device -> table); a new one goes to the lowest shard with room."""
+    placed = placed or {}
+    count: dict[str, int] = {}
     for g in guards:
+        name = placed.get(g.device)
+        if name is not None:
+            count[name] = count.get(name, 0) + 1
+    tables: dict[str, Table] = {}
+    k = 0
+    for g in guards:
+        name = placed.get(g.device)
+        if name is None:
+            while count.get(nft_shard(k), 0) >= SHARD:
+                k += 1
+            name = nft_shard(k)
+            count[name] = count.get(name, 0) + 1
+        t = tables.get(name)
+        if t is None:
+            t = tables[name] = Table("bridge", name)
+            t.sets["ports"] = Set("type ifname : verdict;", {})
+            t.chains["prerouting"] = Chain(["iifname vmap @ports"],
+                                           "type filter hook prerouting priority -300; policy accept;")
+        t.sets["ports"].elements[f'"{g.device}"'] = f"jump {nft_chain_name('s', g.device)}"
         t.chains.update(_nft_chain_objs(g))
-    return t
+    return [tables[n] for n in sorted(tables, key=lambda n: int(n.rsplit("-", 1)[1]))]
 
 
 @lru_cache(maxsize=CACHE)

@@ -7,7 +7,7 @@ No VLAN networks: this kernel has no 8021q. Each sync reads the link table (lib.
 from the kernel's link announcements, so a one-port change does not re-read 5000 links) and the FDBs, and changes
 only the difference, one netlink request per tap; a second sync with the same view writes nothing.
 
-Instance ports with port security get ARP/ND anti-spoofing in the nftables table `bridge neutrino_l2`
+Instance ports with port security get ARP/ND anti-spoofing in the nftables tables `bridge neutrino_l2-<k>`
 (antispoof.py), applied before their tap is enslaved. Like the firewall drivers, it diffs against what it last
 left in the kernel while nobody else changed the ruleset (firewall/memory.py), and reads the table back otherwise.
 Host-side devices carry no IPv6.
@@ -47,18 +47,26 @@ class LinuxBridgeL2Driver:
             return False
         script: list[str] = []
 
-        def apply(now: nft.Current | None) -> None:
+        def apply(now: dict[str, nft.Current | None] | None) -> None:
             read_at = self._memory.read_at
             if now is None:
                 read_at = self._memory.clock()
-                now = nft.read("bridge", antispoof.NFT_TABLE, self.netns)
+                now = nft.read_tables("bridge", self._tables(), self.netns)
             self._memory.forget()
-            want = antispoof.nft_table(list(guards))
-            script[:] = nft.plan(now, want)
-            self._memory.remember(nft.state(want), read_at, nft.run(script, self.netns))
+            want = antispoof.nft_tables(list(guards), antispoof.nft_placed(now))
+            names = {t.name for t in want}
+            script[:] = [line for t in want for line in nft.plan(now.get(t.name), t)]
+            script.extend(f"delete table bridge {n}" for n, cur in sorted(now.items()) if cur and n not in names)
+            self._memory.remember({t.name: nft.state(t, now.get(t.name)) for t in want}, read_at,
+                                  nft.run(script, self.netns))
         self._memory.apply(generation, apply)
         self._guards = guards
         return bool(script)
+
+    def _tables(self) -> list[str]:
+        """The anti-spoof tables the kernel has (an older host's single `neutrino_l2` among them)."""
+        return [n for n in nft.table_names("bridge", self.netns)
+                if n == antispoof.NFT_TABLE or antispoof.is_nft_shard(n)]
 
     def bridge_of(self, net: dict) -> str | None:
         """The bridge of a network on this host, None when it cannot be realized here (e.g. VLAN)."""
@@ -161,7 +169,8 @@ class LinuxBridgeL2Driver:
         if self.netns is not None and not ip.netns_exists(self.netns):
             return
         self._remove_stale(set(), set(), set(), ip.links(self.netns))
-        nft.delete_table("bridge", antispoof.NFT_TABLE, self.netns)
+        for name in self._tables():
+            nft.delete_table("bridge", name, self.netns)
         self._guards = None
         self._memory.forget()
 
@@ -184,7 +193,7 @@ class LinuxBridgeL2Driver:
 
     @staticmethod
     def held(host_ns: str | None, ovs_rundir: str | None = None) -> dict:
-        """The nftables ruleset (the `bridge neutrino_l2` anti-spoof table among it) and the VXLAN FDBs."""
+        """The nftables ruleset (the `bridge neutrino_l2-<k>` anti-spoof tables among it) and the VXLAN FDBs."""
         return {"nft": inspect.nft_ruleset(host_ns), "fdb": inspect.vxlan_fdb(host_ns)}
 
 
