@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import time
 from importlib import resources
@@ -63,7 +64,7 @@ def _argv(netns: str, run_dir: str, dev: str) -> list[str]:
     """dhclient in the foreground (its pid is the one spawned), its files in run_dir, the event script's settings
     by -e (dhclient gives the script none of its own environment)."""
     return ["dhclient", "-4", "-d", "-cf", packaged(SETTINGS), "-sf", packaged(SCRIPT, executable=True),
-            "-pf", _pid_file(run_dir, dev), "-lf", _lease_db(run_dir, dev),
+            "-pf", _own_pid_file(run_dir, dev), "-lf", _lease_db(run_dir, dev),
             "-e", f"NEUTRINO_RESOLV_CONF={resolv_conf(netns)}",
             "-e", f"NEUTRINO_LEASE_FILE={_lease_file(run_dir, dev)}", dev]
 
@@ -86,6 +87,12 @@ def dhcp_client(netns: str, dev: str = "eth0", timeout: float = 5) -> bool:
 
 
 def _pid_file(run_dir: str, dev: str) -> str:
+    """Ours, written when the client is started. dhclient's own (-pf) is another: it removes that one when it
+    stops, so a client started right after could lose its pid file to the one stopping."""
+    return os.path.join(run_dir, f"client-{dev}.pid")
+
+
+def _own_pid_file(run_dir: str, dev: str) -> str:
     return os.path.join(run_dir, f"dhclient-{dev}.pid")
 
 
@@ -108,12 +115,14 @@ def configured_address(run_dir: str, dev: str = "eth0") -> str | None:
 
 
 def client_pid(run_dir: str, dev: str = "eth0") -> int | None:
-    """The renewing client's pid when it is alive and really our dhclient."""
+    """The renewing client's pid when it is alive and really our dhclient (its lease database is run_dir's)."""
     pid = proc.read_pidfile(_pid_file(run_dir, dev))
-    if pid is None:
-        return None
+    return pid if pid is not None and _ours(pid, run_dir, dev) else None
+
+
+def _ours(pid: int, run_dir: str, dev: str) -> bool:
     argv = proc.cmdline(pid)
-    return pid if "dhclient" in argv and _pid_file(run_dir, dev) in argv else None
+    return "dhclient" in argv and _lease_db(run_dir, dev) in argv
 
 
 def start_dhcp_client(netns: str, run_dir: str, dev: str = "eth0") -> int:
@@ -154,13 +163,17 @@ def renew(netns: str, run_dir: str, dev: str = "eth0") -> int:
 
 
 def stop_dhcp_client(run_dir: str, dev: str = "eth0") -> None:
-    """Stop the background client by its pid (the lease stays configured on the guest)."""
+    """Stop the background client by its pid and wait until it is gone, SIGKILL after 3 s (the lease stays
+    configured on the guest: dhclient stopped by a signal releases nothing)."""
     pid = client_pid(run_dir, dev)
     if pid is not None:
-        proc.terminate(pid)
-        deadline = time.monotonic() + 3
-        while client_pid(run_dir, dev) == pid and time.monotonic() < deadline:
-            time.sleep(0.02)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            proc.terminate(pid, sig)
+            deadline = time.monotonic() + 3
+            while _ours(pid, run_dir, dev) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            if not _ours(pid, run_dir, dev):
+                break
     try:
         os.unlink(_pid_file(run_dir, dev))
     except FileNotFoundError:
