@@ -45,7 +45,7 @@ def remove_netns_etc(netns: str) -> None:
     shutil.rmtree(os.path.join(NETNS_ETC, netns), ignore_errors=True)
 
 
-def packaged(name: str, executable: bool = False) -> str:
+def _packaged(name: str, executable: bool = False) -> str:
     """A file of neutrino.instances as a path on disk (copied out when the package is no plain directory or keeps no
     mode bits)."""
     ref = resources.files("neutrino.instances").joinpath(name)
@@ -63,7 +63,7 @@ def packaged(name: str, executable: bool = False) -> str:
 def _argv(netns: str, run_dir: str, dev: str) -> list[str]:
     """dhclient in the foreground (its pid is the one spawned), its files in run_dir, the event script's settings
     by -e (dhclient gives the script none of its own environment)."""
-    return ["dhclient", "-4", "-d", "-cf", packaged(SETTINGS), "-sf", packaged(SCRIPT, executable=True),
+    return ["dhclient", "-4", "-d", "-cf", _packaged(SETTINGS), "-sf", _packaged(SCRIPT, executable=True),
             "-pf", _own_pid_file(run_dir, dev), "-lf", _lease_db(run_dir, dev),
             "-e", f"NEUTRINO_RESOLV_CONF={resolv_conf(netns)}",
             "-e", f"NEUTRINO_LEASE_FILE={_lease_file(run_dir, dev)}", dev]
