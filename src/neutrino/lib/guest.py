@@ -87,8 +87,7 @@ def dhcp_client(netns: str, dev: str = "eth0", timeout: float = 5) -> bool:
 
 
 def _pid_file(run_dir: str, dev: str) -> str:
-    """Ours, written when the client is started. dhclient's own (-pf) is another: it removes that one when it
-    stops, so a client started right after could lose its pid file to the one stopping."""
+    """Ours, written when the client is started; dhclient's own (-pf) is another, which only dhclient writes."""
     return os.path.join(run_dir, f"client-{dev}.pid")
 
 
@@ -170,11 +169,18 @@ def stop_dhcp_client(run_dir: str, dev: str = "eth0") -> None:
         for sig in (signal.SIGTERM, signal.SIGKILL):
             proc.terminate(pid, sig)
             deadline = time.monotonic() + 3
-            while _ours(pid, run_dir, dev) and time.monotonic() < deadline:
+            while not _gone(pid, run_dir, dev) and time.monotonic() < deadline:
                 time.sleep(0.01)
-            if not _ours(pid, run_dir, dev):
+            if _gone(pid, run_dir, dev) or not _ours(pid, run_dir, dev):
                 break
-    try:
-        os.unlink(_pid_file(run_dir, dev))
-    except FileNotFoundError:
-        pass
+    for path in (_pid_file(run_dir, dev), _own_pid_file(run_dir, dev)):
+        try:       # dhclient's own too: a client started next would see the old pid there and exit, "already running"
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
+def _gone(pid: int, run_dir: str, dev: str) -> bool:
+    """Whether the client has exited: no such process, a zombie, or the pid now another program's. A dhclient that is
+    exiting already shows no argv while the kernel closes its packet socket (an RCU grace period): not gone yet."""
+    return not proc.pid_alive(pid) or bool(proc.cmdline(pid)) and not _ours(pid, run_dir, dev)
