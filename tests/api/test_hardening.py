@@ -510,3 +510,30 @@ def test_an_agent_long_poll_outlives_the_request_deadline(tmp_path):
     with TestClient(create_app(settings, db)) as c:
         r = c.get("/agent/v1/hosts/h1/view", params={"since": 10 ** 6, "wait": 1.2})
         assert r.status_code == 200, r.text
+
+
+def test_responses_written_in_one_send_are_whole_and_keep_their_connection(app, guarded_server):
+    """Head and body leave in one send (api/serving.OneWrite): answers with a body, without one (204) and errors
+    arrive whole, and the connection serves the next request."""
+    import http.client
+    import json
+    import socket
+    with TestClient(app) as c:
+        net = _net(c)
+    with socket.create_connection(("127.0.0.1", guarded_server), timeout=10) as s:
+        s.sendall(f"GET /v2.0/networks/{net['id']} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        first = s.recv(65536)
+        head, _, body = first.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200") and json.loads(body)["network"]["id"] == net["id"]
+    conn = http.client.HTTPConnection("127.0.0.1", guarded_server, timeout=10)
+    for method, path, body, status in [
+            ("POST", "/v2.0/networks", {"network": {"name": "m"}}, 201),
+            ("DELETE", f"/v2.0/networks/{net['id']}", None, 204),
+            ("GET", f"/v2.0/networks/{net['id']}", None, 404),
+            ("GET", "/v2.0/networks", None, 200)]:
+        conn.request(method, path, body=json.dumps(body) if body else None,
+                     headers={"Content-Type": "application/json"} if body else {})
+        r = conn.getresponse()
+        data = r.read()
+        assert r.status == status and (status == 204) == (data == b"")
+    conn.close()

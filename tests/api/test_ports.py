@@ -171,3 +171,39 @@ def test_metadata_answers_only_the_instance_behind_the_source_address(client):
     assert md("openstack/latest/meta_data.json", "10.9.9.9").status_code == 404
     assert client.delete("/agent/v1/instances/dev-1").status_code == 204
     assert md("openstack/latest/meta_data.json", ip1).json()["public_keys"] == {}
+
+
+
+def test_addresses_kept_between_writes_follow_other_servers_and_stray_writes(app, db_url, tmp_path):
+    """Each process keeps its subnets' used addresses between its writes (core/used_addresses.py): a second server
+    on the same database, and an address taken by a write that bumps no revision, must not make it hand out an
+    address twice or skip the lowest free one."""
+    from fastapi.testclient import TestClient
+    from sqlalchemy import insert
+
+    from neutrino.api.app import create_app
+    from neutrino.config import Settings
+    from neutrino.db import models
+    from neutrino.db.engine import Database
+
+    other_db = Database(db_url)
+    other = create_app(Settings(state_dir=str(tmp_path), auth="noauth", admin_token="admintoken"), other_db)
+    with TestClient(app) as a, TestClient(other) as b:
+        n = mknet(a)
+        s = mksub(a, n["id"])
+
+        def port(c):
+            return mkport(c, n["id"])
+
+        def ip(c):
+            return port(c)["fixed_ips"][0]["ip_address"]
+        first = port(a)
+        assert [first["fixed_ips"][0]["ip_address"], ip(a), ip(b), ip(a)] == \
+            ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5"]
+        third = a.get("/v2.0/ports?fixed_ips=ip_address%3D10.0.0.3").json()["ports"][0]
+        assert b.delete(f"/v2.0/ports/{third['id']}").status_code == 204
+        assert ip(a) == "10.0.0.3"
+        other_db.run(lambda sess: sess.execute(insert(models.IPAllocation.__table__).values(
+            subnet_id=s["id"], ip_address="10.0.0.6", port_id=first["id"], network_id=n["id"])), write=True)
+        assert [ip(a), ip(a)] == ["10.0.0.7", "10.0.0.8"]
+    other_db.engine.dispose()

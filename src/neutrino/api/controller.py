@@ -44,6 +44,7 @@ class Resource:
     render_settings: tuple[str, ...] = ()  # server settings core.render takes as keywords (ports: dns_domain)
     precise: bool = False         # its writes name every view they change (core.common.affects): wake only those
     tags_path: str = ""           # Neutron's tag API names some collections otherwise (QoS policies: "policies")
+    render_listed: bool = False   # core.render takes `listed=`, a list's select (it reads related rows by it)
 
     def __post_init__(self):
         self.plural = self.plural or self.path.replace("-", "_")
@@ -127,7 +128,9 @@ class Controller:
         row = self._one(s, ctx, rid)
         return self._render(s, ctx, [row])[0]
 
-    def _render(self, s, ctx, rows) -> list[dict]:
+    def _render(self, s, ctx, rows, listed=None) -> list[dict]:
+        if listed is not None and self.res.render_listed:
+            return self.res.core.render(s, ctx, rows, listed=listed, **self.render_kw)
         return self.res.core.render(s, ctx, rows, **self.render_kw)
 
     def _list(self, s, ctx, q: listing.ListQuery):
@@ -152,7 +155,7 @@ class Controller:
             else:
                 rest[key] = vals
         rows = s.execute(stmt).all()
-        items = self._render(s, ctx, rows)
+        items = self._render(s, ctx, rows, stmt)
         return listing.apply_filters(items, rest)
 
     # --- handlers -------------------------------------------------------------------------------------------------
@@ -161,7 +164,7 @@ class Controller:
         ctx = request.state.ctx
         pairs = list(request.query_params.multi_items())
         q = listing.parse(pairs, self.res.known, app.settings.pagination_max_limit)
-        items = await app.db.call(self._list, ctx, q)
+        items = await app.db.call(self._list, ctx, q, lean=self.res.before_list is None)   # it may write
         page = listing.sort_and_page(items, q)
         body = {self.res.plural: listing.select_fields(page, q.fields)}
         links = listing.links(str(request.url).split("?")[0], pairs, page, q)
@@ -172,7 +175,7 @@ class Controller:
     async def show(self, request: Request, rid: str):
         ctx = request.state.ctx
         fields = [f for k, v in request.query_params.multi_items() if k == "fields" for f in v.split(",")]
-        item = await request.app.state.db.call(self._render_one, ctx, rid)
+        item = await request.app.state.db.read_here(self._render_one, ctx, rid)
         return json_response({self.res.singular: listing.select_fields([item], fields)[0]})
 
     async def create(self, request: Request):

@@ -43,7 +43,7 @@ PORT = Resource("port", "ports", ports, delete=ports.delete_port, precise=True, 
     "binding:profile": Attr(convert=any_dict, admin_write=True),
     "qos_policy_id": Attr(convert=nullable(uuid_str)),
 }, readonly=("status", "binding:vif_type", "binding:vif_details", "dns_assignment", "ip_allocation",
-             "resource_request", "qos_network_policy_id"), render_settings=("dns_domain",),
+             "resource_request", "qos_network_policy_id"), render_settings=("dns_domain",), render_listed=True,
     sql_filters={"network_id": ports.T.c.network_id, "device_id": ports.T.c.device_id,
                  "device_owner": ports.T.c.device_owner, "mac_address": ports.T.c.mac_address,
                  "binding:host_id": ports.T.c.host_id, "status": ports.T.c.status})

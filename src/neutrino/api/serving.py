@@ -14,6 +14,45 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 ACCESS_FIELDS = ("method", "path", "status", "ms", "project", "request_id")
 
 
+class OneWrite:
+    """A response's transport that sends its head with the first part of its body, in one system call: uvicorn
+    writes them apart, so every response cost two sends and two packets (a third of a small GET's server time). A
+    head with no body part right behind it (a 100 Continue, an early close) goes out at the loop's next turn."""
+
+    __slots__ = ("_transport", "_loop", "_head")
+    BIG = 65536         # bodies this large go in their own write, not copied behind the head
+
+    def __init__(self, transport, loop):
+        self._transport, self._loop, self._head = transport, loop, None
+
+    def write(self, data) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if len(data) < self.BIG:
+                self._transport.write(head + data)
+            else:
+                self._transport.write(head)
+                self._transport.write(data)
+        elif data.startswith(b"HTTP/"):
+            self._head = data
+            self._loop.call_soon(self.flush)
+        else:
+            self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            if not self._transport.is_closing():
+                self._transport.write(head)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol plus one timer: armed when the connection opens and when a request begins,
     disarmed when its headers are complete. (uvicorn alone keeps a silent connection forever.)"""
@@ -33,6 +72,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+        if self.cycle is not None:
+            self.cycle.transport = OneWrite(self.transport, self.loop)
 
     def connection_lost(self, exc) -> None:
         self._disarm()

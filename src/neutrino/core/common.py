@@ -22,7 +22,7 @@ def now() -> datetime:
 
 def fmt(dt: datetime | None) -> str | None:
     """Neutron's timestamp format, whole seconds: YYYY-MM-DDTHH:MM:SSZ."""
-    return dt.isoformat(timespec="seconds") + "Z" if dt else None
+    return dt.isoformat()[:19] + "Z" if dt else None        # [:19]: faster than timespec= (2000 in a list)
 
 
 def new_id() -> str:
@@ -38,6 +38,7 @@ def bump(s) -> int:
     if rev is None:
         s.execute(insert(T_META).values(id=1, revision=1))
         rev = 1
+    s.info["bumped"] = rev
     return rev
 
 

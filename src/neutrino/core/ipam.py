@@ -96,13 +96,14 @@ def _v4(i: int) -> str:
     return f"{i >> 24 & 255}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
 
 
-def next_free(pools: list[dict], used: set[str]) -> str | None:
-    """The lowest free address of the pools, in pool order; `used` holds addresses as strings (no parsing)."""
+def next_free(pools: list[dict], used: set[str], low: int = 0) -> str | None:
+    """The lowest free address of the pools, in pool order, from `low` on (every address below it is known to be
+    used); `used` holds addresses as strings (no parsing)."""
     for p in pools:
         start = ipaddress.ip_address(p["start"])
         a, b = int(start), int(ipaddress.ip_address(p["end"]))
         text = _v4 if start.version == 4 else (lambda i: str(ipaddress.IPv6Address(i)))
-        for cand in range(a, b + 1):
+        for cand in range(max(a, low), b + 1):
             ip = text(cand)
             if ip not in used:
                 return ip

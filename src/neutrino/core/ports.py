@@ -5,10 +5,11 @@ import ipaddress
 import random
 
 from sqlalchemy import bindparam, delete, insert, literal_column, null, select, union_all
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy import update as sql_update
 
 from neutrino.context import Context
-from neutrino.core import binding, common, dns, ipam, qos, quotas, rbac, secgroups
+from neutrino.core import binding, common, dns, ipam, qos, quotas, rbac, secgroups, used_addresses
 from neutrino.db import models as m
 from neutrino.errors import Forbidden, bad_request, conflict, not_found
 
@@ -104,10 +105,13 @@ def _auto_v6(sub) -> bool:
 
 
 def _first_free(s, subnets: list, net_id: str) -> dict | None:
-    """One address from the first of these subnets with room (Neutron: one per address family); 409 if all full."""
+    """One address from the first of these subnets with room (Neutron: one per address family); 409 if all full.
+    The subnet's used addresses are kept between transactions (core/used_addresses.py)."""
     for sub in subnets:
-        ip = ipam.next_free(sub.allocation_pools, _used(s, sub.id))
+        entry = used_addresses.used(s, sub.id, lambda: _used(s, sub.id))
+        ip = ipam.next_free(sub.allocation_pools, entry[0], entry[1])
         if ip:
+            entry[1] = int(ipaddress.ip_address(ip)) + 1
             return {"subnet_id": sub.id, "ip_address": ip}
     if subnets:
         raise conflict("IpAddressGenerationFailure", f"No more IP addresses available on network {net_id}.")
@@ -185,9 +189,16 @@ def _requested(s, net_id: str, subnets: list, mac: str, requested: list[dict], d
     return out
 
 
-def _store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
+def store_ips(s, port_id: str, net_id: str, ips: list[dict]) -> None:
     if ips:
         s.execute(insert(T_IP), [{"port_id": port_id, "network_id": net_id, **ip} for ip in ips])
+        used_addresses.allocated(s, ips)
+
+
+def release_ips(s, clause) -> None:
+    """Delete the addresses the clause selects."""
+    s.execute(delete(T_IP).where(clause))
+    used_addresses.released(s)
 
 
 # --- security groups, address pairs -------------------------------------------------------------------------------
@@ -296,7 +307,7 @@ def create(s, ctx: Context, data: dict, settings) -> str:
                extra_dhcp_opts=data.get("extra_dhcp_opts", []), dns_name=data.get("dns_name", ""))
     s.execute(insert(T), row)
     _affects(s, net.id, [row["host_id"]], groups)
-    _store_ips(s, row["id"], net.id, ips)
+    store_ips(s, row["id"], net.id, ips)
     _set_groups(s, row["id"], groups, new=True)
     if data.get("qos_policy_id"):
         qos.bind(s, ctx, "port", row["id"], data["qos_policy_id"])
@@ -345,8 +356,8 @@ def update(s, ctx: Context, row, data: dict, settings) -> None:
         common.affects_all(s)               # a floating IP's fixed address may follow: its router's host
         current = fixed_ips(s, row.id)
         new = allocate(s, row.network_id, mac, data["fixed_ips"], row.device_owner, keep=current)
-        s.execute(delete(T_IP).where(T_IP.c.port_id == row.id))
-        _store_ips(s, row.id, row.network_id, new)
+        release_ips(s, T_IP.c.port_id == row.id)
+        store_ips(s, row.id, row.network_id, new)
     if "security_groups" in data:
         groups = secgroups.check_ids(s, ctx, data["security_groups"])
         _set_groups(s, row.id, groups)
@@ -394,7 +405,7 @@ def remove(s, port_id: str) -> None:
     if row is not None:
         _affects(s, row.network_id, [row.host_id], groups_of(s, [port_id])[port_id])
     _free_floating_ips(s, port_id)
-    s.execute(delete(T_IP).where(T_IP.c.port_id == port_id))
+    release_ips(s, T_IP.c.port_id == port_id)
     s.execute(delete(T_SG).where(T_SG.c.port_id == port_id))
     s.execute(delete(m.ProvisioningBlock.__table__).where(m.ProvisioningBlock.__table__.c.port_id == port_id))
     common.delete_tags(s, port_id)
@@ -426,56 +437,83 @@ def _free_floating_ips(s, port_id: str) -> None:
 
 # --- rendering ----------------------------------------------------------------------------------------------------
 
-def _related_select():
+def _related_select(ids, nets):
     """What a port shows from other tables, in one statement (a statement costs more than its rows): (what, id,
-    value, value2) rows of its addresses, groups, tags and QoS policy, and its networks' QoS policies."""
-    ids, nets, none = common.IDS, bindparam("nets", expanding=True), null()
+    value, value2) rows of its addresses, groups, tags and QoS policy, and its networks' QoS policies. ids and nets:
+    expanding parameters, a list's own select of its ports' ids and networks, or (one port) plain parameters."""
+    none = null()
+
+    def match(col, values):
+        return col == values if isinstance(values, BindParameter) and not values.expanding else col.in_(values)
     return union_all(
         select(literal_column("'ip'"), T_IP.c.port_id, T_IP.c.subnet_id, T_IP.c.ip_address)
-        .where(T_IP.c.port_id.in_(ids)),
+        .where(match(T_IP.c.port_id, ids)),
         select(literal_column("'sg'"), T_SG.c.port_id, T_SG.c.security_group_id, none)
-        .where(T_SG.c.port_id.in_(ids)),
+        .where(match(T_SG.c.port_id, ids)),
         select(literal_column("'tag'"), common.T_TAGS.c.resource_id, common.T_TAGS.c.tag, none)
-        .where(common.T_TAGS.c.resource_id.in_(ids)),
+        .where(match(common.T_TAGS.c.resource_id, ids)),
         select(literal_column("'qos'"), qos.T_PORT.c.port_id, qos.T_PORT.c.policy_id, none)
-        .where(qos.T_PORT.c.port_id.in_(ids)),
+        .where(match(qos.T_PORT.c.port_id, ids)),
         select(literal_column("'netqos'"), qos.T_NET.c.network_id, qos.T_NET.c.policy_id, none)
-        .where(qos.T_NET.c.network_id.in_(nets)))
+        .where(match(qos.T_NET.c.network_id, nets)))
 
 
-_RELATED = _related_select()
+_RELATED = _related_select(common.IDS, bindparam("nets", expanding=True))
+_RELATED_ALL = _related_select(select(T.c.id), select(T.c.network_id))
+_RELATED_ONE = _related_select(bindparam("id"), bindparam("net"))      # no per-call expansion of the SQL
 
 
-def _related(s, rows):
+def _related_rows(s, rows, listed):
+    if listed is not None:
+        # the list's own statement instead of its ids: 1000 bound ids cost more than the rows they bring
+        if listed.whereclause is None:
+            return [s.execute(_RELATED_ALL).all()]
+        return [s.execute(_related_select(listed.with_only_columns(T.c.id),
+                                          listed.with_only_columns(T.c.network_id))).all()]
+    if len(rows) == 1:
+        return [s.execute(_RELATED_ONE, {"id": rows[0].id, "net": rows[0].network_id}).all()]
+    ids, nets = [r.id for r in rows], list({r.network_id for r in rows})
+    # SQLite caps bound parameters; the networks go with the first
+    return [s.execute(_RELATED, {"ids": ids[n:n + 900], "nets": nets if n == 0 else []}).all()
+            for n in range(0, len(ids), 900)]
+
+
+def _related(s, rows, listed=None):
+    """Each port's addresses, groups, tags and QoS policies, and its network's policy; `listed`: the select
+    these rows came from (what it selects at another moment is ignored)."""
     ids = [r.id for r in rows]
     ips: dict[str, list[dict]] = {i: [] for i in ids}
     groups: dict[str, list[str]] = {i: [] for i in ids}
     tags: dict[str, list[str]] = {i: [] for i in ids}
     own_qos: dict[str, str | None] = dict.fromkeys(ids)
     net_qos: dict[str, str | None] = dict.fromkeys({r.network_id for r in rows})
-    nets = list(net_qos)
-    for n in range(0, len(ids), 900):           # SQLite caps bound parameters; the networks go with the first
-        for what, rid, value, value2 in s.execute(_RELATED, {"ids": ids[n:n + 900], "nets": nets if n == 0 else []}):
-            if what == "ip":
-                ips[rid].append({"subnet_id": value, "ip_address": value2})
-            elif what == "sg":
-                groups[rid].append(value)
-            elif what == "tag":
-                tags[rid].append(value)
-            elif what == "qos":
-                own_qos[rid] = value
-            else:
-                net_qos[rid] = value
+    for batch in _related_rows(s, rows, listed):
+        for what, rid, value, value2 in batch:
+            try:
+                if what == "ip":
+                    ips[rid].append({"subnet_id": value, "ip_address": value2})
+                elif what == "sg":
+                    groups[rid].append(value)
+                elif what == "tag":
+                    tags[rid].append(value)
+                elif what == "qos":
+                    own_qos[rid] = value
+                else:
+                    net_qos[rid] = value
+            except KeyError:
+                pass
     for i in ids:
-        ips[i].sort(key=lambda x: (":" in x["ip_address"], x["ip_address"]))
+        if len(ips[i]) > 1:
+            ips[i].sort(key=lambda x: (":" in x["ip_address"], x["ip_address"]))
         groups[i].sort()
         tags[i].sort()
     return ips, groups, tags, own_qos, net_qos
 
 
-def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN) -> list[dict]:
+def render(s, ctx: Context, rows, dns_domain: str = dns.DISABLED_DOMAIN, listed=None) -> list[dict]:
+    """The ports' API bodies; `listed`: the select the rows came from (a list's)."""
     rows = common.plain(rows)
-    ips, groups, tags, own_qos, net_qos = _related(s, rows)
+    ips, groups, tags, own_qos, net_qos = _related(s, rows, listed)
     out = []
     for r in rows:
         d = {"id": r.id, "name": r.name, "network_id": r.network_id, "admin_state_up": r.admin_state_up,

@@ -308,7 +308,7 @@ def remove_interface(s, ctx: Context, router, body) -> dict:
         _not_in_use(s, router.id, sub)
         port = s.execute(select(T_PORT).where(T_PORT.c.id == hits[0][0])).first()
         if len(ports.fixed_ips(s, port.id)) > 1:
-            s.execute(delete(T_IP).where(T_IP.c.port_id == port.id, T_IP.c.subnet_id == sub.id))
+            ports.release_ips(s, (T_IP.c.port_id == port.id) & (T_IP.c.subnet_id == sub.id))
             common.touch(s, T_PORT, port.id)
         else:
             ports.remove(s, port.id)

@@ -62,7 +62,7 @@ def _dhcp_port(s, nid: str, host: str, settings) -> None:
         if missing:
             new = ports.allocate(s, nid, row.mac_address, [{"subnet_id": sid} for sid in missing], "network:dhcp")
             common.affects(s, f"ports:{nid}")
-            s.execute(insert(T_IP), [{"port_id": row.id, "network_id": nid, **ip} for ip in new])
+            ports.store_ips(s, row.id, nid, new)
     _place(s, row, host, settings)
 
 

@@ -6,7 +6,7 @@ import ipaddress
 from sqlalchemy import delete, insert, select
 
 from neutrino.context import Context
-from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac, subnetpools
+from neutrino.core import addressscopes, common, ipam, networks, quotas, rbac, subnetpools, used_addresses
 from neutrino.db import models as m
 from neutrino.errors import NotFound, bad_request, conflict, not_found
 
@@ -162,6 +162,7 @@ def delete_subnet(s, ctx: Context, row) -> None:
                                       "IP allocation from this subnet.")
     holders = {p for (p,) in s.execute(select(T_IP.c.port_id).where(T_IP.c.subnet_id == row.id))}
     s.execute(delete(T_IP).where(T_IP.c.subnet_id == row.id))
+    used_addresses.released(s)
     for port_id in holders:
         common.touch(s, T_PORT, port_id)
     common.delete_tags(s, row.id)

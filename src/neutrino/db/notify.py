@@ -49,7 +49,8 @@ def bump_send_and_commit(s, keys: Keys) -> int:
         with raw.pipeline():
             cur = raw.execute(_BUMP_NOTIFY, params)
             raw.commit()
-        return cur.fetchone()[0]
+        rev = s.info["bumped"] = cur.fetchone()[0]
+        return rev
     except psycopg.Error as e:        # as SQLAlchemy raises it, so db.run retries or answers 503 as for any statement
         raise DBAPIError.instance(_BUMP_NOTIFY, params, e, psycopg.Error, connection_invalidated=raw.broken) from e
 

@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from starlette.routing import Match
 
 from neutrino.core import common, metering
@@ -69,16 +69,7 @@ class Metrics:
         self.scraped: list = []                             # collectors that compute at scrape time
         self.add_collector(_Scraped(self))
         self.add_collector(_Metering(db))
-        self._time_queries(db.engine)
-
-    def _time_queries(self, engine) -> None:
-        @event.listens_for(engine, "before_cursor_execute")
-        def _start(conn, cursor, statement, params, context, executemany):
-            conn.info.setdefault("neutrino_t0", []).append(time.perf_counter())
-
-        @event.listens_for(engine, "after_cursor_execute")
-        def _end(conn, cursor, statement, params, context, executemany):
-            self.db_time.observe(time.perf_counter() - conn.info["neutrino_t0"].pop())
+        db.observe_query = self.db_time.observe      # each statement of a session (db/engine.py)
 
     def learn(self, *routers) -> None:
         """The routes of the app, so a request is labelled by its route's template (not its path: ids would make
