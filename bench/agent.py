@@ -265,7 +265,7 @@ def _lb_extra(view: dict, rules: int, k: int) -> dict:
 def lb_e2e(boots: int) -> None:
     """A temporary linuxbridge + nftables lab: port create -> ACTIVE and -> guest has its lease (p50/p99), with where
     the time goes: the API calls, the tap plug (lib.ip, as instances/guest.plug does it), the agent and report, and
-    the guest's DHCP exchange after ACTIVE (udhcpc started, lease applied by its event script)."""
+    the guest's DHCP exchange after ACTIVE (dhclient started, lease applied by its event script)."""
     from neutrino.instances import guest, manager
     from neutrino.seed import lifecycle
     from neutrino.lab.paths import Lab

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(iproute2 openvswitch-switch dnsmasq-base dnsmasq-utils iptables ipset nftables conntrack ethtool busybox
-          iputils-ping netcat-openbsd tcpdump iperf3 curl procps postgresql python3-venv
+          isc-dhcp-client iputils-ping netcat-openbsd tcpdump iperf3 curl procps postgresql python3-venv
           chromium chromium-driver prometheus nodejs)   # the page's browser tests, the scrape test, topology.js
 
 missing=()

@@ -22,7 +22,7 @@ from neutrino.lib import dnsmasq, ovs, proc
 from labfix import down_leaves_nothing, free_port, need, neutrino, running_lab
 
 pytestmark = pytest.mark.kernel
-NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "dhcp_release", "busybox", "iptables", "ipset", "ping",
+NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "dhcp_release", "busybox", "dhclient", "iptables", "ipset", "ping",
           "nsenter")
 need(NEEDED)
 

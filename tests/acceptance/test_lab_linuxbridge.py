@@ -18,7 +18,7 @@ from labfix import (deleted_rule_is_drift, down_leaves_nothing, hood_and_trace_a
                     running_lab)
 
 pytestmark = pytest.mark.kernel
-NEEDED = ("dnsmasq", "busybox", "nft", "iptables", "ping", "nsenter", "nc")
+NEEDED = ("dnsmasq", "busybox", "dhclient", "nft", "iptables", "ping", "nsenter", "nc")
 
 need(NEEDED)
 

@@ -16,7 +16,7 @@ from neutrino.seed.lifecycle import wait_reachable
 from neutrino.lib import ip, postgres
 from labfix import down_leaves_nothing, need, neutrino, running_lab
 
-need(("ovs-vsctl", "dnsmasq", "busybox", "runuser"))
+need(("ovs-vsctl", "dnsmasq", "busybox", "dhclient", "runuser"))
 try:
     postgres.bindir()
 except postgres.PostgresError as e:

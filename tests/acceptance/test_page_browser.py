@@ -16,7 +16,8 @@ from neutrino import names
 from labfix import need, neutrino
 
 pytestmark = pytest.mark.kernel
-need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "nsenter", "chromium", "chromedriver"))
+need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "dhclient", "iptables", "nsenter", "chromium",
+      "chromedriver"))
 
 from selenium import webdriver                               # noqa: E402 - after the skip for missing programs
 from selenium.webdriver.chrome.service import Service        # noqa: E402

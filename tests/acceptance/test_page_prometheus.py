@@ -15,7 +15,7 @@ import yaml
 from labfix import free_port, need
 
 pytestmark = pytest.mark.kernel
-need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "nsenter", "prometheus"))
+need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "dhclient", "iptables", "nsenter", "prometheus"))
 DEADLINE = 60
 
 

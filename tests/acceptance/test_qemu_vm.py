@@ -21,8 +21,8 @@ from neutrino.lib import proc
 from labfix import need, neutrino
 
 pytestmark = pytest.mark.kernel
-need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "qemu-system-x86_64", "ssh", "ssh-keygen",
-      "conntrack", "dpkg-deb"))
+need(("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "dhclient", "iptables", "qemu-system-x86_64", "ssh",
+      "ssh-keygen", "conntrack", "dpkg-deb"))
 if not os.path.exists(vm.vmimage.KERNEL_DEBS) or not os.listdir(vm.vmimage.KERNEL_DEBS):
     pytest.skip("no Debian kernel package for the VM image (scripts/setup.sh)", allow_module_level=True)
 

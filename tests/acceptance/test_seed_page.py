@@ -17,7 +17,7 @@ from neutrino.lib import ovs
 from labfix import deleted_rule_is_drift, down_leaves_nothing, hood_and_trace_agree_with_traffic, need, neutrino
 
 pytestmark = pytest.mark.kernel
-NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "iptables", "ping", "nsenter", "curl", "nc")
+NEEDED = ("ovsdb-server", "ovs-vswitchd", "dnsmasq", "busybox", "dhclient", "iptables", "ping", "nsenter", "curl", "nc")
 
 need(NEEDED)
 COUNT, INTERVAL = 100, 0.05      # pings during the vswitchd kill: 5 s at 20 a second

@@ -1,4 +1,4 @@
-"""DHCP driver against the real kernel: qdhcp- namespaces, dnsmasq and busybox udhcpc guests wired by an L2 driver
+"""DHCP driver against the real kernel: qdhcp- namespaces, dnsmasq and ISC dhclient guests wired by an L2 driver
 (linuxbridge; the tests of what guests receive run on ovs too)."""
 from __future__ import annotations
 
@@ -137,8 +137,12 @@ def test_changed_ip_is_renewed_with_one_reload(lab, one_net):
     res = lab.sync(view_of(one_net))
     assert res.changed and _pid(lab, one_net) == pid                   # reloaded, not restarted
     assert _wait_reads(lab, one_net, reads + 1) == reads + 1           # one SIGHUP for both changes
-    guest.renew(lab.guest_run_dir(g))
+    guest.renew(g, lab.guest_run_dir(g))
     assert _wait_addresses(g, {"10.0.0.50/24"}) == {"10.0.0.50/24"}
+    renewed = guest.client_pid(lab.guest_run_dir(g))          # the restarted client is still ours to stop
+    assert renewed is not None
+    guest.stop_dhcp_client(lab.guest_run_dir(g))
+    assert not proc.pid_alive(renewed)
 
 
 def _wait_addresses(g: str, want: set[str], timeout: float = 10) -> set[str]:

@@ -35,8 +35,8 @@ def plug(lab: Lab, name: str, host: str, port_id: str, mac: str, mtu: int | None
 
 
 def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
-    """Address, routes and DNS by DHCP: a busybox udhcpc that stays and renews, as a guest OS's client does (pid file
-    in the instance's directory); True once the guest holds a lease, within timeout."""
+    """Address, routes and DNS by DHCP: an ISC dhclient that stays and renews, as a guest OS's client does (pid file
+    and lease database in the instance's directory); True once the guest holds a lease, within timeout."""
     deadline = time.monotonic() + timeout
     d = lab.instance_dir(name)
 
@@ -53,13 +53,13 @@ def configure(lab: Lab, name: str, timeout: float = 30) -> bool:
 
 
 def renew(lab: Lab, name: str, timeout: float = 10) -> str | None:
-    """Ask the guest's DHCP client to renew now (what `dhclient`/a reboot does in a real guest after its port's fixed
-    IP changed: the old address is NAKed and the new one leased); the guest's address afterwards."""
+    """Have the guest's DHCP client ask anew now (what `dhclient -r; dhclient` or a reboot does in a real guest after
+    its port's fixed IP changed: the old address is dropped and the new one leased); the guest's address afterwards."""
     before = address(lab, name)
     d = lab.instance_dir(name)
     deadline = time.monotonic() + timeout
-    with guest.lease_watch(d) as watch:      # the script clears the lease file on a NAK, writes it once bound
-        guest.renew(d, DEV)
+    with guest.lease_watch(d) as watch:      # the script clears the lease file at the start, writes it once bound
+        guest.renew(lab.guest_ns(name), d, DEV)
         while (now := address(lab, name)) in (None, before) and watch.wait(deadline - time.monotonic()):
             pass
     return now

@@ -1,32 +1,21 @@
 #!/bin/sh
-# busybox udhcpc event script for a neutrino guest: configures only the guest's own interface and its resolv.conf.
-# Called as `udhcpc.sh EVENT` inside the guest namespace with udhcpc's variables ($interface $ip $mask $router $dns
-# $domain $mtu $staticroutes). resolv.conf goes to $NEUTRINO_RESOLV_CONF (/etc/netns/<guest ns>/resolv.conf), never
-# to /etc/resolv.conf, which outside a bind mount is the host's. Once the guest is fully configured (address, routes,
-# resolv.conf, announcement) the address is written to $NEUTRINO_LEASE_FILE, when set, for whoever waits on the guest;
-# a lost lease empties that file. Each event starts as few programs as it can (one `ip -batch` for all of its
-# changes, none for the deconfig at start): the script sits between the client's start or the server's ACK and the
-# guest being usable, and every program it starts costs milliseconds on a busy host.
+# busybox udhcpc event script of the qemu VM image (vm_init.sh runs udhcpc with it): configures only eth0 and
+# $NEUTRINO_RESOLV_CONF. Called as `udhcpc.sh EVENT` with udhcpc's variables ($interface $ip $mask $router $dns
+# $domain $mtu $staticroutes). The image's `ip` is busybox's, which has no -batch: one `ip` per change. (Namespace
+# guests run ISC dhclient with dhclient.sh.)
 
 set -u
 
-ip_batch() {
-    # one `ip` for all of an event's changes, fed from a here-document (no pipeline, so no subshell is forked);
-    # -force: go on after a failed line, as separate commands would. busybox's `ip` (the qemu VM image's, which sets
-    # NEUTRINO_IP_NO_BATCH) has no -batch: there, one `ip` per line.
-    if [ -n "${NEUTRINO_IP_NO_BATCH:-}" ]; then
-        set -f
-        while read -r line; do
-            [ -n "$line" ] && ip -4 $line
-        done <<END
+ip_lines() {
+    # one `ip -4` per line of $1
+    set -f
+    while read -r line; do
+        [ -n "$line" ] && ip -4 $line
+    done <<END
 $1
 END
-        set +f
-        return 0
-    fi
-    ip -4 -force -batch - <<END
-$1
-END
+    set +f
+    return 0
 }
 
 ipv4_configured() {
@@ -47,7 +36,7 @@ deconfigure() {
     if [ $((flags & 1)) = 1 ] && ! ipv4_configured; then
         return
     fi
-    ip_batch "addr flush dev $interface scope global
+    ip_lines "addr flush dev $interface scope global
 link set dev $interface up"
 }
 
@@ -75,7 +64,7 @@ route replace $1 via $2 dev $interface"
         cmds="$cmds
 route replace default via $1 dev $interface"
     fi
-    ip_batch "$cmds"
+    ip_lines "$cmds"
     if [ -n "${NEUTRINO_RESOLV_CONF:-}" ]; then
         {
             [ -n "${domain:-}" ] && echo "search $domain"
@@ -93,7 +82,6 @@ announce() {
 
 case "$1" in
     deconfig)
-        [ -n "${NEUTRINO_LEASE_FILE:-}" ] && : > "$NEUTRINO_LEASE_FILE"
         deconfigure
         ;;
     bound)
@@ -103,8 +91,5 @@ case "$1" in
     renew)
         configure renew
         ;;
-esac
-case "$1" in
-    bound|renew) [ -n "${NEUTRINO_LEASE_FILE:-}" ] && echo "$ip" > "$NEUTRINO_LEASE_FILE" ;;
 esac
 exit 0

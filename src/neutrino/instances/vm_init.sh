@@ -17,7 +17,7 @@ for ko in $(cat /etc/modules); do insmod "/lib/modules/$ko" || say "insmod $ko f
 ip link set lo up
 say "boot: DHCP on eth0"
 
-if NEUTRINO_RESOLV_CONF=/etc/resolv.conf NEUTRINO_IP_NO_BATCH=1 udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 \
+if NEUTRINO_RESOLV_CONF=/etc/resolv.conf udhcpc -i eth0 -s /etc/udhcpc.sh -t 60 -T 1 -A 1 \
         -O mtu -O staticroutes -p /run/udhcpc.pid >/var/log/udhcpc.log 2>&1; then
     say "lease $(ip -4 -o addr show dev eth0 | awk '{print $4}')"
 else

@@ -16,7 +16,7 @@ import socket
 import struct
 import threading
 
-from pyroute2 import IPRoute, config as _pyroute2_config, netns as _netns
+from pyroute2 import AsyncIPRoute, IPRoute, netns as _netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTM_DELLINK, RTM_NEWLINK, RTMGRP_LINK
 
@@ -24,9 +24,6 @@ from neutrino.errors import KernelError
 from neutrino.lib import nsocket, proc
 
 NETNS_DIR = "/run/netns"
-# pyroute2's child that opens a socket in a namespace gets 2 s to answer; on a busy 2-core host with dozens of guests
-# and agents it can take longer, and the call then failed instead of waiting.
-_pyroute2_config.default_communicate_timeout = 30
 CLONE_NEWNET = 0x40000000
 _sockets: dict[str | None, IPRoute] = {}
 _tables: dict[str | None, "LinkTable"] = {}
@@ -44,13 +41,37 @@ def sock(netns: str | None = None):
         return s
 
 
+class _AsyncIPRouteInNetns(AsyncIPRoute):
+    """pyroute2's AsyncIPRoute for a namespace, except where each thread's socket comes from: pyroute2 forks a child
+    process that enters the namespace and hands the socket back (10-30 ms, more on a busy host, paid once per
+    thread and namespace: by every guest's plug); here a short-lived thread of this process enters it and opens
+    the socket (nsocket.in_netns). Everything else, one socket per thread included, is pyroute2's own."""
+
+    def setup_socket(self) -> socket.socket:
+        s = nsocket.in_netns(self.spec["netns"], socket.socket, socket.AF_NETLINK, socket.SOCK_DGRAM,
+                             socket.NETLINK_ROUTE)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.status["sndbuf"])
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.status["rcvbuf"])
+        return s
+
+
+class _IPRouteInNetns(IPRoute):
+    """The synchronous IPRoute around _AsyncIPRouteInNetns: what IPRoute.__init__ does, with that core."""
+
+    def __init__(self, netns: str):     # noqa: PLW0231 - IPRoute.__init__ would make pyroute2's own core
+        self.asyncore = _AsyncIPRouteInNetns(netns=netns, groups=0)
+        self.asyncore.status["event_loop"] = "new"
+        self.asyncore.local.keep_event_loop = True
+        self.asyncore.event_loop.run_until_complete(self.asyncore.setup_endpoint())
+
+
 def _open(netns: str | None) -> IPRoute:
     """An rtnetlink socket of the namespace, subscribed to no announcements (pyroute2 would otherwise parse every
     link change of the host, thousands at a time, before its next answer). pyroute2 gives each thread that uses it
-    a socket of its own, opened in the namespace by a forked child (the first call of a thread in a namespace costs
-    10-30 ms); handing it one ready fd instead breaks as soon as a second thread uses it (pyroute2 closes the fd it
-    was given when it makes the first thread's copy, and the next thread wraps whatever reuses that number)."""
-    return IPRoute(netns=netns, groups=0) if netns else IPRoute(groups=0)
+    a socket of its own; handing it one ready fd instead breaks as soon as a second thread uses it (pyroute2 closes
+    the fd it was given when it makes the first thread's copy, and the next thread wraps whatever reuses that
+    number), so only how each thread's socket is opened is changed (_AsyncIPRouteInNetns)."""
+    return _IPRouteInNetns(netns) if netns else IPRoute(groups=0)
 
 
 def _forget(netns: str | None) -> None:
