@@ -417,7 +417,7 @@ def install_signal_handlers(agent: Agent) -> None:
     owner = os.getpid()
 
     def handler(signum, frame):
-        if os.getpid() != owner:       # a child forked by a library (pyroute2 opens netns sockets so) just ends
+        if os.getpid() != owner:       # a forked child that inherited this handler just ends
             os._exit(128 + signum)
         agent.stop()
         if agent.polling:
