@@ -273,6 +273,15 @@ def read_tables(family: str, tables: list[str], netns: str | None = None) -> dic
     return got
 
 
+def shard(stem: str, k: int) -> str:
+    """Table k of a set of shard tables `<stem>-<k>` (the firewall's and the anti-spoof's: see their modules)."""
+    return f"{stem}-{k}"
+
+
+def is_shard(stem: str, table: str) -> bool:
+    return table.startswith(stem + "-") and table[len(stem) + 1:].isdigit()
+
+
 def table_names(family: str, netns: str | None = None) -> list[str]:
     """The names of a family's tables in a namespace ([] when the namespace is gone)."""
     if netns is not None and not os.path.exists(f"/run/netns/{netns}"):

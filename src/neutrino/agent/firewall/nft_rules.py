@@ -26,6 +26,7 @@ from collections.abc import Callable
 from neutrino import names
 from neutrino.agent.firewall.ports import ICMP, PORT_PROTOS, FwPort, SgRule, proto_name
 from neutrino.agent.firewall.rules import ICMPV6_EGRESS_UNSPEC, ICMPV6_IN
+from neutrino.lib import nft
 from neutrino.lib.nft import Chain, Set, Table
 
 TABLE = "neutrino"
@@ -47,11 +48,11 @@ FALLBACK = "jump sg-fallback"
 
 def shard(mark: int) -> str:
     """The inet table of a port's chains, from its mark (1..65535)."""
-    return f"{TABLE}-{(mark - 1) // SHARD}"
+    return nft.shard(TABLE, (mark - 1) // SHARD)
 
 
 def is_shard(table: str) -> bool:
-    return table.startswith(TABLE + "-") and table[len(TABLE) + 1:].isdigit()
+    return nft.is_shard(TABLE, table)
 
 
 def chain(kind: str, port: FwPort) -> str:

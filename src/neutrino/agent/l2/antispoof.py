@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from neutrino.agent.firewall.ports import allowed_addresses
+from neutrino.lib import nft
 from neutrino.lib.nft import Chain, Set, Table
 from neutrino.sync.schema import Port, View
 
@@ -152,11 +153,11 @@ def nft_chain_name(kind: str, device: str) -> str:
 
 
 def nft_shard(k: int) -> str:
-    return f"{NFT_TABLE}-{k}"
+    return nft.shard(NFT_TABLE, k)
 
 
 def is_nft_shard(table: str) -> bool:
-    return table.startswith(NFT_TABLE + "-") and table[len(NFT_TABLE) + 1:].isdigit()
+    return nft.is_shard(NFT_TABLE, table)
 
 
 def nft_placed(tables: dict[str, object]) -> dict[str, str]:
